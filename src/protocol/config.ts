@@ -1,0 +1,80 @@
+// What a key-group replica needs to know that is not protocol state: who it is, who its
+// fellow replicas are, and the timings and limits it runs with. Time itself is never read
+// here: it comes in with every step.
+
+import type { NodeId } from "./ballot.js";
+
+/**
+ * Deliberate protocol bugs, switched on only by the deterministic simulation to prove that
+ * its checkers object (a test asserts each is caught). A real node never sets them.
+ */
+export type BreakName =
+  /** Any node may use the fast round (skip Prepare), not only the owner of the instance. */
+  | "fast-round-any-node"
+  /** An acceptor's Promise/Accepted leaves before its promise/accept is durable (driver-level). */
+  | "reply-before-persist"
+  /** A linearizable read answers from the local replica without the ReadProbe round. */
+  | "read-without-probe";
+
+export const BREAK_NAMES: readonly BreakName[] = [
+  "fast-round-any-node",
+  "reply-before-persist",
+  "read-without-probe",
+];
+
+export interface Timing {
+  /** A Prepare or Accept round that has no quorum by then is abandoned and retried. */
+  readonly phaseTimeoutMs: number;
+  /** Retry backoff after a lost round: jittered in [base, 2*base) doubling up to max. */
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** A read waiting on an accepted-but-undecided instance drives it after this long. */
+  readonly readResolveMs: number;
+  /** An unanswered catch-up request is sent again (to another peer) after this long. */
+  readonly catchUpRetryMs: number;
+  /** ReadProbes with no majority are sent again after this long. */
+  readonly probeRetryMs: number;
+}
+
+export interface Limits {
+  /** Commands per Paxos value (per-group batching); the rest wait for the next instance. */
+  readonly maxBatchCommands: number;
+  /** Approximate bytes of keys and values per data catch-up chunk. */
+  readonly snapshotChunkBytes: number;
+  /** Request ids remembered per group for dedupe; the oldest are forgotten first. */
+  readonly requestMemory: number;
+}
+
+export interface GroupConfig {
+  readonly group: string;
+  readonly self: NodeId;
+  /** Every replica of the group, self included, in a fixed order (3 or 5 in practice). */
+  readonly replicas: readonly NodeId[];
+  /** Unique per process start: keeps value ids unique across restarts. */
+  readonly incarnation: string;
+  /** Seeds the jitter of retries, so a run is replayable. */
+  readonly seed: number;
+  readonly timing: Timing;
+  readonly limits: Limits;
+  readonly breaks?: ReadonlySet<BreakName>;
+}
+
+export const DEFAULT_TIMING: Timing = {
+  phaseTimeoutMs: 500,
+  backoffBaseMs: 5,
+  backoffMaxMs: 200,
+  readResolveMs: 50,
+  catchUpRetryMs: 500,
+  probeRetryMs: 250,
+};
+
+export const DEFAULT_LIMITS: Limits = {
+  maxBatchCommands: 256,
+  snapshotChunkBytes: 256 * 1024,
+  requestMemory: 1024,
+};
+
+/** Votes needed for a decision: a strict majority of the replicas. */
+export function quorumSize(replicas: readonly NodeId[]): number {
+  return Math.floor(replicas.length / 2) + 1;
+}

@@ -1,0 +1,66 @@
+// The durable side of one replica of a key-group: what is fsynced before anyone is told,
+// and how one step's changes (a Persist record) apply to it. Storage engines store exactly
+// this; the in-memory engine and the simulation apply Persist records with applyPersist.
+
+import type { Ballot } from "./ballot.js";
+import type { AcceptedValue, ChosenEntry, RequestRecord } from "./messages.js";
+import type { Entry } from "./ops.js";
+
+/** The small per-group record: the slim log. */
+export interface DurableMeta {
+  /** The last chosen-and-applied instance; null before the first. */
+  readonly chosen: ChosenEntry | null;
+  /** Highest ballot promised at the open instance chosen+1. */
+  readonly promised: Ballot | null;
+  /** Ballot and value accepted at the open instance chosen+1, if any. */
+  readonly accepted: AcceptedValue | null;
+}
+
+export const EMPTY_META: DurableMeta = { chosen: null, promised: null, accepted: null };
+
+/** One step's durable changes to one group; storage writes it atomically with sync. */
+export interface Persist {
+  readonly group: string;
+  /** The whole meta record after the step (it is small). */
+  readonly meta: DurableMeta;
+  /** When true, every key and request record of the group is dropped first (data catch-up). */
+  readonly reset: boolean;
+  /** Changed keys, in order; null deletes. */
+  readonly keys: readonly (readonly [key: string, entry: Entry | null])[];
+  /** Request-id records added. */
+  readonly requests: readonly RequestRecord[];
+  /** Request ids forgotten (evicted oldest-first); applied after `requests`. */
+  readonly forgetRequests: readonly string[];
+}
+
+/** A group as storage holds it: what a replica reloads after a restart. */
+export interface DurableGroup {
+  meta: DurableMeta;
+  keys: Map<string, Entry>;
+  /** Sorted by seq. */
+  requests: RequestRecord[];
+}
+
+export function emptyDurableGroup(): DurableGroup {
+  return { meta: EMPTY_META, keys: new Map(), requests: [] };
+}
+
+/** Applies one Persist record to a durable image, in place. */
+export function applyPersist(image: DurableGroup, p: Persist): void {
+  if (p.reset) {
+    image.keys.clear();
+    image.requests = [];
+  }
+  image.meta = p.meta;
+  for (const [key, entry] of p.keys) {
+    if (entry === null) image.keys.delete(key);
+    else image.keys.set(key, entry);
+  }
+  // Adds before forgets: a record added and evicted in one step is gone, as in a LevelDB
+  // batch where a later del of the same key wins.
+  for (const r of p.requests) image.requests.push(r);
+  if (p.forgetRequests.length > 0) {
+    const forget = new Set(p.forgetRequests);
+    image.requests = image.requests.filter((r) => !forget.has(r.requestId));
+  }
+}

@@ -1,0 +1,54 @@
+// What goes into one step of a key-group replica and what comes out (the Ready, after
+// etcd-raft): the caller persists `persist` with fsync, and only then releases `send` and
+// `answers`. That order is what makes a promise or accept durable before it is revealed.
+
+import type { NodeId } from "./ballot.js";
+import type { Outbound, PeerMessage } from "./messages.js";
+import type { Persist } from "./durable.js";
+import type { Command, ReadQuery, ReadResult, WriteResult } from "./ops.js";
+
+/** The caller's handle for one client call; the core echoes it in the answer. */
+export type CallId = number;
+
+export type Consistency = "linearizable" | "stale";
+
+export type Input =
+  /** A peer's message for this group. */
+  | { readonly type: "message"; readonly from: NodeId; readonly msg: PeerMessage }
+  /** A client write. Answered once applied, or with an error at `deadline` (ms, caller's clock). */
+  | { readonly type: "propose"; readonly call: CallId; readonly command: Command; readonly deadline: number }
+  /** A client read. */
+  | {
+      readonly type: "read";
+      readonly call: CallId;
+      readonly query: ReadQuery;
+      readonly consistency: Consistency;
+      readonly deadline: number;
+    }
+  /** Time passed: retries, timeouts and deadlines are handled on ticks. */
+  | { readonly type: "tick" };
+
+export type ErrorCode =
+  /** No majority answered in time; a write with this code was NOT applied and never will be. */
+  | "unavailable"
+  /** The deadline passed after the write went out: it may or may not be applied (the request id tells). */
+  | "timeout";
+
+export type Outcome =
+  | { readonly kind: "write"; readonly result: WriteResult }
+  | { readonly kind: "read"; readonly result: ReadResult }
+  | { readonly kind: "error"; readonly code: ErrorCode; readonly message: string };
+
+export interface Answer {
+  readonly call: CallId;
+  readonly outcome: Outcome;
+}
+
+export interface Ready {
+  /** Must be durable (fsync) before any of `send` or `answers` is released. Null: nothing to persist. */
+  readonly persist: Persist | null;
+  readonly send: readonly Outbound[];
+  readonly answers: readonly Answer[];
+  /** When the core next needs a tick (caller's clock), or null when it waits for nothing. */
+  readonly wakeAt: number | null;
+}
