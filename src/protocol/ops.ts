@@ -99,10 +99,12 @@ export type ReadQuery =
       readonly limit: number;
     };
 
+/** `index` is the chosen index the read observed: it saw every write up to and including it. */
 export type ReadResult =
-  | { readonly kind: "get"; readonly entry: Entry | null }
+  | { readonly kind: "get"; readonly index: number; readonly entry: Entry | null }
   | {
       readonly kind: "scan";
+      readonly index: number;
       readonly items: readonly { readonly key: string; readonly value: Uint8Array; readonly version: number }[];
       /** Present when more keys may follow: pass it as `after` for the next page. */
       readonly next?: string;

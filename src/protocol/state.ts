@@ -1,0 +1,102 @@
+// The state of one replica of one key-group: the durable slim log (what DurableMeta holds),
+// the group's data as of `chosen`, and the volatile proposer, reader and catch-up state
+// that a crash forgets (and the protocol tolerates forgetting).
+
+import type { Ballot, NodeId } from "./ballot.js";
+import type { GroupConfig } from "./config.js";
+import type { CallId, Consistency } from "./io.js";
+import type { AcceptedValue, ChosenEntry, RequestRecord } from "./messages.js";
+import type { Command, Entry, ReadQuery, Value } from "./ops.js";
+
+/** A client write waiting at this replica for its command to be applied. */
+export interface PendingWrite {
+  readonly call: CallId;
+  readonly command: Command;
+  readonly deadline: number;
+  /** Went out in an Accept: from then on it may be chosen even if this replica forgets it. */
+  sent: boolean;
+}
+
+/** A linearizable read: probe a majority, wait until `chosen` reaches the target, read locally. */
+export interface PendingRead {
+  readonly call: CallId;
+  readonly query: ReadQuery;
+  readonly consistency: Consistency;
+  readonly deadline: number;
+  readonly probe: number;
+  /** Replies so far: node -> (chosen, holds an accepted value above it). */
+  readonly replies: Map<NodeId, { chosen: number; accepted: boolean }>;
+  /** Set once a majority replied: the index local `chosen` must reach before answering. */
+  target: number | null;
+  /** When the target became known (to decide when to drive an undecided instance). */
+  targetAt: number;
+  probeSentAt: number;
+}
+
+export type ProposerPhase = "idle" | "preparing" | "accepting";
+
+export interface Proposer {
+  phase: ProposerPhase;
+  /** The instance being driven (always chosen + 1 while not idle). */
+  index: number;
+  ballot: Ballot | null;
+  /** Promises at `index` for `ballot`: node -> its accepted value there, if any. */
+  promises: Map<NodeId, AcceptedValue | null>;
+  /** Nodes that accepted `value` at `ballot`. */
+  accepts: Set<NodeId>;
+  value: Value | null;
+  /** When the current phase is abandoned if it has no quorum. */
+  phaseDeadline: number;
+  /** No new attempt before this time (jittered backoff after a lost round). */
+  backoffUntil: number;
+  /** Consecutive lost rounds: grows the backoff. */
+  attempts: number;
+  /** Highest round seen at the open instance: the next Prepare goes above it. */
+  maxRoundSeen: number;
+  /** Counts values this incarnation proposed, for unique value ids. */
+  valueCounter: number;
+  /** Drive the open instance even with nothing queued (a read waits on it). */
+  settle: boolean;
+}
+
+/** Data-level catch-up in progress: chunks of a peer's data as of `at`. */
+export interface SnapshotInProgress {
+  readonly from: NodeId;
+  readonly at: ChosenEntry;
+  readonly items: Map<string, Entry>;
+  requests: readonly RequestRecord[];
+}
+
+export interface CatchUpState {
+  /** Peer asked, and when; null when not catching up. */
+  asked: NodeId | null;
+  askedAt: number;
+  snapshot: SnapshotInProgress | null;
+}
+
+export interface GroupState {
+  readonly config: GroupConfig;
+
+  // Durable (mirrors DurableMeta + the data; every change goes out in a Persist).
+  chosen: ChosenEntry | null;
+  promised: Ballot | null;
+  accepted: AcceptedValue | null;
+  readonly data: Map<string, Entry>;
+  /** Remembered write results by request id, oldest first (Map keeps insertion order). */
+  readonly requests: Map<string, RequestRecord>;
+  requestSeq: number;
+
+  // Volatile.
+  readonly proposer: Proposer;
+  /** Client writes not yet applied, in arrival order (the queue feeds the next value). */
+  readonly queue: PendingWrite[];
+  readonly reads: PendingRead[];
+  readonly catchUp: CatchUpState;
+  probeCounter: number;
+  /** xorshift32 state for jitter. */
+  rng: number;
+}
+
+export function chosenIndex(state: GroupState): number {
+  return state.chosen === null ? 0 : state.chosen.index;
+}
