@@ -1,0 +1,98 @@
+// The LevelDB key layout. Every key is raw bytes:
+//
+//   group prefix  P(g) = u32be(len) ++ utf8(g)         len = byte length of utf8(g)
+//   meta          P(g) ++ 0x01                         -> DurableMeta
+//   data key      P(g) ++ 0x02 ++ utf8(key)            -> Entry
+//   request       P(g) ++ 0x03 ++ utf8(requestId)      -> RequestRecord
+//   format        0xFF ++ "paxosstore-format"          -> { version }
+//
+// Why a length prefix: group names are arbitrary strings, so no separator byte is safe
+// ("a" and "a\u0000" would both start with "a" ++ 0x00). With the length first, P(g) can be a
+// prefix of a key of group h only if len(g) == len(h) and then utf8(g) == utf8(h): one group
+// never sees another's keys, and one group's records are one contiguous range, read with one
+// iterator. A group's range is [P(g) ++ 0x00, P(g) ++ 0xFF): record kinds stay below 0xFF.
+// The format key starts with 0xFF, which no group prefix does below 4 GiB of name, so it sorts
+// after every group and listGroups stops before it.
+
+const utf8 = new TextEncoder();
+// fatal: a key whose bytes are not UTF-8 is corruption, not a name to guess at.
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+export const RecordKind = { Meta: 0x01, Data: 0x02, Request: 0x03 } as const;
+
+/** Upper bound of every group range, and the first byte of keys outside any group. */
+const RANGE_END = 0xff;
+
+export const FORMAT_KEY: Uint8Array = concat(Uint8Array.of(RANGE_END), utf8.encode("paxosstore-format"));
+/** Upper bound for listing groups: every group key sorts below it. */
+export const GROUPS_END: Uint8Array = Uint8Array.of(RANGE_END);
+
+export function groupPrefix(group: string): Uint8Array {
+  const name = utf8.encode(group);
+  const prefix = new Uint8Array(4 + name.length);
+  new DataView(prefix.buffer).setUint32(0, name.length);
+  prefix.set(name, 4);
+  return prefix;
+}
+
+/** The bounds of one group's records, for an iterator: gte .. lt. */
+export function groupRange(prefix: Uint8Array): { gte: Uint8Array; lt: Uint8Array } {
+  return { gte: concat(prefix, Uint8Array.of(0x00)), lt: concat(prefix, Uint8Array.of(RANGE_END)) };
+}
+
+export function metaKey(prefix: Uint8Array): Uint8Array {
+  return concat(prefix, Uint8Array.of(RecordKind.Meta));
+}
+
+export function dataKey(prefix: Uint8Array, key: string): Uint8Array {
+  return concat(prefix, Uint8Array.of(RecordKind.Data), utf8.encode(key));
+}
+
+export function requestKey(prefix: Uint8Array, requestId: string): Uint8Array {
+  return concat(prefix, Uint8Array.of(RecordKind.Request), utf8.encode(requestId));
+}
+
+/** A key split into its group, its kind and the name after the kind byte (if any). */
+export interface ParsedKey {
+  readonly group: string;
+  /** Byte length of the group prefix P(group). */
+  readonly prefixLength: number;
+  readonly kind: number;
+  readonly name: string;
+}
+
+/** Parses a key below GROUPS_END; null when the bytes cannot be a key of this layout. */
+export function parseKey(key: Uint8Array): ParsedKey | null {
+  if (key.length < 5) return null;
+  const length = new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(0);
+  const prefixLength = 4 + length;
+  if (key.length < prefixLength + 1) return null;
+  try {
+    const group = utf8Strict.decode(key.subarray(4, prefixLength));
+    const name = utf8Strict.decode(key.subarray(prefixLength + 1));
+    return { group, prefixLength, kind: key[prefixLength], name };
+  } catch {
+    return null;
+  }
+}
+
+/** The name after a group's kind byte (data key or request id); null if not UTF-8. */
+export function nameAfterKind(key: Uint8Array, prefixLength: number): string | null {
+  try {
+    return utf8Strict.decode(key.subarray(prefixLength + 1));
+  } catch {
+    return null;
+  }
+}
+
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,269 @@
+// The LevelDB engine (level v10 / classic-level): one directory per node. Key layout is in
+// layout.ts, value framing and checksums in record.ts. Every commit is one LevelDB batch
+// written with sync: true, so a batch is on disk, whole or not at all, before it resolves.
+
+import { Level } from "level";
+import type { DurableGroup, DurableMeta, Persist } from "../protocol/durable.js";
+import type { RequestRecord } from "../protocol/messages.js";
+import type { Entry } from "../protocol/ops.js";
+import {
+  StorageClosedError,
+  StorageCorruptError,
+  StorageError,
+  StorageFormatError,
+  StorageIOError,
+  StorageLockedError,
+} from "./errors.js";
+import {
+  FORMAT_KEY,
+  GROUPS_END,
+  RecordKind,
+  dataKey,
+  groupPrefix,
+  groupRange,
+  metaKey,
+  nameAfterKind,
+  parseKey,
+  requestKey,
+} from "./layout.js";
+import { decodeEntry, decodeMeta, decodeRecord, decodeRequest, encodeEntry, encodeRecord } from "./record.js";
+import { assertStorableBatch, type Storage } from "./storage.js";
+
+/** Bumped when the key layout or record framing changes incompatibly. */
+export const LAYOUT_VERSION = 1;
+
+/** Records read per iterator call: enough to amortise the native hop, small enough to stream. */
+const READ_CHUNK = 1024;
+
+type Op = { type: "put"; key: Uint8Array; value: Uint8Array } | { type: "del"; key: Uint8Array };
+
+export class LevelStorage implements Storage {
+  readonly location: string;
+  private readonly db: Level<Uint8Array, Uint8Array>;
+  private isOpen = false;
+  private opening: Promise<void> | null = null;
+  // Commits run one after another: a reset reads the group's keys and then writes, and a
+  // commit interleaved between the two would leave keys the reset should have dropped.
+  private commitTail: Promise<void> = Promise.resolve();
+
+  constructor(location: string) {
+    this.location = location;
+    this.db = new Level<Uint8Array, Uint8Array>(location, { keyEncoding: "view", valueEncoding: "view" });
+  }
+
+  open(): Promise<void> {
+    if (this.isOpen) return Promise.resolve();
+    this.opening ??= this.openOnce().finally(() => {
+      this.opening = null;
+    });
+    return this.opening;
+  }
+
+  private async openOnce(): Promise<void> {
+    try {
+      await this.db.open();
+    } catch (err) {
+      if (levelCode(err) === "LEVEL_LOCKED" || levelCode((err as { cause?: unknown }).cause) === "LEVEL_LOCKED") {
+        throw new StorageLockedError(this.location, { cause: err });
+      }
+      throw new StorageIOError(`cannot open storage at ${this.location}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      await this.checkFormat();
+    } catch (err) {
+      await this.db.close().catch(() => undefined);
+      throw err instanceof StorageError ? err : new StorageIOError("cannot read storage format", { cause: err });
+    }
+    this.isOpen = true;
+  }
+
+  private async checkFormat(): Promise<void> {
+    const stored = await this.db.get(FORMAT_KEY);
+    if (stored === undefined) {
+      await this.db.put(FORMAT_KEY, encodeRecord(FORMAT_KEY, { version: LAYOUT_VERSION }), { sync: true });
+      return;
+    }
+    const format = decodeRecord(null, FORMAT_KEY, stored) as { version?: unknown } | null;
+    if (format?.version !== LAYOUT_VERSION) {
+      throw new StorageFormatError(
+        `storage at ${this.location} has layout version ${String(format?.version)}, this build reads ${LAYOUT_VERSION}`,
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.opening !== null) await this.opening.catch(() => undefined);
+    if (!this.isOpen) return;
+    this.isOpen = false;
+    // Commits already accepted finish first: their callers are waiting for an fsync.
+    await this.commitTail;
+    await this.db.close();
+  }
+
+  async loadGroup(group: string): Promise<DurableGroup | null> {
+    this.assertOpen();
+    const prefix = groupPrefix(group);
+    let meta: DurableMeta | null = null;
+    let firstKey: Uint8Array | null = null;
+    const keys = new Map<string, Entry>();
+    const requests: RequestRecord[] = [];
+    // One iterator reads the whole group from one implicit snapshot: a concurrent commit is
+    // seen entirely or not at all.
+    const it = this.db.iterator(groupRange(prefix));
+    try {
+      for (;;) {
+        const chunk = await it.nextv(READ_CHUNK);
+        if (chunk.length === 0) break;
+        for (const [key, value] of chunk) {
+          firstKey ??= key;
+          const kind = key[prefix.length];
+          if (kind === RecordKind.Meta) {
+            if (key.length !== prefix.length + 1) throw new StorageCorruptError(group, key, "meta key has a suffix");
+            meta = decodeMeta(group, key, value);
+            continue;
+          }
+          const name = nameAfterKind(key, prefix.length);
+          if (name === null) throw new StorageCorruptError(group, key, "key name is not UTF-8");
+          if (kind === RecordKind.Data) keys.set(name, decodeEntry(group, key, value));
+          else if (kind === RecordKind.Request) requests.push(decodeRequest(group, key, value, name));
+          else throw new StorageCorruptError(group, key, `unknown record kind ${kind}`);
+        }
+      }
+    } catch (err) {
+      throw this.failure(err, `loading group ${JSON.stringify(group)}`);
+    } finally {
+      await it.close().catch(() => undefined);
+    }
+    if (meta === null) {
+      // Every commit writes the meta record, so other records without it mean a lost record.
+      if (firstKey !== null) throw new StorageCorruptError(group, firstKey, "group has records but no meta record");
+      return null;
+    }
+    requests.sort((a, b) => a.seq - b.seq);
+    return { meta, keys, requests };
+  }
+
+  commit(batch: readonly Persist[]): Promise<void> {
+    try {
+      this.assertOpen();
+      assertStorableBatch(batch);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (batch.length === 0) return Promise.resolve();
+    const done = this.commitTail.then(() => this.writeBatch(batch));
+    this.commitTail = done.catch(() => undefined);
+    return done;
+  }
+
+  private async writeBatch(batch: readonly Persist[]): Promise<void> {
+    try {
+      await this.db.batch(await this.batchOps(batch), { sync: true });
+    } catch (err) {
+      throw this.failure(err, "commit");
+    }
+  }
+
+  /** The batch's records as LevelDB ops, in order: a later op on the same key wins. */
+  private async batchOps(batch: readonly Persist[]): Promise<Op[]> {
+    const ops: Op[] = [];
+    // Keys this batch put for each group, so a later reset in the same batch drops them too.
+    const putInBatch = new Map<string, Uint8Array[]>();
+    const resetGroups = new Set<string>();
+    for (const p of batch) {
+      const prefix = groupPrefix(p.group);
+      let put = putInBatch.get(p.group);
+      if (put === undefined) {
+        put = [];
+        putInBatch.set(p.group, put);
+      }
+      if (p.reset) {
+        // Disk keys are read once per group: a second reset in the batch has already queued
+        // their deletes, and nothing else in the batch can have added disk keys since.
+        if (!resetGroups.has(p.group)) {
+          resetGroups.add(p.group);
+          for (const key of await this.recordKeys(prefix)) ops.push({ type: "del", key });
+        }
+        for (const key of put) ops.push({ type: "del", key });
+        put.length = 0;
+      }
+      const meta = metaKey(prefix);
+      ops.push({ type: "put", key: meta, value: encodeRecord(meta, p.meta) });
+      for (const [name, entry] of p.keys) {
+        const key = dataKey(prefix, name);
+        if (entry === null) {
+          ops.push({ type: "del", key });
+        } else {
+          ops.push({ type: "put", key, value: encodeEntry(key, entry) });
+          put.push(key);
+        }
+      }
+      // Adds before forgets, as applyPersist: a record added and forgotten in one step is gone.
+      for (const record of p.requests) {
+        const key = requestKey(prefix, record.requestId);
+        ops.push({ type: "put", key, value: encodeRecord(key, record) });
+        put.push(key);
+      }
+      for (const requestId of p.forgetRequests) ops.push({ type: "del", key: requestKey(prefix, requestId) });
+    }
+    return ops;
+  }
+
+  /** Every data and request key of a group, without reading values: a reset must work even
+   *  when a value is corrupt (it is how a replica recovers a corrupt group). */
+  private async recordKeys(prefix: Uint8Array): Promise<Uint8Array[]> {
+    const range = groupRange(prefix);
+    const it = this.db.keys({ gt: metaKey(prefix), lt: range.lt });
+    const keys: Uint8Array[] = [];
+    try {
+      for (;;) {
+        const chunk = await it.nextv(READ_CHUNK);
+        if (chunk.length === 0) return keys;
+        for (const key of chunk) keys.push(key);
+      }
+    } finally {
+      await it.close().catch(() => undefined);
+    }
+  }
+
+  async *listGroups(): AsyncIterable<string> {
+    this.assertOpen();
+    const it = this.db.keys({ lt: GROUPS_END });
+    try {
+      for (;;) {
+        let key: Uint8Array | undefined;
+        try {
+          key = await it.next();
+        } catch (err) {
+          throw this.failure(err, "listing groups");
+        }
+        if (key === undefined) return;
+        const parsed = parseKey(key);
+        if (parsed === null) throw new StorageCorruptError(null, key, "key does not follow the layout");
+        yield parsed.group;
+        // Skip the rest of this group's records: listing costs one seek per group.
+        it.seek(groupRange(key.subarray(0, parsed.prefixLength)).lt);
+      }
+    } finally {
+      await it.close().catch(() => undefined);
+    }
+  }
+
+  private assertOpen(): void {
+    if (!this.isOpen) throw new StorageClosedError();
+  }
+
+  private failure(err: unknown, doing: string): StorageError {
+    if (err instanceof StorageError) return err;
+    const code = levelCode(err);
+    if (!this.isOpen || code === "LEVEL_DATABASE_NOT_OPEN" || code === "LEVEL_ITERATOR_NOT_OPEN") {
+      return new StorageClosedError(`storage closed while ${doing}`);
+    }
+    return new StorageIOError(`${doing} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function levelCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
+}

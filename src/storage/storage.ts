@@ -1,0 +1,51 @@
+// The durable side of a node, as one interface. The key-group actors (through StorageWriter)
+// and the simulation see only this; LevelStorage and MemoryStorage fill it in and both run the
+// same conformance suite (test/storage/conformance.ts), after abstract-level's split of a
+// consumer API from its backends.
+
+import type { DurableGroup, Persist } from "../protocol/durable.js";
+import { StorageInvalidError } from "./errors.js";
+
+export interface Storage {
+  /** Opens the engine; an engine may be opened again after close. */
+  open(): Promise<void>;
+  /** Waits for commits in flight, then closes. Idempotent. */
+  close(): Promise<void>;
+  /**
+   * The group's durable image, or null when the group was never written. The result belongs
+   * to the caller: mutating its Map or array never changes what is stored. Requests are sorted
+   * by seq. Throws StorageCorruptError rather than serve a record that fails its checksum.
+   */
+  loadGroup(group: string): Promise<DurableGroup | null>;
+  /**
+   * Writes every record of the batch atomically and durably (fsync) before resolving. Records
+   * apply in order, each as applyPersist would, so several records for one group may share a
+   * batch. Rejects with StorageInvalidError, writing nothing, if any name is ill-formed.
+   */
+  commit(batch: readonly Persist[]): Promise<void>;
+  /** Every group ever written, each once, in an engine-specific order. */
+  listGroups(): AsyncIterable<string>;
+}
+
+// A lone surrogate has no UTF-8 form: encoding would map it to U+FFFD and merge two names.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Rejects a batch any engine would store unfaithfully. Every engine calls it before writing,
+ * so the memory engine in the simulation refuses exactly what LevelDB refuses.
+ */
+export function assertStorableBatch(batch: readonly Persist[]): void {
+  for (const p of batch) {
+    assertStorableName("group name", p.group);
+    for (const [key] of p.keys) assertStorableName(`key in group ${JSON.stringify(p.group)}`, key);
+    for (const r of p.requests) assertStorableName("request id", r.requestId);
+    for (const id of p.forgetRequests) assertStorableName("request id", id);
+  }
+}
+
+function assertStorableName(what: string, name: string): void {
+  if (typeof name !== "string") throw new StorageInvalidError(`${what} is not a string`);
+  if (LONE_SURROGATE.test(name)) {
+    throw new StorageInvalidError(`${what} ${JSON.stringify(name)} is not well-formed UTF-16`);
+  }
+}
