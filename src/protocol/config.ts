@@ -73,8 +73,3 @@ export const DEFAULT_LIMITS: Limits = {
   snapshotChunkBytes: 256 * 1024,
   requestMemory: 1024,
 };
-
-/** Votes needed for a decision: a strict majority of the replicas. */
-export function quorumSize(replicas: readonly NodeId[]): number {
-  return Math.floor(replicas.length / 2) + 1;
-}

@@ -4,12 +4,170 @@
 // PRNG seeded by the config. The caller (a key-group actor, or the simulation) does the I/O.
 //
 // `step` updates `state` in place (it is the caller's, and copying a group's data on every
-// message would dominate the cost) and returns what the caller must do.
+// message would dominate the cost) and returns what the caller must do. Where each rule of
+// the protocol lives:
+//   acceptor.ts  promises and accepts (and the fast-round guard)     fastRound.ts  who may skip Prepare
+//   proposer.ts  batching, Prepare/Accept rounds, adoption, backoff  learner.ts    applying chosen values, dedupe
+//   catchUp.ts   one-behind entry and chunked data catch-up          read.ts       ReadProbe reads, stale reads
+//   apply.ts     what put/delete/cas/txn do to the data              quorum.ts     majorities
 
+import { onAccept, onPrepare } from "./acceptor.js";
+import { onCatchUpEntry, onCatchUpSnapshot, requestCatchUp, retryCatchUp, serveCatchUp } from "./catchUp.js";
 import type { GroupConfig } from "./config.js";
 import type { DurableGroup } from "./durable.js";
+import { Effects } from "./effects.js";
 import type { Input, Ready } from "./io.js";
-import type { GroupState } from "./state.js";
+import { learn, onChosen } from "./learner.js";
+import type { PeerMessage } from "./messages.js";
+import { newProposer, onAccepted, onPhaseTimeout, onPromise, onReject, proposerReady, startProposal } from "./proposer.js";
+import { onRead, onReadProbe, onReadProbeReply, progressReads, readsWakeAt } from "./read.js";
+import { seedRng } from "./rng.js";
+import { chosenIndex, type GroupState } from "./state.js";
 
-export declare function restoreReplica(config: GroupConfig, durable: DurableGroup): GroupState;
-export declare function step(state: GroupState, now: number, input: Input): Ready;
+/** A replica as its durable image left it; everything volatile starts empty. */
+export function restoreReplica(config: GroupConfig, durable: DurableGroup): GroupState {
+  if (!config.replicas.includes(config.self)) throw new Error(`replica ${config.self} is not in ${config.replicas.join(",")}`);
+  const requests = new Map();
+  let requestSeq = 0;
+  for (const r of [...durable.requests].sort((a, b) => a.seq - b.seq)) {
+    requests.set(r.requestId, r);
+    requestSeq = Math.max(requestSeq, r.seq);
+  }
+  return {
+    config,
+    chosen: durable.meta.chosen,
+    promised: durable.meta.promised,
+    accepted: durable.meta.accepted,
+    data: new Map(durable.keys),
+    requests,
+    requestSeq,
+    proposer: newProposer(),
+    queue: [],
+    reads: [],
+    catchUp: { asked: null, askedAt: 0, snapshot: null },
+    probeCounter: 0,
+    rng: seedRng(config.seed),
+  };
+}
+
+export function step(state: GroupState, now: number, input: Input): Ready {
+  const fx = new Effects(state.config.self);
+  switch (input.type) {
+    case "message":
+      if (input.msg.group === state.config.group && state.config.replicas.includes(input.from))
+        deliver(state, fx, now, input.from, input.msg);
+      break;
+    case "propose": {
+      // Already applied (a retry of an answered request): answer with the first result.
+      const known = state.requests.get(input.command.requestId);
+      if (known !== undefined) fx.answerWrite(input.call, known.result);
+      else state.queue.push({ call: input.call, command: input.command, deadline: input.deadline, sent: false });
+      break;
+    }
+    case "read":
+      onRead(state, fx, now, input.call, input.query, input.consistency, input.deadline);
+      break;
+    case "tick":
+      onTick(state, fx, now);
+      break;
+  }
+  pump(state, fx, now);
+  return { persist: fx.persist(state), send: fx.send, answers: fx.answers, wakeAt: wakeAt(state) };
+}
+
+/** Runs until quiet: self-addressed messages, a proposal that may start, reads that may finish. */
+function pump(state: GroupState, fx: Effects, now: number): void {
+  for (let rounds = 0; ; rounds++) {
+    while (fx.inbox.length > 0) {
+      const { from, msg } = fx.inbox.shift()!;
+      deliver(state, fx, now, from, msg);
+    }
+    progressReads(state, fx, now);
+    if (proposerReady(state, now)) startProposal(state, fx, now);
+    if (fx.inbox.length === 0) return;
+    if (rounds > 1000) throw new Error("core: self-messages do not settle"); // an impossible loop
+  }
+}
+
+function deliver(state: GroupState, fx: Effects, now: number, from: string, msg: PeerMessage): void {
+  switch (msg.type) {
+    case "prepare":
+      if (onPrepare(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from);
+      return;
+    case "accept":
+      if (onAccept(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from);
+      return;
+    case "promise":
+      onPromise(state, fx, now, from, msg);
+      return;
+    case "accepted": {
+      const entry = onAccepted(state, from, msg);
+      if (entry === null) return;
+      // Chosen. Peers that accepted it have the value; the others get it in the message.
+      const accepts = state.proposer.accepts;
+      for (const to of state.config.replicas) {
+        if (to === state.config.self) continue;
+        const value = accepts.has(to) ? null : entry.value;
+        fx.sendTo(to, { type: "chosen", group: msg.group, index: entry.index, ballot: entry.ballot, valueId: entry.value.id, value });
+      }
+      learn(state, fx, now, entry);
+      return;
+    }
+    case "reject":
+      if (msg.chosen > chosenIndex(state)) requestCatchUp(state, fx, now, from);
+      onReject(state, now, msg);
+      return;
+    case "chosen":
+      if (!onChosen(state, fx, now, msg)) requestCatchUp(state, fx, now, from);
+      return;
+    case "catchupRequest":
+      serveCatchUp(state, fx, from, msg);
+      return;
+    case "catchupEntry":
+      onCatchUpEntry(state, fx, now, msg);
+      return;
+    case "catchupSnapshot":
+      onCatchUpSnapshot(state, fx, now, from, msg);
+      return;
+    case "readProbe":
+      onReadProbe(state, fx, from, msg);
+      return;
+    case "readProbeReply":
+      onReadProbeReply(state, fx, now, from, msg);
+      return;
+  }
+}
+
+function onTick(state: GroupState, fx: Effects, now: number): void {
+  onPhaseTimeout(state, now);
+  expireWrites(state, fx, now);
+  retryCatchUp(state, fx, now);
+}
+
+/** Writes past their deadline are answered: "unavailable" if they never left, else "timeout". */
+function expireWrites(state: GroupState, fx: Effects, now: number): void {
+  let kept = 0;
+  for (const w of state.queue) {
+    if (now < w.deadline) {
+      state.queue[kept++] = w;
+    } else if (w.sent) {
+      fx.answerError(w.call, "timeout", "no decision before the deadline; the write may still be applied (retry with the same request id to learn)");
+    } else {
+      fx.answerError(w.call, "unavailable", "no majority of replicas reachable; the write was not applied");
+    }
+  }
+  state.queue.length = kept;
+}
+
+function wakeAt(state: GroupState): number | null {
+  const p = state.proposer;
+  let at = readsWakeAt(state);
+  const consider = (t: number): void => {
+    at = at === null ? t : Math.min(at, t);
+  };
+  if (p.phase !== "idle") consider(p.phaseDeadline);
+  else if (state.queue.length > 0 || p.settle) consider(p.backoffUntil);
+  for (const w of state.queue) consider(w.deadline);
+  if (state.catchUp.asked !== null) consider(state.catchUp.askedAt + state.config.timing.catchUpRetryMs);
+  return at;
+}

@@ -13,7 +13,10 @@ export interface PendingWrite {
   readonly call: CallId;
   readonly command: Command;
   readonly deadline: number;
-  /** Went out in an Accept: from then on it may be chosen even if this replica forgets it. */
+  /**
+   * Went out in an Accept at least once: from then on it may be chosen (adopted by another
+   * proposer) even if this replica gives up on it, so its outcome is unknown, never "not applied".
+   */
   sent: boolean;
 }
 
@@ -64,7 +67,9 @@ export interface SnapshotInProgress {
   readonly from: NodeId;
   readonly at: ChosenEntry;
   readonly items: Map<string, Entry>;
-  requests: readonly RequestRecord[];
+  readonly requests: readonly RequestRecord[];
+  /** The `next` cursor of the last chunk received: the next chunk must start after it. */
+  expectAfter: string | null;
 }
 
 export interface CatchUpState {

@@ -1,0 +1,140 @@
+// Catch-up for a replica that is behind. The slim log keeps only the last chosen entry, so:
+//   one behind      -> the peer sends its last chosen entry, learned like any chosen value;
+//   further behind  -> the peer sends its data as of its chosen index, in chunks that fit a
+//                      message; the replica installs it atomically when the last chunk lands.
+// A snapshot is a consistent cut only while the source stays at that index: if it moved on,
+// it restarts the copy from the first chunk at its new index.
+//
+// Jumping ahead is safe for the acceptor: its promises and accepts were all at instances up
+// to its old open one, which are decided; at the new open instance it has promised nothing.
+
+import type { NodeId } from "./ballot.js";
+import type { Effects } from "./effects.js";
+import { answerApplied, learn } from "./learner.js";
+import type { CatchUpEntry, CatchUpRequest, CatchUpSnapshot, ChosenEntry } from "./messages.js";
+import type { Entry, WriteResult } from "./ops.js";
+import { newProposer } from "./proposer.js";
+import { chosenIndex, type GroupState } from "./state.js";
+
+/** Asks `peer` for what follows our chosen index, unless a request is already out. */
+export function requestCatchUp(state: GroupState, fx: Effects, now: number, peer: NodeId, force = false): void {
+  const cu = state.catchUp;
+  if (peer === state.config.self) return;
+  if (!force && cu.asked !== null && now - cu.askedAt < state.config.timing.catchUpRetryMs) return;
+  cu.asked = peer;
+  cu.askedAt = now;
+  const snap = cu.snapshot;
+  fx.sendTo(peer, {
+    type: "catchupRequest",
+    group: state.config.group,
+    chosen: chosenIndex(state),
+    snapshotAt: snap !== null && snap.from === peer ? snap.at.index : null,
+    after: snap !== null && snap.from === peer ? snap.expectAfter : null,
+  });
+}
+
+/** Re-asks, rotating to the next peer, when a request went unanswered. */
+export function retryCatchUp(state: GroupState, fx: Effects, now: number): void {
+  const cu = state.catchUp;
+  if (cu.asked === null || now - cu.askedAt < state.config.timing.catchUpRetryMs) return;
+  const peers = state.config.replicas.filter((r) => r !== state.config.self);
+  const next = peers[(peers.indexOf(cu.asked) + 1) % peers.length]!;
+  cu.snapshot = null; // a half-copied snapshot from a silent peer is abandoned
+  requestCatchUp(state, fx, now, next, true);
+}
+
+export function serveCatchUp(state: GroupState, fx: Effects, from: NodeId, m: CatchUpRequest): void {
+  const c = chosenIndex(state);
+  if (c <= m.chosen || state.chosen === null) return; // nothing newer to give
+  const group = state.config.group;
+  if (m.snapshotAt === c && m.after !== null) {
+    fx.sendTo(from, snapshotChunk(state, state.chosen, m.after));
+  } else if (c === m.chosen + 1) {
+    fx.sendTo(from, { type: "catchupEntry", group, entry: state.chosen });
+  } else {
+    fx.sendTo(from, snapshotChunk(state, state.chosen, null));
+  }
+}
+
+function snapshotChunk(state: GroupState, at: ChosenEntry, after: string | null): CatchUpSnapshot {
+  const keys = [...state.data.keys()].filter((k) => after === null || k > after).sort();
+  const items: [string, Entry][] = [];
+  let bytes = 0;
+  for (const key of keys) {
+    if (items.length > 0 && bytes >= state.config.limits.snapshotChunkBytes) break;
+    const entry = state.data.get(key)!;
+    items.push([key, entry]);
+    bytes += key.length + entry.value.length + 16;
+  }
+  const more = items.length < keys.length;
+  return {
+    type: "catchupSnapshot",
+    group: state.config.group,
+    at,
+    after,
+    items,
+    requests: after === null ? [...state.requests.values()] : [],
+    next: more ? items[items.length - 1]![0] : null,
+  };
+}
+
+export function onCatchUpEntry(state: GroupState, fx: Effects, now: number, m: CatchUpEntry): void {
+  if (m.entry.index !== chosenIndex(state) + 1) return;
+  learn(state, fx, now, m.entry);
+}
+
+export function onCatchUpSnapshot(state: GroupState, fx: Effects, now: number, from: NodeId, m: CatchUpSnapshot): void {
+  const cu = state.catchUp;
+  if (m.at.index <= chosenIndex(state)) return;
+  if (m.after === null) {
+    cu.snapshot = { from, at: m.at, items: new Map(), requests: m.requests, expectAfter: null };
+  } else {
+    const snap = cu.snapshot;
+    // Only the chunk that continues the copy in progress counts; stale or foreign ones are dropped.
+    if (snap === null || snap.from !== from || snap.at.index !== m.at.index || snap.expectAfter !== m.after) return;
+  }
+  const snap = cu.snapshot!;
+  for (const [key, entry] of m.items) snap.items.set(key, entry);
+  if (m.next !== null) {
+    snap.expectAfter = m.next;
+    requestCatchUp(state, fx, now, from, true);
+    return;
+  }
+  install(state, fx);
+}
+
+/** Replaces the group's data with the completed snapshot, atomically (one Persist with reset). */
+function install(state: GroupState, fx: Effects): void {
+  const snap = state.catchUp.snapshot!;
+  state.catchUp.snapshot = null;
+  state.catchUp.asked = null;
+  state.data.clear();
+  fx.keys.clear();
+  for (const [key, entry] of snap.items) {
+    state.data.set(key, entry);
+    fx.keys.set(key, entry);
+  }
+  state.requests.clear();
+  fx.requests.length = 0;
+  fx.forgetRequests.length = 0;
+  let seq = 0;
+  for (const r of snap.requests) {
+    state.requests.set(r.requestId, r);
+    fx.requests.push(r);
+    seq = Math.max(seq, r.seq);
+  }
+  state.requestSeq = seq;
+  state.chosen = snap.at;
+  state.promised = null;
+  state.accepted = null;
+  fx.reset = true;
+  fx.metaChanged = true;
+  Object.assign(state.proposer, { ...newProposer(), valueCounter: state.proposer.valueCounter });
+  // Writes that were applied somewhere in the copied range are answered from the records.
+  const results = new Map<string, WriteResult>();
+  for (const w of state.queue) {
+    const r = state.requests.get(w.command.requestId);
+    if (r !== undefined) results.set(w.command.requestId, r.result);
+  }
+  answerApplied(state, fx, results);
+}

@@ -1,0 +1,71 @@
+// Collects what one step must do: durable changes (turned into one Persist record), messages
+// to peers, answers to clients. Messages a replica sends to itself (its proposer talking to
+// its own acceptor) are handled inside the same step through `inbox`, never sent.
+
+import type { NodeId } from "./ballot.js";
+import type { Persist } from "./durable.js";
+import type { Answer, ErrorCode, CallId } from "./io.js";
+import type { Outbound, PeerMessage, RequestRecord } from "./messages.js";
+import type { Entry, ReadResult, WriteResult } from "./ops.js";
+import type { GroupState } from "./state.js";
+
+export class Effects {
+  metaChanged = false;
+  reset = false;
+  readonly keys = new Map<string, Entry | null>();
+  readonly requests: RequestRecord[] = [];
+  readonly forgetRequests: string[] = [];
+  readonly send: Outbound[] = [];
+  readonly answers: Answer[] = [];
+  readonly inbox: { from: NodeId; msg: PeerMessage }[] = [];
+
+  constructor(private readonly self: NodeId) {}
+
+  /** To one replica; to self means the local inbox. */
+  sendTo(to: NodeId, msg: PeerMessage): void {
+    if (to === this.self) this.inbox.push({ from: this.self, msg });
+    else this.send.push({ to, msg });
+  }
+
+  /** To every replica of the group, self included. */
+  broadcast(replicas: readonly NodeId[], msg: PeerMessage): void {
+    for (const to of replicas) this.sendTo(to, msg);
+  }
+
+  /** To every replica but self. */
+  sendToPeers(replicas: readonly NodeId[], msg: PeerMessage): void {
+    for (const to of replicas) if (to !== this.self) this.send.push({ to, msg });
+  }
+
+  keyChanged = (key: string, entry: Entry | null): void => {
+    // Map.delete + set keeps the persist order equal to the order of change.
+    this.keys.delete(key);
+    this.keys.set(key, entry);
+  };
+
+  answerWrite(call: CallId, result: WriteResult): void {
+    this.answers.push({ call, outcome: { kind: "write", result } });
+  }
+
+  answerRead(call: CallId, result: ReadResult): void {
+    this.answers.push({ call, outcome: { kind: "read", result } });
+  }
+
+  answerError(call: CallId, code: ErrorCode, message: string): void {
+    this.answers.push({ call, outcome: { kind: "error", code, message } });
+  }
+
+  persist(state: GroupState): Persist | null {
+    const dirty =
+      this.metaChanged || this.reset || this.keys.size > 0 || this.requests.length > 0 || this.forgetRequests.length > 0;
+    if (!dirty) return null;
+    return {
+      group: state.config.group,
+      meta: { chosen: state.chosen, promised: state.promised, accepted: state.accepted },
+      reset: this.reset,
+      keys: [...this.keys],
+      requests: this.requests,
+      forgetRequests: this.forgetRequests,
+    };
+  }
+}

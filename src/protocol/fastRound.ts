@@ -1,0 +1,32 @@
+// The fast round (round 0) skips Prepare: one round trip per write. It is safe only because
+// at most one node ever uses it at an instance: the OWNER of instance i, the node whose ballot
+// chose the value at i-1 (the same on every replica, since that value is unique). Two nodes
+// skipping Prepare at one index could each get a majority for different values.
+//
+// A proposer uses the fast round only while its own acceptor has neither promised nor
+// accepted anything at the instance. Its own accept is persisted before its Accept leaves, so
+// after a crash it finds that accept on disk and must prepare (round >= 1), which adopts it:
+// it never sends a second, different value at round 0.
+
+import type { NodeId } from "./ballot.js";
+import { FAST_ROUND } from "./ballot.js";
+import type { GroupState } from "./state.js";
+
+/** The node that may use round 0 at the open instance; null at instance 1 (nothing chosen yet). */
+export function fastRoundOwner(state: GroupState): NodeId | null {
+  return state.chosen === null ? null : state.chosen.ballot.node;
+}
+
+/** May this replica's proposer skip Prepare at the open instance? */
+export function mayUseFastRound(state: GroupState): boolean {
+  const anyNode = state.config.breaks?.has("fast-round-any-node") ?? false;
+  const owner = anyNode || fastRoundOwner(state) === state.config.self;
+  return owner && state.promised === null && state.accepted === null;
+}
+
+/** Should an acceptor take a round-0 Accept from `node`? Only from the owner. */
+export function fastRoundAllowedFrom(state: GroupState, node: NodeId, round: number): boolean {
+  if (round !== FAST_ROUND) return true;
+  if (state.config.breaks?.has("fast-round-any-node")) return true;
+  return fastRoundOwner(state) === node;
+}

@@ -1,0 +1,75 @@
+// Learning chosen values. A replica learns instance `chosen + 1` only (one at a time, in
+// order), or jumps ahead by installing a peer's data (catchUp.ts). Learning applies the value,
+// answers this replica's waiting clients, and opens the next instance with a clean promise.
+
+import { ballotEquals } from "./ballot.js";
+import { applyOp } from "./apply.js";
+import type { Effects } from "./effects.js";
+import type { Chosen, ChosenEntry, RequestRecord } from "./messages.js";
+import type { WriteResult } from "./ops.js";
+import { chosenIndex, type GroupState } from "./state.js";
+import { onInstanceDecided } from "./proposer.js";
+
+/** Applies `entry` if it is the next instance; ignores it otherwise. */
+export function learn(state: GroupState, fx: Effects, now: number, entry: ChosenEntry): void {
+  if (entry.index !== chosenIndex(state) + 1) return;
+  const results = new Map<string, WriteResult>();
+  for (const { requestId, op } of entry.value.commands) {
+    // Dedupe: a request id already applied is answered with its first result, not applied again.
+    const known = state.requests.get(requestId);
+    if (known !== undefined) {
+      results.set(requestId, known.result);
+      continue;
+    }
+    const result = applyOp(state.data, op, entry.index, fx.keyChanged);
+    results.set(requestId, result);
+    remember(state, fx, { requestId, seq: ++state.requestSeq, index: entry.index, result });
+  }
+  // The open instance moves on: promises and accepts at the decided one no longer matter.
+  state.chosen = entry;
+  state.promised = null;
+  state.accepted = null;
+  fx.metaChanged = true;
+  answerApplied(state, fx, results);
+  onInstanceDecided(state, now, entry);
+}
+
+function remember(state: GroupState, fx: Effects, record: RequestRecord): void {
+  state.requests.set(record.requestId, record);
+  fx.requests.push(record);
+  // Bounded memory: forget the oldest (Map iteration order is insertion order).
+  while (state.requests.size > state.config.limits.requestMemory) {
+    const oldest = state.requests.keys().next().value as string;
+    state.requests.delete(oldest);
+    fx.forgetRequests.push(oldest);
+  }
+}
+
+/** Answers and drops every waiting write whose request id has a result now. */
+export function answerApplied(state: GroupState, fx: Effects, results: ReadonlyMap<string, WriteResult>): void {
+  if (state.queue.length === 0) return;
+  let kept = 0;
+  for (const pending of state.queue) {
+    const result = results.get(pending.command.requestId);
+    if (result !== undefined) fx.answerWrite(pending.call, result);
+    else state.queue[kept++] = pending;
+  }
+  state.queue.length = kept;
+}
+
+/** A peer says instance `index` is decided; learn it if we can, else ask to catch up. */
+/** Returns false when this replica lacks what it needs (it is behind, or lacks the value): the caller asks the sender to catch it up. */
+export function onChosen(state: GroupState, fx: Effects, now: number, m: Chosen): boolean {
+  const c = chosenIndex(state);
+  if (m.index <= c) return true;
+  if (m.index > c + 1) return false;
+  let value = m.value;
+  if (value === null) {
+    // The value was not sent because we accepted it: it is ours only under that exact ballot.
+    const acc = state.accepted;
+    if (acc !== null && ballotEquals(acc.ballot, m.ballot) && acc.value.id === m.valueId) value = acc.value;
+  }
+  if (value === null || value.id !== m.valueId) return false;
+  learn(state, fx, now, { index: m.index, ballot: m.ballot, value });
+  return true;
+}

@@ -1,0 +1,179 @@
+// The proposer side of one replica: turns queued client writes into the next instance's
+// value (per-group batching) and drives it to a decision.
+//
+//   owner of the instance, own acceptor untouched:  Accept(round 0)  -> majority Accepted
+//   anyone else:   Prepare(round r) -> majority Promise -> Accept(highest accepted value,
+//                  or our own batch if none) -> majority Accepted
+//
+// Every message goes to the replica's own acceptor too, through the same rules as any peer's,
+// and in the same step; so the proposer's own promise/accept is persisted with that step and
+// a restarted proposer never reuses a ballot it already used (its next round is above its own
+// durable promise). A lost round (Reject, or no quorum before the phase deadline) backs off
+// with jitter and retries with a higher round; the writes stay queued.
+
+import { compareBallots, FAST_ROUND, type Ballot } from "./ballot.js";
+import type { Effects } from "./effects.js";
+import { mayUseFastRound } from "./fastRound.js";
+import type { AcceptedValue, Accepted, ChosenEntry, Promise_, Reject } from "./messages.js";
+import type { Value } from "./ops.js";
+import { isQuorum } from "./quorum.js";
+import { nextRandom } from "./rng.js";
+import { chosenIndex, type GroupState, type Proposer } from "./state.js";
+
+export function newProposer(): Proposer {
+  return {
+    phase: "idle",
+    index: 0,
+    ballot: null,
+    promises: new Map(),
+    accepts: new Set(),
+    value: null,
+    phaseDeadline: 0,
+    backoffUntil: 0,
+    attempts: 0,
+    maxRoundSeen: 0,
+    valueCounter: 0,
+    settle: false,
+  };
+}
+
+/** Is there a reason to drive the open instance, and may we now? */
+export function proposerReady(state: GroupState, now: number): boolean {
+  const p = state.proposer;
+  if (p.phase !== "idle" || now < p.backoffUntil) return false;
+  if (state.catchUp.snapshot !== null) return false; // installing a peer's data: wait for it
+  return p.settle || state.queue.length > 0;
+}
+
+export function startProposal(state: GroupState, fx: Effects, now: number): void {
+  const p = state.proposer;
+  const { self, replicas, timing } = state.config;
+  p.index = chosenIndex(state) + 1;
+  p.promises.clear();
+  p.accepts.clear();
+  p.phaseDeadline = now + timing.phaseTimeoutMs;
+  if (mayUseFastRound(state)) {
+    p.ballot = { round: FAST_ROUND, node: self };
+    sendAccept(state, fx, buildValue(state));
+    return;
+  }
+  const round = Math.max(p.maxRoundSeen, state.promised?.round ?? 0, state.accepted?.ballot.round ?? 0) + 1;
+  p.ballot = { round, node: self };
+  p.phase = "preparing";
+  p.value = null;
+  fx.broadcast(replicas, { type: "prepare", group: state.config.group, index: p.index, ballot: p.ballot, prev: state.chosen });
+}
+
+/**
+ * The next value: the oldest queued writes, or a no-op to settle the instance. A write stays
+ * queued until it is applied, so one whose value lost goes again in the next attempt.
+ */
+function buildValue(state: GroupState): Value {
+  const p = state.proposer;
+  const { self, incarnation, limits } = state.config;
+  const commands = [];
+  for (const w of state.queue) {
+    if (commands.length >= limits.maxBatchCommands) break;
+    commands.push(w.command);
+    w.sent = true;
+  }
+  return { id: `${self}/${incarnation}/${++p.valueCounter}`, commands };
+}
+
+function sendAccept(state: GroupState, fx: Effects, value: Value): void {
+  const p = state.proposer;
+  p.phase = "accepting";
+  p.value = value;
+  p.accepts.clear();
+  fx.broadcast(state.config.replicas, {
+    type: "accept",
+    group: state.config.group,
+    index: p.index,
+    ballot: p.ballot!,
+    value,
+    prev: state.chosen,
+  });
+}
+
+export function onPromise(state: GroupState, fx: Effects, now: number, from: string, m: Promise_): void {
+  const p = state.proposer;
+  if (m.accepted !== null) p.maxRoundSeen = Math.max(p.maxRoundSeen, m.accepted.ballot.round);
+  if (p.phase !== "preparing" || m.index !== p.index || compareBallots(m.ballot, p.ballot) !== 0) return;
+  p.promises.set(from, m.accepted);
+  if (!isQuorum(p.promises.size, state.config.replicas)) return;
+  // Paxos' core rule: a majority promised not to accept below our ballot, and if any of them
+  // accepted a value at this instance, the one with the highest ballot may already be chosen:
+  // we must propose it, not ours. Our queued writes wait for the next instance.
+  const adopted = highestAccepted(p.promises.values());
+  p.phaseDeadline = now + state.config.timing.phaseTimeoutMs;
+  sendAccept(state, fx, adopted !== null ? adopted.value : buildValue(state));
+}
+
+function highestAccepted(accepted: Iterable<AcceptedValue | null>): AcceptedValue | null {
+  let best: AcceptedValue | null = null;
+  for (const a of accepted) if (a !== null && (best === null || compareBallots(a.ballot, best.ballot) > 0)) best = a;
+  return best;
+}
+
+/** Returns the chosen entry when this Accepted completed a majority. */
+export function onAccepted(state: GroupState, from: string, m: Accepted): ChosenEntry | null {
+  const p = state.proposer;
+  if (p.phase !== "accepting" || m.index !== p.index || compareBallots(m.ballot, p.ballot) !== 0) return null;
+  p.accepts.add(from);
+  if (!isQuorum(p.accepts.size, state.config.replicas)) return null;
+  return { index: p.index, ballot: p.ballot!, value: p.value! };
+}
+
+export function onReject(state: GroupState, now: number, m: Reject): void {
+  const p = state.proposer;
+  if (m.promised !== null && m.index === chosenIndex(state) + 1) p.maxRoundSeen = Math.max(p.maxRoundSeen, m.promised.round);
+  if (p.phase === "idle" || m.index !== p.index || compareBallots(m.ballot, p.ballot) !== 0) return;
+  // One refusal means a higher ballot is in play: retrying at once would only duel with it.
+  abandon(state, now);
+}
+
+/** Gives up the current round; queued writes stay and are retried after a jittered backoff. */
+export function abandon(state: GroupState, now: number): void {
+  const p = state.proposer;
+  p.phase = "idle";
+  p.value = null;
+  p.attempts++;
+  p.backoffUntil = now + backoff(state, p.attempts);
+}
+
+/** Jittered exponential backoff in [b, 2b), b = base * 2^(attempts-1), capped. */
+function backoff(state: GroupState, attempts: number): number {
+  const { backoffBaseMs, backoffMaxMs } = state.config.timing;
+  const b = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(attempts - 1, 16));
+  const [rng, r] = nextRandom(state.rng);
+  state.rng = rng;
+  return b + Math.floor(r * b);
+}
+
+/** The learner decided the open instance (by our value or another). */
+export function onInstanceDecided(state: GroupState, now: number, entry: ChosenEntry): void {
+  const p = state.proposer;
+  const ours = p.value !== null && p.value.id === entry.value.id;
+  const wasDriving = p.phase !== "idle";
+  p.phase = "idle";
+  p.value = null;
+  p.ballot = null;
+  p.maxRoundSeen = 0;
+  p.settle = false;
+  if (ours) {
+    p.attempts = 0;
+    p.backoffUntil = 0;
+  } else if (wasDriving || state.queue.length > 0) {
+    // Someone else owns the next instance's fast round: give it a head start instead of
+    // preempting it with a Prepare right away.
+    p.attempts = Math.max(p.attempts, 1);
+    p.backoffUntil = now + backoff(state, 1);
+  }
+}
+
+export function onPhaseTimeout(state: GroupState, now: number): void {
+  const p = state.proposer;
+  if (p.phase !== "idle" && now >= p.phaseDeadline) abandon(state, now);
+}
+
+export type { Ballot };

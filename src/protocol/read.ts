@@ -1,0 +1,142 @@
+// Reads without a lease. A linearizable read runs no Paxos and writes nothing:
+//   1. ReadProbe every replica; a majority (self included) replies with its chosen index and
+//      whether it holds an accepted value at chosen+1.
+//   2. target = max over the replies of (chosen + 1 if it holds an accepted value, else chosen).
+//      Any write acknowledged before the read began was accepted by a majority, which shares a
+//      replica with the probe majority; that replica has either chosen it or holds an accepted
+//      value at its open instance, so its index is <= target.
+//   3. Wait until the local chosen index reaches the target (catch up from a peer that is ahead;
+//      an accepted-but-undecided instance is settled by driving it with a higher ballot after a
+//      short wait), then answer from the local data.
+// A stale read answers from the local replica at once.
+
+import type { NodeId } from "./ballot.js";
+import type { Effects } from "./effects.js";
+import type { CallId, Consistency } from "./io.js";
+import type { ReadProbe, ReadProbeReply } from "./messages.js";
+import type { ReadQuery, ReadResult } from "./ops.js";
+import { isQuorum } from "./quorum.js";
+import { requestCatchUp } from "./catchUp.js";
+import { chosenIndex, type GroupState, type PendingRead } from "./state.js";
+
+export function onRead(
+  state: GroupState,
+  fx: Effects,
+  now: number,
+  call: CallId,
+  query: ReadQuery,
+  consistency: Consistency,
+  deadline: number,
+): void {
+  const skipProbe = consistency === "stale" || (state.config.breaks?.has("read-without-probe") ?? false);
+  if (skipProbe) {
+    fx.answerRead(call, readLocal(state, query));
+    return;
+  }
+  const read: PendingRead = {
+    call,
+    query,
+    consistency,
+    deadline,
+    probe: ++state.probeCounter,
+    replies: new Map([[state.config.self, standing(state)]]),
+    target: null,
+    targetAt: 0,
+    probeSentAt: now,
+  };
+  state.reads.push(read);
+  fx.sendToPeers(state.config.replicas, { type: "readProbe", group: state.config.group, probe: read.probe });
+  maybeSetTarget(state, fx, now, read); // a single-replica group needs no peers
+}
+
+function standing(state: GroupState): { chosen: number; accepted: boolean } {
+  return { chosen: chosenIndex(state), accepted: state.accepted !== null };
+}
+
+export function onReadProbe(state: GroupState, fx: Effects, from: NodeId, m: ReadProbe): void {
+  const { chosen, accepted } = standing(state);
+  fx.sendTo(from, { type: "readProbeReply", group: m.group, probe: m.probe, chosen, accepted });
+}
+
+export function onReadProbeReply(state: GroupState, fx: Effects, now: number, from: NodeId, m: ReadProbeReply): void {
+  const read = state.reads.find((r) => r.probe === m.probe);
+  if (read === undefined || read.target !== null) return;
+  read.replies.set(from, { chosen: m.chosen, accepted: m.accepted });
+  maybeSetTarget(state, fx, now, read);
+}
+
+function maybeSetTarget(state: GroupState, fx: Effects, now: number, read: PendingRead): void {
+  if (!isQuorum(read.replies.size, state.config.replicas)) return;
+  let target = 0;
+  for (const r of read.replies.values()) target = Math.max(target, r.accepted ? r.chosen + 1 : r.chosen);
+  const ahead = furthestAhead(read, chosenIndex(state));
+  read.target = target;
+  read.targetAt = now;
+  if (ahead !== null) requestCatchUp(state, fx, now, ahead);
+}
+
+function furthestAhead(read: PendingRead, chosen: number): NodeId | null {
+  let ahead: NodeId | null = null;
+  for (const [node, r] of read.replies) if (r.chosen > chosen) { chosen = r.chosen; ahead = node; }
+  return ahead;
+}
+
+/** Answers every read whose target is reached; asks for what the others wait on. */
+export function progressReads(state: GroupState, fx: Effects, now: number): void {
+  if (state.reads.length === 0) return;
+  const c = chosenIndex(state);
+  const { timing, replicas } = state.config;
+  let kept = 0;
+  for (const read of state.reads) {
+    if (read.target !== null && c >= read.target) {
+      fx.answerRead(read.call, readLocal(state, read.query));
+      continue;
+    }
+    if (now >= read.deadline) {
+      if (read.target === null) fx.answerError(read.call, "unavailable", "no majority of replicas answered the read probe");
+      else fx.answerError(read.call, "timeout", "the read could not catch up in time");
+      continue;
+    }
+    if (read.target === null && now - read.probeSentAt >= timing.probeRetryMs) {
+      read.probeSentAt = now;
+      for (const to of replicas)
+        if (!read.replies.has(to)) fx.sendTo(to, { type: "readProbe", group: state.config.group, probe: read.probe });
+    }
+    if (read.target !== null) {
+      // A replica of the probe majority has chosen more than we have: copy from it.
+      const ahead = furthestAhead(read, c);
+      if (ahead !== null) requestCatchUp(state, fx, now, ahead);
+    }
+    // Only the open instance is undecided; settle it if its Chosen is slow to come.
+    if (read.target === c + 1 && now - read.targetAt >= timing.readResolveMs) state.proposer.settle = true;
+    state.reads[kept++] = read;
+  }
+  state.reads.length = kept;
+}
+
+export function readLocal(state: GroupState, query: ReadQuery): ReadResult {
+  const index = chosenIndex(state);
+  if (query.kind === "get") return { kind: "get", index, entry: state.data.get(query.key) ?? null };
+  const keys = [...state.data.keys()]
+    .filter((k) => k.startsWith(query.prefix) && (query.after === undefined || k > query.after))
+    .sort();
+  const page = keys.slice(0, query.limit);
+  const items = page.map((key) => {
+    const e = state.data.get(key)!;
+    return { key, value: e.value, version: e.version };
+  });
+  return page.length < keys.length ? { kind: "scan", index, items, next: page[page.length - 1]! } : { kind: "scan", index, items };
+}
+
+/** Earliest time a pending read needs a tick. */
+export function readsWakeAt(state: GroupState): number | null {
+  let at: number | null = null;
+  const { timing } = state.config;
+  for (const r of state.reads) {
+    let t = r.deadline;
+    if (r.target === null) t = Math.min(t, r.probeSentAt + timing.probeRetryMs);
+    else t = Math.min(t, r.targetAt + timing.readResolveMs);
+    at = at === null ? t : Math.min(at, t);
+  }
+  return at;
+}
