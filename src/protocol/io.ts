@@ -1,6 +1,10 @@
 // What goes into one step of a key-group replica and what comes out (the Ready, after
 // etcd-raft): the caller persists `persist` with fsync, and only then releases `send` and
 // `answers`. That order is what makes a promise or accept durable before it is revealed.
+//
+// Release IN ORDER per replica of a group: a Ready's sends and answers wait until the persists
+// of this step AND of every earlier step of the same replica are durable (a step with no
+// persist may repeat a Promise/Accepted whose persist is still on its way to disk).
 
 import type { NodeId } from "./ballot.js";
 import type { Outbound, PeerMessage } from "./messages.js";
