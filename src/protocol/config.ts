@@ -39,6 +39,13 @@ export interface Timing {
 export interface Limits {
   /** Commands per Paxos value (per-group batching); the rest wait for the next instance. */
   readonly maxBatchCommands: number;
+  /** Approximate bytes of keys and values per Paxos value; a value always takes one command. */
+  readonly maxBatchBytes: number;
+  /**
+   * Prepare/Accept carry the previous chosen entry (so a replica one behind learns it on the
+   * spot) only up to this size; a larger one would crowd the frame, and catch-up fetches it.
+   */
+  readonly prevInlineBytes: number;
   /** Approximate bytes of keys and values per data catch-up chunk. */
   readonly snapshotChunkBytes: number;
   /** Request ids remembered per group for dedupe; the oldest are forgotten first. */
@@ -70,6 +77,8 @@ export const DEFAULT_TIMING: Timing = {
 
 export const DEFAULT_LIMITS: Limits = {
   maxBatchCommands: 256,
-  snapshotChunkBytes: 256 * 1024,
+  maxBatchBytes: 256 * 1024,
+  prevInlineBytes: 64 * 1024,
+  snapshotChunkBytes: 192 * 1024,
   requestMemory: 1024,
 };

@@ -109,3 +109,26 @@ export type ReadResult =
       /** Present when more keys may follow: pass it as `after` for the next page. */
       readonly next?: string;
     };
+
+/** Approximate payload bytes of a command (keys and values), for batch and frame budgets. */
+export function commandBytes(command: Command): number {
+  const op = command.op;
+  let n = command.requestId.length + 8;
+  switch (op.op) {
+    case "put":
+    case "cas":
+      return n + op.key.length + op.value.length;
+    case "delete":
+      return n + op.key.length;
+    case "txn":
+      for (const c of op.compares) n += c.key.length + (c.target === "value" ? c.value.length : 8);
+      for (const w of [...op.success, ...op.failure]) n += w.key.length + (w.op === "put" ? w.value.length : 0);
+      return n;
+  }
+}
+
+export function valueBytes(value: Value): number {
+  let n = value.id.length;
+  for (const c of value.commands) n += commandBytes(c);
+  return n;
+}

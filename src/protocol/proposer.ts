@@ -15,7 +15,7 @@ import { compareBallots, FAST_ROUND, type Ballot } from "./ballot.js";
 import type { Effects } from "./effects.js";
 import { mayUseFastRound } from "./fastRound.js";
 import type { AcceptedValue, Accepted, ChosenEntry, Promise_, Reject } from "./messages.js";
-import type { Value } from "./ops.js";
+import { commandBytes, valueBytes, type Value } from "./ops.js";
 import { isQuorum } from "./quorum.js";
 import { nextRandom } from "./rng.js";
 import { chosenIndex, type GroupState, type Proposer } from "./state.js";
@@ -61,7 +61,7 @@ export function startProposal(state: GroupState, fx: Effects, now: number): void
   p.ballot = { round, node: self };
   p.phase = "preparing";
   p.value = null;
-  fx.broadcast(replicas, { type: "prepare", group: state.config.group, index: p.index, ballot: p.ballot, prev: state.chosen });
+  fx.broadcast(replicas, { type: "prepare", group: state.config.group, index: p.index, ballot: p.ballot, prev: inlinePrev(state) });
 }
 
 /**
@@ -72,12 +72,21 @@ function buildValue(state: GroupState): Value {
   const p = state.proposer;
   const { self, incarnation, limits } = state.config;
   const commands = [];
+  let bytes = 0;
   for (const w of state.queue) {
-    if (commands.length >= limits.maxBatchCommands) break;
+    const size = commandBytes(w.command);
+    if (commands.length > 0 && (commands.length >= limits.maxBatchCommands || bytes + size > limits.maxBatchBytes)) break;
     commands.push(w.command);
+    bytes += size;
     w.sent = true;
   }
   return { id: `${self}/${incarnation}/${++p.valueCounter}`, commands };
+}
+
+/** The previous chosen entry, when small enough to ride along (see Limits.prevInlineBytes). */
+function inlinePrev(state: GroupState): ChosenEntry | null {
+  const prev = state.chosen;
+  return prev !== null && valueBytes(prev.value) <= state.config.limits.prevInlineBytes ? prev : null;
 }
 
 function sendAccept(state: GroupState, fx: Effects, value: Value): void {
@@ -91,7 +100,7 @@ function sendAccept(state: GroupState, fx: Effects, value: Value): void {
     index: p.index,
     ballot: p.ballot!,
     value,
-    prev: state.chosen,
+    prev: inlinePrev(state),
   });
 }
 

@@ -1,0 +1,101 @@
+// Where key-group actors live on a node: spawned on first message under sharded parents,
+// found through a plain Map, stopped when idle.
+//
+// Why not one parent: nact copies a parent's children map for every message the parent
+// handles, and walks the path on every dispatch; a flat Map and a few dozen shard parents
+// keep both cheap with 100k groups.
+// Why not nact's `shutdownAfter`: its timer stops the actor between two dispatches, and a
+// message dispatched to a stopped actor is silently dropped. Here passivation is decided by
+// the registry, synchronously, only for a group whose mailbox is empty and whose core waits
+// for nothing; the entry leaves the Map before the actor stops, so the next message spawns a
+// fresh actor that reloads the group from disk.
+
+import { dispatch, spawn, spawnStateless, stop, type ActorSystemRef, type Ref } from "nact";
+import { groupActor, isQuiescent, newGroupHandle, type GroupEnv, type GroupHandle, type GroupMsg } from "./keyGroup.js";
+
+interface Live {
+  readonly handle: GroupHandle;
+  readonly ref: Ref<GroupMsg>;
+}
+
+export class GroupRegistry {
+  private readonly live = new Map<string, Live>();
+  private readonly shards: Ref<unknown>[] = [];
+  private readonly actorFn: ReturnType<typeof groupActor>;
+  private spawned = 0;
+  passivated = 0;
+
+  constructor(
+    system: ActorSystemRef,
+    private readonly env: GroupEnv,
+    private readonly onGroupCrash: (group: string, error: unknown) => void,
+    shardCount = 32,
+  ) {
+    for (let i = 0; i < shardCount; i++) this.shards.push(spawnStateless(system, () => undefined, `shard-${i}`));
+    this.actorFn = groupActor(env);
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  dispatch(group: string, msg: GroupMsg): void {
+    let live = this.live.get(group);
+    if (live === undefined) live = this.spawn(group);
+    live.handle.inflight++;
+    dispatch(live.ref, msg);
+  }
+
+  private spawn(group: string): Live {
+    const handle = newGroupHandle(group, this.env.now());
+    const shard = this.shards[shardOf(group, this.shards.length)]!;
+    const ref = spawn(shard as never, this.actorFn as never, `g${++this.spawned}`, {
+      initialState: handle,
+      onCrash: (_msg: unknown, error: unknown, ctx: { stop: unknown }) => {
+        // A bug or a load failure: drop the actor; the next message reloads the group from disk.
+        if (this.live.get(group)?.handle === handle) this.live.delete(group);
+        if (handle.timer !== null) clearTimeout(handle.timer);
+        this.onGroupCrash(group, error);
+        return ctx.stop;
+      },
+    } as never) as Ref<GroupMsg>;
+    const live = { handle, ref };
+    this.live.set(group, live);
+    return live;
+  }
+
+  /** Stops every group actor idle for `idleMs`; returns how many. */
+  passivateIdle(now: number, idleMs: number): number {
+    let n = 0;
+    for (const [group, live] of this.live) {
+      const h = live.handle;
+      if (now - h.lastActive < idleMs || !isQuiescent(h)) continue;
+      this.live.delete(group);
+      if (h.timer !== null) clearTimeout(h.timer);
+      stop(live.ref);
+      n++;
+    }
+    this.passivated += n;
+    return n;
+  }
+
+  /** True while any group has work in flight (used by graceful shutdown). */
+  busy(): boolean {
+    for (const live of this.live.values()) if (!isQuiescent(live.handle)) return true;
+    return false;
+  }
+
+  stopAll(): void {
+    for (const live of this.live.values()) {
+      if (live.handle.timer !== null) clearTimeout(live.handle.timer);
+      stop(live.ref);
+    }
+    this.live.clear();
+  }
+}
+
+function shardOf(group: string, n: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < group.length; i++) h = Math.imul(h ^ group.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % n;
+}

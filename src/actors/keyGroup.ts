@@ -1,0 +1,164 @@
+// A key-group actor: the thin, I/O-doing caller of the pure Paxos core for one group on this
+// node. nact gives it a mailbox (one message at a time, async handlers awaited), which is
+// what serialises the group's steps; the state is loaded from storage on the first message.
+//
+// The Ready pattern: a step updates the state at once, queues its Persist with the storage
+// writer (group commit, one synced batch per tick across groups) and goes on to the next
+// message; the step's sends and answers are released only when that persist, and every
+// earlier one of this group, is durable. The mailbox never waits on the disk.
+
+import type { NodeId } from "../protocol/ballot.js";
+import type { GroupConfig, Limits, Timing } from "../protocol/config.js";
+import { restoreReplica, step } from "../protocol/core.js";
+import { emptyDurableGroup } from "../protocol/durable.js";
+import type { CallId, Consistency, Input, Outcome, Ready } from "../protocol/io.js";
+import type { PeerMessage } from "../protocol/messages.js";
+import type { Command, ReadQuery } from "../protocol/ops.js";
+import type { GroupState } from "../protocol/state.js";
+import type { Storage } from "../storage/storage.js";
+import type { StorageWriter } from "../storage/writer.js";
+
+export type GroupMsg =
+  | { readonly kind: "peer"; readonly from: NodeId; readonly msg: PeerMessage }
+  | { readonly kind: "write"; readonly call: CallId; readonly command: Command; readonly deadline: number }
+  | {
+      readonly kind: "read";
+      readonly call: CallId;
+      readonly query: ReadQuery;
+      readonly consistency: Consistency;
+      readonly deadline: number;
+    }
+  | { readonly kind: "tick" };
+
+/** What a group actor needs from its node. */
+export interface GroupEnv {
+  readonly nodeId: NodeId;
+  readonly incarnation: string;
+  readonly timing: Timing;
+  readonly limits: Limits;
+  readonly storage: Storage;
+  readonly writer: StorageWriter;
+  replicasFor(group: string): readonly NodeId[];
+  send(to: NodeId, msg: PeerMessage): void;
+  answer(call: CallId, outcome: Outcome): void;
+  /** Wakes the group later (the registry dispatches a tick). */
+  dispatchTick(group: string): void;
+  /** The disk failed: nothing that depends on it may be revealed; the node must stop. */
+  fatal(error: unknown): void;
+  now(): number;
+}
+
+/** The node-side record of one group actor; it is also the actor's nact state. */
+export interface GroupHandle {
+  readonly group: string;
+  /** Messages dispatched and not yet handled: 0 means the mailbox is empty and idle. */
+  inflight: number;
+  lastActive: number;
+  replica: GroupState | null;
+  /** Persists of this group not yet durable, and the newest one (releases wait on it). */
+  pendingPersists: number;
+  lastPersist: Promise<void>;
+  timer: NodeJS.Timeout | null;
+  timerAt: number;
+}
+
+export function newGroupHandle(group: string, now: number): GroupHandle {
+  return { group, inflight: 0, lastActive: now, replica: null, pendingPersists: 0, lastPersist: Promise.resolve(), timer: null, timerAt: 0 };
+}
+
+let seedCounter = 0;
+
+/** The actor function: nact calls it with the handle as state, one message at a time. */
+export function groupActor(env: GroupEnv) {
+  return async (handle: GroupHandle, msg: GroupMsg): Promise<GroupHandle> => {
+    try {
+      handle.replica ??= await load(env, handle.group);
+      const now = env.now();
+      const ready = step(handle.replica, now, toInput(msg));
+      perform(env, handle, ready, now);
+      return handle;
+    } finally {
+      handle.inflight--;
+      handle.lastActive = env.now();
+    }
+  };
+}
+
+async function load(env: GroupEnv, group: string): Promise<GroupState> {
+  const durable = (await env.storage.loadGroup(group)) ?? emptyDurableGroup();
+  const config: GroupConfig = {
+    group,
+    self: env.nodeId,
+    replicas: env.replicasFor(group),
+    incarnation: env.incarnation,
+    seed: ++seedCounter ^ Date.now(),
+    timing: env.timing,
+    limits: env.limits,
+  };
+  return restoreReplica(config, durable);
+}
+
+function toInput(msg: GroupMsg): Input {
+  switch (msg.kind) {
+    case "peer":
+      return { type: "message", from: msg.from, msg: msg.msg };
+    case "write":
+      return { type: "propose", call: msg.call, command: msg.command, deadline: msg.deadline };
+    case "read":
+      return { type: "read", call: msg.call, query: msg.query, consistency: msg.consistency, deadline: msg.deadline };
+    case "tick":
+      return { type: "tick" };
+  }
+}
+
+function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number): void {
+  schedule(env, handle, ready.wakeAt, now);
+  const nothingToRelease = ready.send.length === 0 && ready.answers.length === 0;
+  if (ready.persist !== null) {
+    handle.pendingPersists++;
+    const durable = env.writer.persist(ready.persist).then(
+      () => {
+        handle.pendingPersists--;
+      },
+      (err: unknown) => {
+        env.fatal(err);
+        throw err;
+      },
+    );
+    handle.lastPersist = durable;
+    // A failed persist releases nothing: an unpersisted promise or accept must never be revealed.
+    durable.then(() => release(env, ready), () => undefined);
+  } else if (nothingToRelease) {
+    return;
+  } else if (handle.pendingPersists > 0) {
+    // In order: this step may repeat a Promise/Accepted whose persist is still on its way.
+    handle.lastPersist.then(() => release(env, ready), () => undefined);
+  } else {
+    release(env, ready);
+  }
+}
+
+function release(env: GroupEnv, ready: Ready): void {
+  for (const out of ready.send) env.send(out.to, out.msg);
+  for (const a of ready.answers) env.answer(a.call, a.outcome);
+}
+
+/** One timer per group, at the earliest time the core asked to be woken. */
+function schedule(env: GroupEnv, handle: GroupHandle, wakeAt: number | null, now: number): void {
+  if (wakeAt === null) return;
+  if (handle.timer !== null && handle.timerAt <= wakeAt) return;
+  if (handle.timer !== null) clearTimeout(handle.timer);
+  handle.timerAt = wakeAt;
+  handle.timer = setTimeout(() => {
+    handle.timer = null;
+    env.dispatchTick(handle.group);
+  }, Math.max(1, Math.ceil(wakeAt - now)));
+}
+
+/** Idle: nothing queued, nothing in flight, nothing waiting on the disk or the network. */
+export function isQuiescent(handle: GroupHandle): boolean {
+  const r = handle.replica;
+  if (handle.inflight > 0 || handle.pendingPersists > 0) return false;
+  if (r === null) return true;
+  return r.queue.length === 0 && r.reads.length === 0 && r.proposer.phase === "idle" && r.catchUp.asked === null;
+}
