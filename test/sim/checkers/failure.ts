@@ -1,0 +1,25 @@
+// How a checker objects: it throws a CheckFailure naming itself, and the seed stops there.
+// The runner prints the checker's name and message with the seed and a replay command.
+
+export type CheckerName =
+  | "agreement"
+  | "durability"
+  | "convergence"
+  | "persist-before-send"
+  | "linearizability"
+  | "liveness"
+  | "core-exception";
+
+export class CheckFailure extends Error {
+  constructor(
+    readonly checker: CheckerName,
+    message: string,
+  ) {
+    super(`${checker}: ${message}`);
+    this.name = "CheckFailure";
+  }
+}
+
+export function fail(checker: CheckerName, message: string): never {
+  throw new CheckFailure(checker, message);
+}

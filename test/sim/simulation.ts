@@ -1,0 +1,699 @@
+// One seed of the deterministic simulation: N replicas of the REAL Paxos core (src/protocol)
+// for 1-4 key-groups, driven by a virtual clock and one event queue, over a simulated network
+// (drops, duplicates, delays, partitions) and simulated disks (random write latency; a crash
+// loses every write not yet completed), with concurrent clients. Every step is checked
+// (agreement, convergence, persist-before-send); the history is checked at seed end
+// (durability, linearizability). Everything random comes from the seed, so a failing seed
+// replays exactly (see cli.ts).
+//
+// The run has three phases, like a FoundationDB test (a correctness workload under fault
+// workloads, then quiescence):
+//   1. faults: crashes and restarts, partitions, drops and duplicates, while clients work;
+//   2. heal: the network is healed, crashed nodes restart, no more faults; clients finish;
+//   3. final reads: a linearizable get of every key at every replica, which forces every
+//      replica to catch up, then the end-of-seed checks.
+
+import type { NodeId } from "../../src/protocol/ballot.js";
+import type { BreakName, GroupConfig } from "../../src/protocol/config.js";
+import { DEFAULT_LIMITS, DEFAULT_TIMING } from "../../src/protocol/config.js";
+import { restoreReplica, step } from "../../src/protocol/core.js";
+import type { DurableGroup, Persist } from "../../src/protocol/durable.js";
+import { applyPersist, emptyDurableGroup } from "../../src/protocol/durable.js";
+import type { Answer, CallId, Input, Outcome, Ready } from "../../src/protocol/io.js";
+import type { Outbound, PeerMessage } from "../../src/protocol/messages.js";
+import type { ReadResult, WriteResult } from "../../src/protocol/ops.js";
+import type { GroupState } from "../../src/protocol/state.js";
+import { AgreementChecker } from "./checkers/agreement.js";
+import { ConvergenceChecker } from "./checkers/convergence.js";
+import { checkNoAcknowledgedWriteLost } from "./checkers/durability.js";
+import { CheckFailure, fail, type CheckerName } from "./checkers/failure.js";
+import { checkLinearizability } from "./checkers/linearizability.js";
+import { checkPersistBeforeSend } from "./checkers/persistBeforeSend.js";
+import { EventQueue } from "./eventQueue.js";
+import type { History, ReadRecord, WriteAttempt, WriteRecord } from "./history.js";
+import { emptyHistory } from "./history.js";
+import { SimNetwork, randomNetworkProfile } from "./network.js";
+import { Prng, seedStreams } from "./prng.js";
+import { describeMessage, describeOutcome, describeQuery } from "./trace.js";
+import type { ClientOp, ClientPlan, GroupPlan } from "./workload.js";
+import { ClientKnowledge, nextOp, pickReplica, planClients, planGroups } from "./workload.js";
+
+export interface SeedOptions {
+  readonly seed: number;
+  readonly replicas: 3 | 5;
+  readonly breaks?: ReadonlySet<BreakName>;
+  /** Receives one line per event, message and step when set (--verbose). */
+  readonly trace?: (line: string) => void;
+}
+
+export interface SeedStats {
+  events: number;
+  steps: number;
+  messages: number;
+  crashes: number;
+  partitions: number;
+  writes: number;
+  reads: number;
+  virtualMs: number;
+}
+
+export interface SeedResult {
+  readonly seed: number;
+  readonly replicas: 3 | 5;
+  readonly failure: { readonly checker: CheckerName; readonly message: string } | null;
+  readonly stats: SeedStats;
+}
+
+/** Per-seed knobs, drawn from the seed so that seeds cover calm and rough runs alike. */
+interface FaultPlan {
+  readonly faultPhaseMs: number;
+  /** Gap between crashes (cluster-wide); null: no crashes this seed. */
+  readonly crashGapMs: readonly [number, number] | null;
+  readonly downMs: readonly [number, number];
+  /** Gap between partitions; null: none this seed. */
+  readonly partitionGapMs: readonly [number, number] | null;
+  readonly partitionMs: readonly [number, number];
+  readonly diskMs: readonly [number, number];
+}
+
+const TICK_MS: readonly [number, number] = [8, 12];
+/** Client <-> replica hop (not subject to network faults: a crashed replica loses the call). */
+const CLIENT_HOP_MS: readonly [number, number] = [1, 3];
+/** A client that heard nothing this long after its deadline assumes the replica died. */
+const CLIENT_GIVE_UP_MS = 300;
+const MAX_WRITE_ATTEMPTS = 3;
+const FINAL_READ_TRIES = 3;
+/** After the heal, everything must settle within this (virtual) time: a liveness bound. */
+const SETTLE_MS = 60_000;
+const MAX_EVENTS = 5_000_000;
+
+type SimEvent =
+  | { readonly kind: "deliver"; readonly from: NodeId; readonly to: NodeId; readonly msg: PeerMessage }
+  | { readonly kind: "diskDone"; readonly node: NodeId; readonly group: string; readonly epoch: number }
+  | { readonly kind: "tick"; readonly node: NodeId; readonly group: string; readonly epoch: number; readonly gen: number }
+  | { readonly kind: "request"; readonly call: Call }
+  | { readonly kind: "answer"; readonly call: Call; readonly outcome: Outcome }
+  | { readonly kind: "giveUp"; readonly call: Call }
+  | { readonly kind: "clientNext"; readonly client: ClientRun }
+  | { readonly kind: "crash" }
+  | { readonly kind: "restart"; readonly node: NodeId; readonly epoch: number }
+  | { readonly kind: "partition" }
+  | { readonly kind: "partitionHeal"; readonly generation: number }
+  | { readonly kind: "heal" };
+
+/** A persist on its way to disk, and what waits for it (in order, per replica). */
+interface DiskWrite {
+  readonly persist: Persist;
+  readonly doneAt: number;
+  readonly releases: { send: readonly Outbound[]; answers: readonly Answer[] }[];
+}
+
+/** One replica of one group on one node: the core's state and its disk queue (both volatile). */
+interface Replica {
+  readonly state: GroupState;
+  readonly diskQueue: DiskWrite[];
+  tick: { at: number; gen: number } | null;
+  /** The chosen index last shown to the convergence checker. */
+  convergedAt: number;
+}
+
+interface SimNode {
+  readonly id: NodeId;
+  up: boolean;
+  /** Bumped by every crash: events addressed to an older epoch are void. */
+  epoch: number;
+  restarts: number;
+  replicas: Map<string, Replica>;
+  /** What survives a crash: one durable image per group. */
+  readonly disks: Map<string, DurableGroup>;
+}
+
+interface ClientRun {
+  readonly plan: ClientPlan;
+  readonly knowledge: ClientKnowledge;
+  opsLeft: number;
+  done: boolean;
+}
+
+interface Call {
+  readonly id: CallId;
+  readonly node: NodeId;
+  readonly group: string;
+  readonly input: Input;
+  /** null for the final reads, which belong to no client. */
+  readonly client: ClientRun | null;
+  readonly write: WriteRecord | null;
+  readonly attempt: WriteAttempt | null;
+  readonly read: ReadRecord | null;
+  /** The final read's try number. */
+  readonly finalTry: number;
+  done: boolean;
+}
+
+export function runSeed(options: SeedOptions): SeedResult {
+  const sim = new Simulation(options);
+  let failure: SeedResult["failure"] = null;
+  try {
+    sim.run();
+  } catch (e) {
+    if (e instanceof CheckFailure) failure = { checker: e.checker, message: e.message };
+    else failure = { checker: "core-exception", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+  }
+  sim.stats.virtualMs = sim.queue.now;
+  return { seed: options.seed, replicas: options.replicas, failure, stats: sim.stats };
+}
+
+class Simulation {
+  readonly queue = new EventQueue<SimEvent>();
+  readonly stats: SeedStats = { events: 0, steps: 0, messages: 0, crashes: 0, partitions: 0, writes: 0, reads: 0, virtualMs: 0 };
+  private readonly streams: ReturnType<typeof seedStreams>;
+  private readonly nodeIds: NodeId[];
+  private readonly nodes = new Map<NodeId, SimNode>();
+  private readonly network: SimNetwork;
+  private readonly groups: GroupPlan[];
+  private readonly clients: ClientRun[];
+  private readonly faults: FaultPlan;
+  private readonly breaks: ReadonlySet<BreakName>;
+  private readonly replyBeforePersist: boolean;
+  private readonly trace: ((line: string) => void) | undefined;
+
+  private readonly history: History = emptyHistory();
+  /** Client calls not yet answered or given up on, by the id the core echoes. */
+  private readonly calls = new Map<CallId, Call>();
+  private readonly agreement = new AgreementChecker();
+  private readonly convergence = new ConvergenceChecker();
+
+  private faultsOn = true;
+  private healedAt: number | null = null;
+  private partitionGeneration = 0;
+  private nextCall = 1;
+  private nextRequest = 1;
+  private finalReadsPending = -1;
+  private finished = false;
+
+  constructor(private readonly options: SeedOptions) {
+    this.streams = seedStreams(options.seed);
+    this.breaks = options.breaks ?? new Set();
+    this.replyBeforePersist = this.breaks.has("reply-before-persist");
+    this.trace = options.trace;
+    this.nodeIds = Array.from({ length: options.replicas }, (_, i) => `n${i + 1}`);
+    this.network = new SimNetwork(this.streams.network, randomNetworkProfile(this.streams.faults));
+    this.faults = planFaults(this.streams.faults);
+    this.groups = planGroups(this.streams.workload, this.nodeIds);
+    const plans = planClients(this.streams.workload, this.groups, this.nodeIds);
+    const totalOps = this.streams.workload.int(30, 80);
+    this.clients = plans.map((plan, i) => ({
+      plan,
+      knowledge: new ClientKnowledge(plan.id),
+      opsLeft: Math.floor(totalOps / plans.length) + (i < totalOps % plans.length ? 1 : 0),
+      done: false,
+    }));
+  }
+
+  run(): void {
+    this.log(() => this.describeSetup());
+    for (const id of this.nodeIds) {
+      const node: SimNode = { id, up: false, epoch: 0, restarts: -1, replicas: new Map(), disks: new Map() };
+      for (const g of this.groups) node.disks.set(g.group, emptyDurableGroup());
+      this.nodes.set(id, node);
+      this.start(node);
+    }
+    for (const client of this.clients) this.queue.schedule(this.streams.workload.int(0, 50), { kind: "clientNext", client });
+    if (this.faults.crashGapMs !== null) this.queue.schedule(this.streams.faults.int(...this.faults.crashGapMs), { kind: "crash" });
+    if (this.faults.partitionGapMs !== null) {
+      this.queue.schedule(this.streams.faults.int(...this.faults.partitionGapMs), { kind: "partition" });
+    }
+    this.queue.schedule(this.faults.faultPhaseMs, { kind: "heal" });
+
+    while (!this.finished) {
+      const next = this.queue.pop();
+      if (next === null) fail("liveness", `t=${this.queue.now}: nothing left to do, but ${this.waitingFor()}`);
+      if (++this.stats.events > MAX_EVENTS) fail("liveness", `more than ${MAX_EVENTS} events; ${this.waitingFor()}`);
+      if (this.healedAt !== null && this.queue.now > this.healedAt + SETTLE_MS) {
+        fail("liveness", `not settled ${SETTLE_MS} ms after the heal: ${this.waitingFor()}`);
+      }
+      this.handle(next.event);
+    }
+    this.endOfSeedChecks();
+  }
+
+  // ---- events -------------------------------------------------------------------------------
+
+  private handle(e: SimEvent): void {
+    switch (e.kind) {
+      case "deliver":
+        return this.deliver(e.from, e.to, e.msg);
+      case "diskDone":
+        return this.diskDone(e.node, e.group, e.epoch);
+      case "tick": {
+        const node = this.nodes.get(e.node)!;
+        if (!node.up || node.epoch !== e.epoch) return;
+        const replica = node.replicas.get(e.group)!;
+        if (replica.tick === null || replica.tick.gen !== e.gen) return;
+        replica.tick = null;
+        return this.step(node, e.group, { type: "tick" }, "tick");
+      }
+      case "request":
+        return this.request(e.call);
+      case "answer":
+        return this.answer(e.call, e.outcome);
+      case "giveUp":
+        if (e.call.done) return;
+        this.log(() => `client ${e.call.client?.plan.id ?? "final"} gives up on call ${e.call.id} at ${e.call.node}`);
+        return this.complete(e.call, { kind: "lost" });
+      case "clientNext":
+        return this.clientNext(e.client);
+      case "crash":
+        return this.crashSomeNode();
+      case "restart": {
+        const node = this.nodes.get(e.node)!;
+        if (node.up || node.epoch !== e.epoch) return;
+        return this.start(node);
+      }
+      case "partition":
+        return this.partition();
+      case "partitionHeal":
+        if (e.generation !== this.partitionGeneration || !this.faultsOn) return;
+        this.network.heal();
+        this.log(() => "partition healed");
+        return;
+      case "heal":
+        return this.heal();
+    }
+  }
+
+  private deliver(from: NodeId, to: NodeId, msg: PeerMessage): void {
+    const node = this.nodes.get(to)!;
+    // Lost: the node is down, or a partition came up while the message was in flight.
+    if (!node.up || !this.network.connected(from, to)) {
+      this.log(() => `drop ${from}->${to} ${describeMessage(msg)} (${node.up ? "partitioned" : "node down"})`);
+      return;
+    }
+    this.step(node, msg.group, { type: "message", from, msg }, `${from}->${to} ${describeMessage(msg)}`);
+  }
+
+  /** The oldest pending persist of a replica is durable: apply it, release what waited on it. */
+  private diskDone(nodeId: NodeId, group: string, epoch: number): void {
+    const node = this.nodes.get(nodeId)!;
+    if (!node.up || node.epoch !== epoch) return; // the crash lost it
+    const replica = node.replicas.get(group)!;
+    const write = replica.diskQueue.shift();
+    if (write === undefined || write.doneAt !== this.queue.now) {
+      throw new Error(`sim: disk queue of ${nodeId}/${group} out of order at t=${this.queue.now}`);
+    }
+    applyPersist(node.disks.get(group)!, write.persist);
+    this.log(() => `disk ${nodeId}/${group} synced ${describePersist(write.persist)}`);
+    for (const r of write.releases) this.release(node, group, r.send, r.answers);
+  }
+
+  // ---- the core ----------------------------------------------------------------------------
+
+  private step(node: SimNode, group: string, input: Input, what: string): void {
+    const replica = node.replicas.get(group);
+    if (replica === undefined) throw new Error(`sim: ${node.id} has no replica of ${group}`);
+    const now = this.queue.now;
+    this.stats.steps++;
+    const ready: Ready = step(replica.state, now, input);
+    this.log(() => `step ${node.id}/${group} ${what} -> ${describeReady(ready, replica.state)}`);
+    this.observe(node, replica, group, false, what);
+    this.handleReady(node, group, replica, ready);
+    this.scheduleTick(node, group, replica, ready.wakeAt);
+  }
+
+  /** Feeds the per-step checkers: agreement on every step, convergence when `chosen` moved. */
+  private observe(node: SimNode, replica: Replica, group: string, restored: boolean, what: string): void {
+    const state = replica.state;
+    const where = `t=${this.queue.now} ${restored ? "restart" : what}`;
+    this.agreement.observe(node.id, group, state.chosen, restored, `${node.id} ${where}`);
+    const index = state.chosen?.index ?? 0;
+    if (restored || index !== replica.convergedAt) {
+      replica.convergedAt = index;
+      this.convergence.observe(node.id, group, index, state.data, state.requests, where);
+    }
+  }
+
+  /**
+   * The Ready contract: persist first, then release sends and answers, in order per replica:
+   * a step with nothing to persist still waits behind earlier persists (it may repeat a
+   * Promise whose persist is still on its way to disk).
+   */
+  private handleReady(node: SimNode, group: string, replica: Replica, ready: Ready): void {
+    let send = ready.send;
+    if (this.replyBeforePersist && send.length > 0) {
+      // The deliberate bug: messages leave at once, before the disk has what they reveal.
+      this.release(node, group, send, []);
+      send = [];
+    }
+    if (ready.persist === null) {
+      const tail = replica.diskQueue[replica.diskQueue.length - 1];
+      if (tail === undefined) this.release(node, group, send, ready.answers);
+      else tail.releases.push({ send, answers: ready.answers });
+      return;
+    }
+    const tail = replica.diskQueue[replica.diskQueue.length - 1];
+    const start = Math.max(this.queue.now, tail?.doneAt ?? 0);
+    const doneAt = start + this.streams.disk.int(...this.faults.diskMs);
+    replica.diskQueue.push({ persist: ready.persist, doneAt, releases: [{ send, answers: ready.answers }] });
+    this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch });
+  }
+
+  private release(node: SimNode, group: string, send: readonly Outbound[], answers: readonly Answer[]): void {
+    const now = this.queue.now;
+    for (const { to, msg } of send) {
+      checkPersistBeforeSend(node.id, to, msg, node.disks.get(group), now);
+      this.stats.messages++;
+      const delays = this.network.plan(node.id, to);
+      if (delays.length === 0) this.log(() => `lose ${node.id}->${to} ${describeMessage(msg)}`);
+      for (const d of delays) this.queue.schedule(now + d, { kind: "deliver", from: node.id, to, msg });
+    }
+    for (const a of answers) {
+      const call = this.calls.get(a.call);
+      if (call === undefined) throw new Error(`sim: ${node.id} answered unknown call ${a.call}`);
+      this.queue.schedule(now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "answer", call, outcome: a.outcome });
+    }
+  }
+
+  /**
+   * Ticks come at the core's wakeAt, and every ~10 ms while the replica has work in hand
+   * (queued writes, pending reads, an open round, a catch-up), as the live actor ticks.
+   */
+  private scheduleTick(node: SimNode, group: string, replica: Replica, wakeAt: number | null): void {
+    const now = this.queue.now;
+    let at = wakeAt === null ? null : Math.max(Math.ceil(wakeAt), now + 1);
+    if (isBusy(replica.state)) {
+      const periodic = now + this.streams.ticks.int(...TICK_MS);
+      at = at === null ? periodic : Math.min(at, periodic);
+    }
+    if (at === null) return;
+    if (replica.tick !== null && replica.tick.at > now && replica.tick.at <= at) return;
+    const gen = (replica.tick?.gen ?? 0) + 1;
+    replica.tick = { at, gen };
+    this.queue.schedule(at, { kind: "tick", node: node.id, group, epoch: node.epoch, gen });
+  }
+
+  // ---- nodes: start, crash, restart -----------------------------------------------------------
+
+  /** Starts (or restarts) a node from its disks: new incarnation, new seed, nothing volatile. */
+  private start(node: SimNode): void {
+    node.up = true;
+    node.restarts++;
+    node.replicas = new Map();
+    for (const g of this.groups) {
+      const config: GroupConfig = {
+        group: g.group,
+        self: node.id,
+        replicas: this.nodeIds,
+        incarnation: `${node.id}.${node.restarts}`,
+        seed: this.streams.nodes.nextU32(),
+        timing: DEFAULT_TIMING,
+        limits: DEFAULT_LIMITS,
+        breaks: this.breaks,
+      };
+      const state = restoreReplica(config, node.disks.get(g.group)!);
+      const replica: Replica = { state, diskQueue: [], tick: null, convergedAt: -1 };
+      node.replicas.set(g.group, replica);
+      this.observe(node, replica, g.group, true, "restart");
+    }
+    this.log(() => `${node.restarts === 0 ? "start" : "restart"} ${node.id} (incarnation ${node.id}.${node.restarts}) chosen ${this.groups.map((g) => `${g.group}@${node.replicas.get(g.group)!.state.chosen?.index ?? 0}`).join(" ")}`);
+  }
+
+  private crashSomeNode(): void {
+    if (!this.faultsOn || this.faults.crashGapMs === null) return;
+    const prng = this.streams.faults;
+    this.queue.schedule(this.queue.now + prng.int(...this.faults.crashGapMs), { kind: "crash" });
+    const up = this.nodeIds.filter((id) => this.nodes.get(id)!.up);
+    // Keep one node up: a whole-cluster outage tests nothing the rest does not.
+    if (up.length <= 1) return;
+    const node = this.nodes.get(prng.pick(up))!;
+    node.up = false;
+    node.epoch++;
+    node.replicas = new Map(); // volatile state and unsynced persists: gone
+    this.stats.crashes++;
+    this.log(() => `CRASH ${node.id}`);
+    this.queue.schedule(this.queue.now + prng.int(...this.faults.downMs), { kind: "restart", node: node.id, epoch: node.epoch });
+  }
+
+  private partition(): void {
+    if (!this.faultsOn || this.faults.partitionGapMs === null) return;
+    const prng = this.streams.faults;
+    const description = this.network.partition(this.nodeIds);
+    this.stats.partitions++;
+    this.partitionGeneration++;
+    this.log(() => `PARTITION ${description}`);
+    const healAt = this.queue.now + prng.int(...this.faults.partitionMs);
+    this.queue.schedule(healAt, { kind: "partitionHeal", generation: this.partitionGeneration });
+    this.queue.schedule(healAt + prng.int(...this.faults.partitionGapMs), { kind: "partition" });
+  }
+
+  private heal(): void {
+    this.faultsOn = false;
+    this.healedAt = this.queue.now;
+    this.network.faulty = false;
+    this.network.heal();
+    this.log(() => "HEAL: network healed, crashed nodes restart, no more faults");
+    for (const node of this.nodes.values()) if (!node.up) this.start(node);
+    this.maybeStartFinalReads();
+  }
+
+  // ---- clients --------------------------------------------------------------------------------
+
+  private clientNext(client: ClientRun): void {
+    if (client.opsLeft === 0) {
+      client.done = true;
+      this.maybeStartFinalReads();
+      return;
+    }
+    client.opsLeft--;
+    const op: ClientOp = nextOp(this.streams.workload, client.plan, client.knowledge);
+    const group = client.plan.group.group;
+    if (op.kind === "write") {
+      const record: WriteRecord = {
+        group,
+        client: client.plan.id,
+        requestId: `${client.plan.id}.w${this.nextRequest++}`,
+        op: op.op,
+        attempts: [],
+      };
+      this.history.writes.set(record.requestId, record);
+      this.stats.writes++;
+      this.issueWrite(client, record, null);
+    } else {
+      const node = pickReplica(this.streams.workload, client.plan, this.nodeIds, null);
+      this.issueRead(client, group, node, op.query, op.consistency, 0);
+    }
+  }
+
+  private deadline(): number {
+    return this.queue.now + this.streams.workload.int(300, 2000);
+  }
+
+  private issueWrite(client: ClientRun, record: WriteRecord, avoid: NodeId | null): void {
+    const node = pickReplica(this.streams.workload, client.plan, this.nodeIds, avoid);
+    const attempt: WriteAttempt = { node, invokedAt: this.queue.now, completedAt: null, outcome: null };
+    record.attempts.push(attempt);
+    const id = this.nextCall++;
+    const input: Input = { type: "propose", call: id, command: { requestId: record.requestId, op: record.op }, deadline: this.deadline() };
+    this.sendCall({ id, node, group: record.group, input, client, write: record, attempt, read: null, finalTry: 0, done: false });
+  }
+
+  private issueRead(
+    client: ClientRun | null,
+    group: string,
+    node: NodeId,
+    query: ReadRecord["query"],
+    consistency: ReadRecord["consistency"],
+    finalTry: number,
+  ): void {
+    const read: ReadRecord = {
+      group,
+      client: client?.plan.id ?? "final",
+      node,
+      query,
+      consistency,
+      invokedAt: this.queue.now,
+      completedAt: null,
+      outcome: null,
+    };
+    this.history.reads.push(read);
+    this.stats.reads++;
+    const id = this.nextCall++;
+    const input: Input = { type: "read", call: id, query, consistency, deadline: this.deadline() };
+    this.sendCall({ id, node, group, input, client, write: null, attempt: null, read, finalTry, done: false });
+  }
+
+  private sendCall(call: Call): void {
+    this.calls.set(call.id, call);
+    const deadline = (call.input as { deadline: number }).deadline;
+    this.log(() => `client ${call.client?.plan.id ?? "final"} call ${call.id} -> ${call.node}/${call.group}: ${describeInput(call.input)}`);
+    this.queue.schedule(this.queue.now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "request", call });
+    this.queue.schedule(deadline + CLIENT_GIVE_UP_MS, { kind: "giveUp", call });
+  }
+
+  private request(call: Call): void {
+    const node = this.nodes.get(call.node)!;
+    if (!node.up) {
+      this.log(() => `call ${call.id} lost: ${call.node} is down`);
+      return;
+    }
+    this.step(node, call.group, call.input, `call ${call.id}`);
+  }
+
+  private answer(call: Call, outcome: Outcome): void {
+    if (call.done) return; // already given up on
+    this.log(() => `answer call ${call.id} from ${call.node}: ${describeOutcome(outcome)}`);
+    if (outcome.kind === "error") this.complete(call, { kind: "error", code: outcome.code });
+    else if (outcome.kind === "write" && call.write !== null) this.complete(call, { kind: "ok", result: outcome.result });
+    else if (outcome.kind === "read" && call.read !== null) this.complete(call, { kind: "ok", result: outcome.result });
+    else throw new Error(`sim: call ${call.id} got a ${outcome.kind} answer`);
+  }
+
+  private complete(
+    call: Call,
+    outcome: { kind: "ok"; result: WriteResult | ReadResult } | { kind: "error"; code: "unavailable" | "timeout" } | { kind: "lost" },
+  ): void {
+    call.done = true;
+    this.calls.delete(call.id);
+    const now = this.queue.now;
+    if (call.attempt !== null && call.write !== null) {
+      call.attempt.completedAt = now;
+      call.attempt.outcome = outcome as WriteAttempt["outcome"];
+      const client = call.client!;
+      if (outcome.kind === "ok") learnFromWrite(client.knowledge, call.write, outcome.result as WriteResult);
+      const unknown = outcome.kind === "lost" || (outcome.kind === "error" && outcome.code === "timeout");
+      // Outcome unknown: often retry the same request id elsewhere; dedupe must answer the first result.
+      if (unknown && call.write.attempts.length < MAX_WRITE_ATTEMPTS && this.streams.workload.chance(0.6)) {
+        this.issueWrite(client, call.write, call.node);
+        return;
+      }
+      this.thinkThenNext(client);
+      return;
+    }
+    const read = call.read!;
+    read.completedAt = now;
+    read.outcome = outcome as ReadRecord["outcome"];
+    if (call.client !== null) {
+      if (outcome.kind === "ok") learnFromRead(call.client.knowledge, read, outcome.result as ReadResult);
+      this.thinkThenNext(call.client);
+      return;
+    }
+    // A final read: it must succeed now that the cluster is healed.
+    if (outcome.kind !== "ok") {
+      if (call.finalTry + 1 >= FINAL_READ_TRIES) {
+        fail("liveness", `final read ${describeQuery(read.query)} of ${read.group} at ${read.node} failed ${FINAL_READ_TRIES} times after the heal (last: ${outcome.kind === "error" ? outcome.code : "lost"})`);
+      }
+      this.issueRead(null, read.group, read.node, read.query, "linearizable", call.finalTry + 1);
+      return;
+    }
+    if (--this.finalReadsPending === 0) this.finished = true;
+  }
+
+  private thinkThenNext(client: ClientRun): void {
+    this.queue.schedule(this.queue.now + this.streams.workload.int(0, 30), { kind: "clientNext", client });
+  }
+
+  /** After the heal, once every client is done: read every key at every replica. */
+  private maybeStartFinalReads(): void {
+    if (this.finalReadsPending !== -1 || this.healedAt === null || !this.clients.every((c) => c.done)) return;
+    this.finalReadsPending = 0;
+    this.log(() => "FINAL READS");
+    for (const g of this.groups) {
+      for (const node of this.nodeIds) {
+        for (const key of g.keys) {
+          this.finalReadsPending++;
+          this.issueRead(null, g.group, node, { kind: "get", key }, "linearizable", 0);
+        }
+      }
+    }
+  }
+
+  // ---- end of seed ------------------------------------------------------------------------------
+
+  private endOfSeedChecks(): void {
+    const positions: { node: NodeId; group: string; chosen: number }[] = [];
+    for (const node of this.nodes.values()) {
+      for (const [group, replica] of node.replicas) positions.push({ node: node.id, group, chosen: replica.state.chosen?.index ?? 0 });
+    }
+    checkNoAcknowledgedWriteLost(this.history, this.agreement.log, positions);
+    checkLinearizability(this.history, this.agreement.log);
+    this.log(() => `END t=${this.queue.now}: ${positions.map((p) => `${p.node}/${p.group}@${p.chosen}`).join(" ")}`);
+  }
+
+  private waitingFor(): string {
+    const clients = this.clients.filter((c) => !c.done).map((c) => c.plan.id);
+    const calls = [...this.calls.values()].map((c) => `${c.id}@${c.node}`);
+    return `clients not done: [${clients.join(", ")}], calls open: [${calls.slice(0, 10).join(", ")}${calls.length > 10 ? ", ..." : ""}], final reads pending: ${this.finalReadsPending}`;
+  }
+
+  // ---- trace ------------------------------------------------------------------------------------
+
+  private log(line: () => string): void {
+    if (this.trace !== undefined) this.trace(`t=${String(this.queue.now).padStart(6)} ${line()}`);
+  }
+
+  private describeSetup(): string {
+    const p = this.network.profile;
+    const f = this.faults;
+    return [
+      `seed ${this.options.seed}: ${this.options.replicas} replicas, breaks [${[...this.breaks].join(",")}]`,
+      `  network drop ${p.dropRate} dup ${p.duplicateRate} delay ${p.delayMinMs}-${p.delayMaxMs} ms spikes ${p.spikeRate} up to ${p.spikeMaxMs} ms`,
+      `  faults for ${f.faultPhaseMs} ms: crashes every ${f.crashGapMs?.join("-") ?? "never"} ms (down ${f.downMs.join("-")}), partitions every ${f.partitionGapMs?.join("-") ?? "never"} ms (for ${f.partitionMs.join("-")}), disk ${f.diskMs.join("-")} ms`,
+      ...this.groups.map((g) => `  group ${g.group}: keys ${g.keys.join(",")} preferred ${g.preferred}${g.contended ? " contended" : ""}`),
+      `  clients: ${this.clients.map((c) => `${c.plan.id}(home ${c.plan.home}, ${c.opsLeft} ops)`).join(" ")}`,
+    ].join("\n");
+  }
+}
+
+function planFaults(prng: Prng): FaultPlan {
+  return {
+    faultPhaseMs: prng.int(800, 3000),
+    crashGapMs: prng.chance(0.75) ? prng.pick([[100, 400], [200, 800], [500, 1500]] as const) : null,
+    downMs: prng.pick([[10, 100], [50, 500], [200, 1500]] as const),
+    partitionGapMs: prng.chance(0.6) ? prng.pick([[50, 300], [200, 1000]] as const) : null,
+    partitionMs: prng.pick([[20, 200], [100, 800]] as const),
+    diskMs: prng.pick([[1, 2], [1, 5], [2, 15]] as const),
+  };
+}
+
+/** Has work in hand that needs time to pass (the live actor keeps ticking such a group). */
+function isBusy(state: GroupState): boolean {
+  return state.queue.length > 0 || state.reads.length > 0 || state.proposer.phase !== "idle" || state.catchUp.asked !== null;
+}
+
+function learnFromWrite(knowledge: ClientKnowledge, w: WriteRecord, result: WriteResult): void {
+  const op = w.op;
+  if (op.op === "put" && result.type === "put") knowledge.saw(op.key, { value: op.value, version: result.version });
+  else if (op.op === "delete") knowledge.saw(op.key, null);
+  else if (op.op === "cas" && result.type === "cas" && result.ok) knowledge.saw(op.key, { value: op.value, version: result.version });
+}
+
+function learnFromRead(knowledge: ClientKnowledge, r: ReadRecord, result: ReadResult): void {
+  if (result.kind === "get" && r.query.kind === "get") knowledge.saw(r.query.key, result.entry);
+  else if (result.kind === "scan") for (const item of result.items) knowledge.saw(item.key, item);
+}
+
+function describeReady(ready: Ready, state: GroupState): string {
+  const parts = [`chosen ${state.chosen?.index ?? 0}`];
+  if (ready.persist !== null) parts.push(`persist[${describePersist(ready.persist)}]`);
+  if (ready.send.length > 0) parts.push(`send[${ready.send.map((o) => `${o.to}:${describeMessage(o.msg)}`).join(", ")}]`);
+  if (ready.answers.length > 0) parts.push(`answer[${ready.answers.map((a) => `${a.call}:${describeOutcome(a.outcome)}`).join(", ")}]`);
+  if (ready.wakeAt !== null) parts.push(`wake ${ready.wakeAt}`);
+  return parts.join(" ");
+}
+
+function describePersist(p: Persist): string {
+  const m = p.meta;
+  const accepted = m.accepted === null ? "-" : `${m.accepted.ballot.round}.${m.accepted.ballot.node}:${m.accepted.value.id}`;
+  const promised = m.promised === null ? "-" : `${m.promised.round}.${m.promised.node}`;
+  return `chosen ${m.chosen?.index ?? 0} promised ${promised} accepted ${accepted}${p.reset ? " RESET" : ""}${p.keys.length > 0 ? ` keys ${p.keys.length}` : ""}`;
+}
+
+function describeInput(input: Input): string {
+  switch (input.type) {
+    case "propose":
+      return `propose ${input.command.requestId} ${JSON.stringify(input.command.op, (_k, v: unknown) => (v instanceof Uint8Array ? new TextDecoder().decode(v) : v))} deadline ${input.deadline}`;
+    case "read":
+      return `${input.consistency} ${describeQuery(input.query)} deadline ${input.deadline}`;
+    default:
+      return input.type;
+  }
+}
