@@ -236,10 +236,12 @@ describe("LevelStorage on disk", () => {
       const writer = new StorageWriter(counted);
       const writers = 200;
       const rounds = 5;
-      // Each writer is a key-group stepping `rounds` times, waiting for its own fsync each time.
+      // Each writer is a key-group stepping `rounds` times, waiting for its own fsync each time;
+      // uneven pauses make records arrive while a commit is in flight.
       await Promise.all(
         Array.from({ length: writers }, async (_, w) => {
           for (let r = 1; r <= rounds; r++) {
+            for (let pause = (w * 7 + r) % 4; pause > 0; pause--) await new Promise((resolve) => setImmediate(resolve));
             await writer.persist(persist(`group-${w}`, { meta: meta(r), keys: [[`k${r}`, entry(r, bytes(w & 0xff, r))]] }));
           }
         }),
