@@ -55,6 +55,8 @@ export interface SeedStats {
   writes: number;
   reads: number;
   virtualMs: number;
+  /** How calls ended and what happened, by name ("write ok", "read timeout", "catchupSnapshot", ...). */
+  counts: Record<string, number>;
 }
 
 export interface SeedResult {
@@ -165,7 +167,7 @@ export function runSeed(options: SeedOptions): SeedResult {
 
 class Simulation {
   readonly queue = new EventQueue<SimEvent>();
-  readonly stats: SeedStats = { events: 0, steps: 0, messages: 0, crashes: 0, partitions: 0, writes: 0, reads: 0, virtualMs: 0 };
+  readonly stats: SeedStats = { events: 0, steps: 0, messages: 0, crashes: 0, partitions: 0, writes: 0, reads: 0, virtualMs: 0, counts: {} };
   private readonly streams: ReturnType<typeof seedStreams>;
   private readonly nodeIds: NodeId[];
   private readonly nodes = new Map<NodeId, SimNode>();
@@ -289,7 +291,12 @@ class Simulation {
       this.log(() => `drop ${from}->${to} ${describeMessage(msg)} (${node.up ? "partitioned" : "node down"})`);
       return;
     }
+    if (msg.type === "catchupSnapshot" || msg.type === "catchupEntry") this.count(msg.type);
     this.step(node, msg.group, { type: "message", from, msg }, `${from}->${to} ${describeMessage(msg)}`);
+  }
+
+  private count(what: string): void {
+    this.stats.counts[what] = (this.stats.counts[what] ?? 0) + 1;
   }
 
   /** The oldest pending persist of a replica is durable: apply it, release what waited on it. */
@@ -553,6 +560,7 @@ class Simulation {
   ): void {
     call.done = true;
     this.calls.delete(call.id);
+    this.count(`${call.write !== null ? "write" : call.client === null ? "final read" : "read"} ${outcome.kind === "error" ? outcome.code : outcome.kind}`);
     const now = this.queue.now;
     if (call.attempt !== null && call.write !== null) {
       call.attempt.completedAt = now;
@@ -562,6 +570,7 @@ class Simulation {
       const unknown = outcome.kind === "lost" || (outcome.kind === "error" && outcome.code === "timeout");
       // Outcome unknown: often retry the same request id elsewhere; dedupe must answer the first result.
       if (unknown && call.write.attempts.length < MAX_WRITE_ATTEMPTS && this.streams.workload.chance(0.6)) {
+        this.count("write retry");
         this.issueWrite(client, call.write, call.node);
         return;
       }
@@ -613,9 +622,23 @@ class Simulation {
     for (const node of this.nodes.values()) {
       for (const [group, replica] of node.replicas) positions.push({ node: node.id, group, chosen: replica.state.chosen?.index ?? 0 });
     }
-    checkNoAcknowledgedWriteLost(this.history, this.agreement.log, positions);
-    checkLinearizability(this.history, this.agreement.log);
     this.log(() => `END t=${this.queue.now}: ${positions.map((p) => `${p.node}/${p.group}@${p.chosen}`).join(" ")}`);
+    // Every end check runs, so a report names all that object; the first one leads.
+    const failures: CheckFailure[] = [];
+    const attempt = (check: () => void): void => {
+      try {
+        check();
+      } catch (e) {
+        if (e instanceof CheckFailure) failures.push(e);
+        else throw e;
+      }
+    };
+    attempt(() => checkLinearizability(this.history, this.agreement.log));
+    attempt(() => checkNoAcknowledgedWriteLost(this.history, this.agreement.log, positions));
+    const first = failures[0];
+    if (first === undefined) return;
+    const others = failures.slice(1).map((f) => `\n  also ${f.message}`).join("");
+    throw new CheckFailure(first.checker, `${first.detail}${others}`);
   }
 
   private waitingFor(): string {

@@ -13,9 +13,10 @@ export type CheckerName =
 export class CheckFailure extends Error {
   constructor(
     readonly checker: CheckerName,
-    message: string,
+    /** What was wrong, without the checker's name. */
+    readonly detail: string,
   ) {
-    super(`${checker}: ${message}`);
+    super(`${checker}: ${detail}`);
     this.name = "CheckFailure";
   }
 }
