@@ -66,6 +66,11 @@ export class Transport {
     }
   }
 
+  /** An empty frame to every peer: lets them know we are up (Paxos itself needs no liveness). */
+  heartbeat(): void {
+    for (const m of this.members) if (m !== this.opts.self) this.publish(m, []);
+  }
+
   flush(): void {
     this.flushScheduled = false;
     for (const [to, messages] of this.outbox) {
@@ -78,12 +83,13 @@ export class Transport {
   private publish(to: NodeId, messages: PeerMessage[]): void {
     const bytes = encodePeerFrame({ from: this.opts.self, cluster: this.opts.cluster, messages });
     if (bytes.length > this.opts.maxFrameBytes && messages.length > 1) {
+      // Split, never truncate.
       const half = messages.length >> 1;
       this.publish(to, messages.slice(0, half));
       this.publish(to, messages.slice(half));
       return;
     }
-    if (bytes.length > this.opts.maxFrameBytes) {
+    if (bytes.length > this.opts.maxFrameBytes && messages.length === 1) {
       // One message alone is too big (a value past the limits got through): drop it loudly;
       // the protocol treats it as lost and retries or catches up.
       this.bad(`outgoing ${messages[0]!.type} for ${messages[0]!.group} is ${bytes.length} bytes, over the frame limit`);

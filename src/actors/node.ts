@@ -1,0 +1,203 @@
+// A node: the supervisor of everything one process runs. It opens the storage, connects to
+// NATS, starts the nact system with its sharded key-group actors, the Paxos transport and the
+// client API, passivates idle groups, and shuts down in order:
+//   stop taking requests -> let calls in flight finish -> flush storage -> flush sends -> close.
+
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { start as startActorSystem, stop as stopActor, type ActorSystemRef } from "nact";
+import pino, { type Logger } from "pino";
+import type { NodeId } from "../protocol/ballot.js";
+import { DEFAULT_LIMITS } from "../protocol/config.js";
+import type { StatusResult } from "../protocol/api.js";
+import { DEFAULT_WIRE_LIMITS } from "../protocol/limits.js";
+import { replicasFor } from "../protocol/placement.js";
+import { subjectsFor } from "../protocol/subjects.js";
+import { LevelStorage } from "../storage/leveldb.js";
+import { StorageWriter } from "../storage/writer.js";
+import { ApiHandler } from "./apiHandler.js";
+import { GroupRegistry } from "./groupRegistry.js";
+import type { NatsOptions, NodeConfig } from "./nodeConfig.js";
+import { Transport } from "./transport.js";
+import { VERSION } from "../version.js";
+
+export interface NodeHandle {
+  readonly config: NodeConfig;
+  status(): StatusResult;
+  stats(): Record<string, unknown>;
+  /** Graceful: finishes calls in flight, flushes, closes. */
+  stop(): Promise<void>;
+  /** Resolves when the node stopped (gracefully or after a fatal error). */
+  readonly stopped: Promise<void>;
+}
+
+export interface StartNodeOptions {
+  readonly logger?: Logger;
+  /** Called after a fatal error (the disk failed); the CLI exits non-zero. */
+  readonly onFatal?: (error: unknown) => void;
+}
+
+export function natsConnectionOptions(nats: NatsOptions, name: string): ConnectionOptions {
+  const opts: ConnectionOptions = {
+    servers: [...nats.servers],
+    name,
+    noAsyncTraces: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    pingInterval: 5_000,
+  };
+  if (nats.user !== undefined) Object.assign(opts, { user: nats.user, pass: nats.pass });
+  if (nats.token !== undefined) opts.token = nats.token;
+  if (nats.credsFile !== undefined) opts.authenticator = credsAuthenticator(readFileSync(nats.credsFile));
+  else if (nats.nkeySeedFile !== undefined) opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(readFileSync(nats.nkeySeedFile, "utf8").trim()));
+  if (nats.tls !== undefined) opts.tls = { caFile: nats.tls.caFile, certFile: nats.tls.certFile, keyFile: nats.tls.keyFile };
+  return opts;
+}
+
+export async function startNode(config: NodeConfig, options: StartNodeOptions = {}): Promise<NodeHandle> {
+  const log = options.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
+  const startedAt = Date.now();
+  const incarnation = `${startedAt.toString(36)}${randomBytes(3).toString("hex")}`;
+  const subjects = subjectsFor(config.cluster, config.prefix);
+  const now = (): number => performance.now();
+  const replicaCache = new Map<string, readonly NodeId[]>();
+  const replicasOf = (group: string): readonly NodeId[] => {
+    if (config.members.length <= config.replication) return config.members;
+    let r = replicaCache.get(group);
+    if (r === undefined) {
+      if (replicaCache.size > 100_000) replicaCache.clear();
+      replicaCache.set(group, (r = replicasFor(group, config.members, config.replication)));
+    }
+    return r;
+  };
+
+  await mkdir(config.dataDir, { recursive: true });
+  const storage = new LevelStorage(config.dataDir);
+  await storage.open();
+  const writer = new StorageWriter(storage);
+  let nc: NatsConnection;
+  try {
+    nc = await connect(natsConnectionOptions(config.nats, `paxosstore-${config.cluster}-${config.nodeId}`));
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let fatalError: unknown = null;
+  const system: ActorSystemRef = startActorSystem();
+
+  // eslint-disable-next-line prefer-const
+  let api: ApiHandler;
+  const transport = new Transport({
+    nc,
+    prefix: subjects.prefix,
+    cluster: config.cluster,
+    self: config.nodeId,
+    members: config.members,
+    maxFrameBytes: DEFAULT_WIRE_LIMITS.frameBytesMax,
+    deliver: (from, msg) => {
+      // A peer message for a group we do not replicate is foreign: count it, do not spawn.
+      if (!replicasOf(msg.group).includes(config.nodeId)) return;
+      registry.dispatch(msg.group, { kind: "peer", from, msg });
+    },
+    onBadFrame: (reason) => log.warn({ reason }, "dropped a bad peer frame"),
+  });
+  const registry: GroupRegistry = new GroupRegistry(
+    system,
+    {
+      nodeId: config.nodeId,
+      incarnation,
+      timing: config.timing,
+      limits: DEFAULT_LIMITS,
+      storage,
+      writer,
+      replicasFor: replicasOf,
+      send: (to, msg) => transport.send(to, msg),
+      answer: (call, outcome) => api.answer(call, outcome),
+      dispatchTick: (group) => registry.dispatch(group, { kind: "tick" }),
+      fatal: (error) => fatal(error),
+      now,
+    },
+    (group, error) => log.error({ group, err: error }, "key-group actor crashed; it reloads from disk on its next message"),
+  );
+
+  const status = (): StatusResult => {
+    const seenSince = Date.now() - 10_000;
+    const membersSeen = config.members.filter((m) => m === config.nodeId || (transport.lastHeard.get(m) ?? 0) >= seenSince);
+    return {
+      node: config.nodeId,
+      cluster: config.cluster,
+      version: VERSION,
+      uptimeMs: Date.now() - startedAt,
+      members: [...config.members],
+      membersSeen,
+      groupsActive: registry.size,
+      limits: DEFAULT_WIRE_LIMITS,
+    };
+  };
+  api = new ApiHandler({
+    nc,
+    subjects,
+    self: config.nodeId,
+    incarnation,
+    limits: DEFAULT_WIRE_LIMITS,
+    requestTimeoutMs: config.requestTimeoutMs,
+    replicasFor: replicasOf,
+    dispatch: (group, msg) => registry.dispatch(group, msg),
+    status,
+    now,
+  });
+
+  transport.start();
+  api.start();
+  // Heartbeat: an empty frame now and then, so `status` can tell which members are up.
+  const heartbeat = setInterval(() => transport.heartbeat(), 2_000);
+  transport.heartbeat();
+  const passivator = setInterval(() => registry.passivateIdle(now(), config.passivateAfterMs), Math.min(5_000, config.passivateAfterMs));
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      clearInterval(heartbeat);
+      clearInterval(passivator);
+      await api.stopAccepting();
+      // Let calls in flight finish (each has a deadline), but not forever.
+      const until = Date.now() + config.requestTimeoutMs + 2_000;
+      while (api.inFlight > 0 && Date.now() < until && fatalError === null) await sleep(20);
+      api.close();
+      await writer.close();
+      await sleep(5); // releases that waited on the last batch run now
+      await transport.stop();
+      await nc.drain().catch(() => undefined);
+      registry.stopAll();
+      stopActor(system);
+      await storage.close();
+      log.info("stopped");
+      resolveStopped();
+    })());
+
+  function fatal(error: unknown): void {
+    if (fatalError !== null) return;
+    fatalError = error;
+    log.fatal({ err: error }, "storage failed: stopping this node (nothing unpersisted was revealed)");
+    options.onFatal?.(error);
+    void stop();
+  }
+
+  log.info({ cluster: config.cluster, members: config.members, dataDir: config.dataDir, nats: config.nats.servers }, `paxosstore node ${config.nodeId} ready`);
+  return {
+    config,
+    status,
+    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated }),
+    stop,
+    stopped,
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
