@@ -67,7 +67,9 @@ describe("startNatsServer (plain.conf)", () => {
     expect(nc.info?.max_payload).toBe(1024 * 1024); // plain.conf: max_payload 1MB
     expect(nc.info?.jetstream ?? false).toBe(false); // no JetStream
     const sub = nc.subscribe("echo", {
-      callback: (_err, msg) => msg.respond(enc.encode(`echo:${dec.decode(msg.data)}`)),
+      callback: (_err, msg) => {
+        msg.respond(enc.encode(`echo:${dec.decode(msg.data)}`));
+      },
     });
     await nc.flush();
     const reply = await nc.request("echo", enc.encode("hi"), { timeout: 2000 });
@@ -132,13 +134,19 @@ describe("infra/nats/secured.conf", () => {
     const peerFrames: string[] = [];
     n1.subscribe("paxosstore.dev.api", {
       queue: "api",
-      callback: (_e, m) => m.respond(enc.encode(`ok:${dec.decode(m.data)}`)),
+      callback: (_e, m) => {
+        m.respond(enc.encode(`ok:${dec.decode(m.data)}`));
+      },
     });
     n1.subscribe("paxosstore.dev.api.n1", {
-      callback: (_e, m) => m.respond(enc.encode(`n1:${dec.decode(m.data)}`)),
+      callback: (_e, m) => {
+        m.respond(enc.encode(`n1:${dec.decode(m.data)}`));
+      },
     });
     n1.subscribe("paxosstore.dev.peer.n1", {
-      callback: (_e, m) => peerFrames.push(dec.decode(m.data)),
+      callback: (_e, m) => {
+        peerFrames.push(dec.decode(m.data));
+      },
     });
     await n1.flush();
 
