@@ -50,9 +50,9 @@ export function encodePeerFrame(frame: PeerFrame): Uint8Array {
 }
 
 /**
- * The messages to one peer as as few frames as fit in `frameBytesMax` each, in order. Each
- * message is encoded once and the frames are assembled around the encoded bytes (a msgpack
- * array is its header followed by its elements), so splitting costs no re-encoding. A message
+ * The messages to one peer as as few frames as fit in `frameBytesMax` each, in order. When they
+ * do not fit in one, each message is encoded once and the frames are assembled around the
+ * encoded bytes (a msgpack array is its header followed by its elements). A message
  * that alone cannot fit is returned in `oversized`, not sent: the protocol treats it as lost.
  */
 export function encodePeerFrames(
@@ -61,6 +61,9 @@ export function encodePeerFrames(
   messages: readonly PeerMessage[],
   frameBytesMax: number = DEFAULT_WIRE_LIMITS.frameBytesMax,
 ): { readonly frames: Uint8Array[]; readonly oversized: PeerMessage[] } {
+  // The common case: everything fits in one frame, encoded in one pass.
+  const whole = encodePeerFrame({ from, cluster, messages });
+  if (whole.length <= frameBytesMax) return { frames: messages.length === 0 ? [] : [whole], oversized: [] };
   // { from, cluster } is a 2-entry fixmap; the frame is the same map with a third entry.
   const head = packr.pack({ from, cluster });
   const messagesKey = packr.pack("messages");
