@@ -6,7 +6,7 @@ import type { Ballot } from "../../src/protocol/ballot.js";
 import type { DurableGroup } from "../../src/protocol/durable.js";
 import { emptyDurableGroup } from "../../src/protocol/durable.js";
 import type { ChosenEntry, PeerMessage, RequestRecord } from "../../src/protocol/messages.js";
-import type { Command, Entry, WriteOp, WriteResult } from "../../src/protocol/ops.js";
+import type { Command, Entry, PutOp, WriteOp, WriteResult } from "../../src/protocol/ops.js";
 import { AgreementChecker, ChosenLog } from "./checkers/agreement.js";
 import { ConvergenceChecker } from "./checkers/convergence.js";
 import { checkNoAcknowledgedWriteLost } from "./checkers/durability.js";
@@ -19,7 +19,7 @@ import { emptyHistory } from "./history.js";
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const ballot = (round: number, node: string): Ballot => ({ round, node });
-const put = (key: string, value: string): WriteOp => ({ op: "put", key, value: bytes(value) });
+const put = (key: string, value: string): PutOp => ({ op: "put", key, value: bytes(value) });
 
 function chosen(index: number, id: string, commands: Command[] = [], b: Ballot = ballot(1, "n1")): ChosenEntry {
   return { index, ballot: b, value: { id, commands } };
@@ -358,9 +358,22 @@ describe("reference model", () => {
       i <= 2 ? chosen(i, `v${i}`, [cmd("w1", put("a", `x${i}`)), cmd(`w${i + 1}`, put("b", `y${i}`))]) : undefined,
     );
     expect(model.lastIndex).toBe(2);
-    expect(model.applied.get("w1")).toEqual({ index: 1, result: { type: "put", version: 1 } });
+    expect(model.applied.get("w1")).toEqual([{ index: 1, result: { type: "put", version: 1 } }]);
     expect(model.dataAt(2).get("a")?.version).toBe(1);
     expect(model.dataAt(2).get("b")?.version).toBe(2);
     expect(model.dataAt(0).size).toBe(0);
+  });
+
+  it("applies a request id again once the group has forgotten it", () => {
+    // Memory 2: after w1, w2, w3 are applied, w1 is forgotten, so its retry at index 3 applies.
+    const log = [
+      chosen(1, "v1", [cmd("w1", put("a", "1")), cmd("w2", put("a", "2"))]),
+      chosen(2, "v2", [cmd("w3", put("a", "3")), cmd("w2", put("a", "2"))]),
+      chosen(3, "v3", [cmd("w1", put("a", "1"))]),
+    ];
+    const model = replayGroup((i) => log[i - 1], 2);
+    expect(model.applied.get("w1")?.map((a) => a.index)).toEqual([1, 3]);
+    expect(model.applied.get("w2")?.map((a) => a.index)).toEqual([1]);
+    expect(model.dataAt(3).get("a")?.version).toBe(3);
   });
 });

@@ -24,7 +24,7 @@ export function randomNetworkProfile(prng: Prng): NetworkProfile {
     delayMinMs,
     delayMaxMs: delayMinMs + prng.pick([2, 5, 15, 30]),
     spikeRate: prng.pick([0, 0.01, 0.05]),
-    spikeMaxMs: prng.int(50, 400),
+    spikeMaxMs: prng.pick([100, 400, 2000]),
   };
 }
 

@@ -92,5 +92,6 @@ export function seedStreams(seed: number) {
     workload: root.fork("workload"),
     nodes: root.fork("nodes"),
     ticks: root.fork("ticks"),
+    tuning: root.fork("tuning"),
   };
 }

@@ -14,7 +14,7 @@
 //      replica to catch up, then the end-of-seed checks.
 
 import type { NodeId } from "../../src/protocol/ballot.js";
-import type { BreakName, GroupConfig } from "../../src/protocol/config.js";
+import type { BreakName, GroupConfig, Limits, Timing } from "../../src/protocol/config.js";
 import { DEFAULT_LIMITS, DEFAULT_TIMING } from "../../src/protocol/config.js";
 import { restoreReplica, step } from "../../src/protocol/core.js";
 import type { DurableGroup, Persist } from "../../src/protocol/durable.js";
@@ -175,6 +175,7 @@ class Simulation {
   private readonly groups: GroupPlan[];
   private readonly clients: ClientRun[];
   private readonly faults: FaultPlan;
+  private readonly tuning: { timing: Timing; limits: Limits };
   private readonly breaks: ReadonlySet<BreakName>;
   private readonly replyBeforePersist: boolean;
   private readonly trace: ((line: string) => void) | undefined;
@@ -201,6 +202,7 @@ class Simulation {
     this.nodeIds = Array.from({ length: options.replicas }, (_, i) => `n${i + 1}`);
     this.network = new SimNetwork(this.streams.network, randomNetworkProfile(this.streams.faults));
     this.faults = planFaults(this.streams.faults);
+    this.tuning = planTuning(this.streams.tuning);
     this.groups = planGroups(this.streams.workload, this.nodeIds);
     const plans = planClients(this.streams.workload, this.groups, this.nodeIds);
     const totalOps = this.streams.workload.int(30, 80);
@@ -412,8 +414,8 @@ class Simulation {
         replicas: this.nodeIds,
         incarnation: `${node.id}.${node.restarts}`,
         seed: this.streams.nodes.nextU32(),
-        timing: DEFAULT_TIMING,
-        limits: DEFAULT_LIMITS,
+        timing: this.tuning.timing,
+        limits: this.tuning.limits,
         breaks: this.breaks,
       };
       const state = restoreReplica(config, node.disks.get(g.group)!);
@@ -633,7 +635,7 @@ class Simulation {
         else throw e;
       }
     };
-    attempt(() => checkLinearizability(this.history, this.agreement.log));
+    attempt(() => checkLinearizability(this.history, this.agreement.log, this.tuning.limits.requestMemory));
     attempt(() => checkNoAcknowledgedWriteLost(this.history, this.agreement.log, positions));
     const first = failures[0];
     if (first === undefined) return;
@@ -659,6 +661,8 @@ class Simulation {
     return [
       `seed ${this.options.seed}: ${this.options.replicas} replicas, breaks [${[...this.breaks].join(",")}]`,
       `  network drop ${p.dropRate} dup ${p.duplicateRate} delay ${p.delayMinMs}-${p.delayMaxMs} ms spikes ${p.spikeRate} up to ${p.spikeMaxMs} ms`,
+      `  timing ${JSON.stringify(this.tuning.timing)}`,
+      `  limits ${JSON.stringify(this.tuning.limits)}`,
       `  faults for ${f.faultPhaseMs} ms: crashes every ${f.crashGapMs?.join("-") ?? "never"} ms (down ${f.downMs.join("-")}), partitions every ${f.partitionGapMs?.join("-") ?? "never"} ms (for ${f.partitionMs.join("-")}), disk ${f.diskMs.join("-")} ms`,
       ...this.groups.map((g) => `  group ${g.group}: keys ${g.keys.join(",")} preferred ${g.preferred}${g.contended ? " contended" : ""}`),
       `  clients: ${this.clients.map((c) => `${c.plan.id}(home ${c.plan.home}, ${c.opsLeft} ops)`).join(" ")}`,
@@ -669,12 +673,43 @@ class Simulation {
 function planFaults(prng: Prng): FaultPlan {
   return {
     faultPhaseMs: prng.int(800, 3000),
-    crashGapMs: prng.chance(0.75) ? prng.pick([[100, 400], [200, 800], [500, 1500]] as const) : null,
-    downMs: prng.pick([[10, 100], [50, 500], [200, 1500]] as const),
+    crashGapMs: prng.chance(0.75) ? prng.pick([[30, 150], [100, 400], [200, 800], [500, 1500]] as const) : null,
+    // Short outages let messages from before a crash reach the restarted node.
+    downMs: prng.pick([[1, 30], [10, 100], [50, 500], [200, 1500]] as const),
     partitionGapMs: prng.chance(0.6) ? prng.pick([[50, 300], [200, 1000]] as const) : null,
     partitionMs: prng.pick([[20, 200], [100, 800]] as const),
-    diskMs: prng.pick([[1, 2], [1, 5], [2, 15]] as const),
+    // A slow disk widens the window between a step and its persist, where crashes bite.
+    diskMs: prng.pick([[1, 2], [1, 5], [2, 15], [5, 40]] as const),
   };
+}
+
+/**
+ * Timings and limits vary by seed: safety must not depend on them, and small limits reach
+ * paths the defaults never do at this scale: one command per value, no inlined `prev` (the
+ * one-behind replica must fetch it), one key per catch-up chunk (chunked snapshots, restarted
+ * when the source moves on), and a short request-id memory (ids forgotten, snapshot copies of
+ * the records, eviction order compared across replicas).
+ */
+function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
+  const backoffBaseMs = prng.pick([1, 5, 20]);
+  const timing: Timing = {
+    ...DEFAULT_TIMING,
+    phaseTimeoutMs: prng.pick([100, 250, 500]),
+    backoffBaseMs,
+    backoffMaxMs: backoffBaseMs * prng.pick([10, 40]),
+    readResolveMs: prng.pick([10, 50, 100]),
+    catchUpRetryMs: prng.pick([100, 500]),
+    probeRetryMs: prng.pick([50, 250]),
+  };
+  const limits: Limits = {
+    ...DEFAULT_LIMITS,
+    maxBatchCommands: prng.pick([1, 2, 4, DEFAULT_LIMITS.maxBatchCommands]),
+    maxBatchBytes: prng.pick([1, 64, DEFAULT_LIMITS.maxBatchBytes]),
+    prevInlineBytes: prng.pick([0, 64, DEFAULT_LIMITS.prevInlineBytes]),
+    snapshotChunkBytes: prng.pick([1, 30, DEFAULT_LIMITS.snapshotChunkBytes]),
+    requestMemory: prng.chance(0.25) ? prng.int(2, 16) : DEFAULT_LIMITS.requestMemory,
+  };
+  return { timing, limits };
 }
 
 /** Has work in hand that needs time to pass (the live actor keeps ticking such a group). */

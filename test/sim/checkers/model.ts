@@ -12,7 +12,9 @@
 //   the failure branch in order, all at the same index; an absent key "matches no value": a
 //   value compare `=` on it fails and `!=` holds (NOTE: etcd instead fails every value compare
 //   on a missing key; ops.ts's wording allows both readings, this is the one the core took);
-// - a request id is applied once: a later command with an id already applied is skipped.
+// - a request id is applied once: a later command with an id still remembered is skipped. A
+//   group remembers the last `requestMemory` ids it applied (config.ts: "the oldest are
+//   forgotten first"); an id forgotten and then seen again is applied again.
 
 import type { ChosenEntry } from "../../../src/protocol/messages.js";
 import type { Compare, Entry, TxnWrite, WriteOp, WriteResult } from "../../../src/protocol/ops.js";
@@ -28,22 +30,29 @@ export interface GroupModel {
   readonly lastIndex: number;
   /** Data as of index i (0: empty). */
   dataAt(index: number): ReadonlyMap<string, Entry>;
-  /** The first application of each request id. */
-  readonly applied: ReadonlyMap<string, ModelApplication>;
+  /** Every application of each request id, oldest first (more than one only once forgotten). */
+  readonly applied: ReadonlyMap<string, readonly ModelApplication[]>;
 }
 
 /** Replays entries 1..n of one group. `entryAt` returns undefined past the known log. */
-export function replayGroup(entryAt: (index: number) => ChosenEntry | undefined): GroupModel {
+export function replayGroup(entryAt: (index: number) => ChosenEntry | undefined, requestMemory = Infinity): GroupModel {
   const snapshots: Map<string, Entry>[] = [new Map()];
-  const applied = new Map<string, ModelApplication>();
+  const applied = new Map<string, ModelApplication[]>();
+  // The ids a replica still remembers, oldest first.
+  const remembered = new Set<string>();
   let data = new Map<string, Entry>();
   for (let index = 1; ; index++) {
     const entry = entryAt(index);
     if (entry === undefined) break;
     data = new Map(data);
     for (const command of entry.value.commands) {
-      if (applied.has(command.requestId)) continue;
-      applied.set(command.requestId, { index, result: applyWrite(data, command.op, index) });
+      if (remembered.has(command.requestId)) continue;
+      const application = { index, result: applyWrite(data, command.op, index) };
+      const earlier = applied.get(command.requestId);
+      if (earlier === undefined) applied.set(command.requestId, [application]);
+      else earlier.push(application);
+      remembered.add(command.requestId);
+      while (remembered.size > requestMemory) remembered.delete(remembered.values().next().value as string);
     }
     snapshots.push(data);
   }
