@@ -87,9 +87,12 @@ export function resolveWireLimits(overrides: Partial<WireLimits> = {}): WireLimi
     Math.ceil((limits.writeBytesMax * 4) / 3) < limits.frameBytesMax,
     "writeBytesMax, base64-encoded, must fit in frameBytesMax",
   );
+  // A page stops before passing scanPageBytesMax but always holds one item (see answerRead);
+  // 8 KiB covers the rest of the answer (ok, index, the next cursor).
   must(
-    limits.scanPageBytesMax + scanItemBytesEstimate(limits.keyBytesMax, limits.valueBytesMax) < limits.frameBytesMax,
-    "a scan page plus one largest item must fit in frameBytesMax",
+    Math.max(limits.scanPageBytesMax, scanItemBytesEstimate(limits.keyBytesMax, limits.valueBytesMax)) + 8 * 1024 <
+      limits.frameBytesMax,
+    "a scan page (or one largest item) must fit in frameBytesMax",
   );
   return Object.freeze(limits);
 }
