@@ -110,7 +110,8 @@ export class TooLargeError extends PaxosStoreError {
   declare readonly code: "too_large";
   declare readonly details: TooLargeDetails;
   constructor(field: string, limit: LimitName, max: number, size: number, options?: ErrorOptions) {
-    super("too_large", `too large: ${field} is ${size}, the limit ${limit} is ${max}`, { field, limit, max, size }, options);
+    const unit = limit.endsWith("BytesMax") ? " bytes" : "";
+    super("too_large", `too large: ${field} is ${size}${unit}, over ${limit} (${max}${unit})`, { field, limit, max, size }, options);
     this.name = "TooLargeError";
   }
 }
