@@ -63,8 +63,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   const subjects = subjectsFor(config.cluster, config.prefix);
   const now = (): number => performance.now();
   const replicaCache = new Map<string, readonly NodeId[]>();
+  // Preferred replica first, as clients route: it owns the fast round of a group's first write.
   const replicasOf = (group: string): readonly NodeId[] => {
-    if (config.members.length <= config.replication) return config.members;
     let r = replicaCache.get(group);
     if (r === undefined) {
       if (replicaCache.size > 100_000) replicaCache.clear();

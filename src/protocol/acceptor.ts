@@ -12,6 +12,7 @@ import { compareBallots } from "./ballot.js";
 import type { Effects } from "./effects.js";
 import { fastRoundAllowedFrom } from "./fastRound.js";
 import { learn } from "./learner.js";
+import { yieldToHigherBallot } from "./proposer.js";
 import type { Accept, ChosenEntry, Prepare, Reject } from "./messages.js";
 import { chosenIndex, type GroupState } from "./state.js";
 
@@ -30,6 +31,7 @@ export function onPrepare(state: GroupState, fx: Effects, now: number, from: str
   if (order > 0) {
     state.promised = m.ballot;
     fx.metaChanged = true;
+    yieldToHigherBallot(state, now, m.ballot);
   }
   if (order >= 0) {
     // A repeated Prepare (order 0) gets the same Promise again: it reveals nothing new.

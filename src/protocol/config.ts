@@ -55,7 +55,10 @@ export interface Limits {
 export interface GroupConfig {
   readonly group: string;
   readonly self: NodeId;
-  /** Every replica of the group, self included, in a fixed order (3 or 5 in practice). */
+  /**
+   * Every replica of the group, self included (3 or 5 in practice), in an order every replica
+   * shares: the first one owns the fast round of instance 1 (fastRound.ts).
+   */
   readonly replicas: readonly NodeId[];
   /** Unique per process start: keeps value ids unique across restarts. */
   readonly incarnation: string;
@@ -69,7 +72,7 @@ export interface GroupConfig {
 export const DEFAULT_TIMING: Timing = {
   phaseTimeoutMs: 500,
   backoffBaseMs: 5,
-  backoffMaxMs: 200,
+  backoffMaxMs: 1000,
   readResolveMs: 50,
   catchUpRetryMs: 500,
   probeRetryMs: 250,

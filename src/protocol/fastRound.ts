@@ -1,6 +1,7 @@
 // The fast round (round 0) skips Prepare: one round trip per write. It is safe only because
 // at most one node ever uses it at an instance: the OWNER of instance i, the node whose ballot
-// chose the value at i-1 (the same on every replica, since that value is unique). Two nodes
+// chose the value at i-1 (the same on every replica, since that value is unique), or at
+// instance 1 the group's first configured replica. Two nodes
 // skipping Prepare at one index could each get a majority for different values.
 //
 // A proposer uses the fast round only while its own acceptor has neither promised nor
@@ -12,9 +13,14 @@ import type { NodeId } from "./ballot.js";
 import { FAST_ROUND } from "./ballot.js";
 import type { GroupState } from "./state.js";
 
-/** The node that may use round 0 at the open instance; null at instance 1 (nothing chosen yet). */
+/**
+ * The node that may use round 0 at the open instance. At instance 1 nothing was chosen before,
+ * so the owner is the group's first replica in the configured order, which every replica
+ * agrees on (the nodes list replicas preferred-first, by the same rendezvous hash the clients
+ * use, so a group's first write through its preferred replica is already one round trip).
+ */
 export function fastRoundOwner(state: GroupState): NodeId | null {
-  return state.chosen === null ? null : state.chosen.ballot.node;
+  return state.chosen === null ? (state.config.replicas[0] ?? null) : state.chosen.ballot.node;
 }
 
 /** May this replica's proposer skip Prepare at the open instance? */

@@ -159,6 +159,19 @@ function backoff(state: GroupState, attempts: number): number {
   return b + Math.floor(r * b);
 }
 
+/**
+ * Our acceptor just promised a higher ballot of another proposer at the open instance: that
+ * proposer is driving it (and will adopt any accepted value). Competing at once would only
+ * preempt it and start a duel; give it a round's worth of time first. If it fails, our
+ * backoff runs out and we try again with a higher round.
+ */
+export function yieldToHigherBallot(state: GroupState, now: number, ballot: Ballot): void {
+  const p = state.proposer;
+  if (ballot.node === state.config.self) return;
+  if (p.phase !== "idle" && compareBallots(p.ballot, ballot) < 0) abandon(state, now);
+  else if (p.phase === "idle") p.backoffUntil = Math.max(p.backoffUntil, now + backoff(state, Math.max(1, p.attempts)));
+}
+
 /** The learner decided the open instance (by our value or another). */
 export function onInstanceDecided(state: GroupState, now: number, entry: ChosenEntry): void {
   const p = state.proposer;

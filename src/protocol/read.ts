@@ -108,7 +108,7 @@ export function progressReads(state: GroupState, fx: Effects, now: number): void
       if (ahead !== null) requestCatchUp(state, fx, now, ahead);
     }
     // Only the open instance is undecided; settle it if its Chosen is slow to come.
-    if (read.target === c + 1 && now - read.targetAt >= timing.readResolveMs) state.proposer.settle = true;
+    if (read.target === c + 1 && now - read.targetAt >= settleDelay(state)) state.proposer.settle = true;
     state.reads[kept++] = read;
   }
   state.reads.length = kept;
@@ -128,6 +128,16 @@ export function readLocal(state: GroupState, query: ReadQuery): ReadResult {
   return page.length < keys.length ? { kind: "scan", index, items, next: page[page.length - 1]! } : { kind: "scan", index, items };
 }
 
+/**
+ * How long a read waits before driving an undecided instance itself. Staggered by the
+ * replica's rank, so when reads wait at several replicas one of them drives (the preferred
+ * replica first) instead of all of them dueling.
+ */
+function settleDelay(state: GroupState): number {
+  const rank = Math.max(0, state.config.replicas.indexOf(state.config.self));
+  return state.config.timing.readResolveMs * (1 + 2 * rank);
+}
+
 /** Earliest time a pending read needs a tick. */
 export function readsWakeAt(state: GroupState): number | null {
   let at: number | null = null;
@@ -135,7 +145,7 @@ export function readsWakeAt(state: GroupState): number | null {
   for (const r of state.reads) {
     let t = r.deadline;
     if (r.target === null) t = Math.min(t, r.probeSentAt + timing.probeRetryMs);
-    else t = Math.min(t, r.targetAt + timing.readResolveMs);
+    else if (!state.proposer.settle) t = Math.min(t, r.targetAt + settleDelay(state));
     at = at === null ? t : Math.min(at, t);
   }
   return at;
