@@ -26,8 +26,9 @@ export interface WireLimits {
   /** Compares in one txn. */
   readonly txnComparesMax: number;
   /**
-   * Keys and values of one write op together (a txn's compares and both branches count): one
-   * write must fit in one Accept frame, whatever the encoding.
+   * Keys and values of one write op together (a txn's compares and both branches count). An
+   * Accept carries its value AND the previous chosen value (`prev`), so two writes of this
+   * size, plus framing, must fit in one frame; the core must also cap a batch at it.
    */
   readonly writeBytesMax: number;
   /** The largest `limit` a scan may ask for. */
@@ -53,7 +54,7 @@ export const DEFAULT_WIRE_LIMITS: WireLimits = Object.freeze({
   requestIdBytesMax: 128,
   txnWritesMax: 128,
   txnComparesMax: 64,
-  writeBytesMax: 512 * 1024,
+  writeBytesMax: 448 * 1024,
   scanLimitMax: 1000,
   scanLimitDefault: 100,
   scanPageBytesMax: 512 * 1024,
@@ -82,6 +83,10 @@ export function resolveWireLimits(overrides: Partial<WireLimits> = {}): WireLimi
   must(limits.scanLimitDefault <= limits.scanLimitMax, "scanLimitDefault > scanLimitMax");
   must(limits.frameBytesMax < NATS_MAX_PAYLOAD_BYTES, "frameBytesMax must be below NATS max_payload (1 MiB)");
   must(limits.valueBytesMax + limits.keyBytesMax <= limits.writeBytesMax, "one put must fit in writeBytesMax");
+  must(
+    2 * limits.writeBytesMax + 64 * 1024 <= limits.frameBytesMax,
+    "an Accept (its value and the previous chosen value, each up to writeBytesMax) must fit in frameBytesMax",
+  );
   // base64 inflates by 4/3; a JSON string escapes at most 2x for the values we send as text.
   must(
     Math.ceil((limits.writeBytesMax * 4) / 3) < limits.frameBytesMax,

@@ -85,6 +85,31 @@ describe("peer frames round-trip", () => {
     }
   });
 
+  it("the largest Accept (a largest write, and another as prev) fits in one frame", () => {
+    const L = DEFAULT_WIRE_LIMITS;
+    // Many small writes maximise the framing overhead per byte of payload.
+    const n = L.txnWritesMax;
+    const valueBytes = Math.floor((L.writeBytesMax - 2 * n * L.keyBytesMax) / (2 * n));
+    const writes = (tag: string) =>
+      Array.from({ length: n }, (_, i) => ({ op: "put" as const, key: `${tag}${i}`.padEnd(L.keyBytesMax, "k"), value: b(valueBytes) }));
+    const compares = Array.from({ length: L.txnComparesMax }, (_, i) => ({ key: `c${i}`, target: "exists" as const, exists: true }));
+    const biggest = (id: string) => ({
+      id,
+      commands: [{ requestId: "r".repeat(L.requestIdBytesMax), op: { op: "txn" as const, compares, success: writes("s"), failure: writes("f") } }],
+    });
+    const frame = frameOf({
+      type: "accept",
+      group: "g".repeat(L.groupBytesMax),
+      index: Number.MAX_SAFE_INTEGER,
+      ballot: { round: Number.MAX_SAFE_INTEGER, node: "n".repeat(64) },
+      value: biggest("v2"),
+      prev: { index: Number.MAX_SAFE_INTEGER - 1, ballot: { round: 1, node: "n".repeat(64) }, value: biggest("v1") },
+    });
+    const bytes = encodePeerFrame(frame);
+    expect(bytes.length).toBeLessThanOrEqual(L.frameBytesMax);
+    expect(decodePeerFrame(bytes).ok).toBe(true);
+  });
+
   it("encoding a frame of 64 Accepts with 100-byte values is fast (measured, not asserted)", () => {
     const frame = frameOf(...Array.from({ length: 64 }, (_, i) => accept(i + 1)));
     const bytes = encodePeerFrame(frame);
