@@ -59,10 +59,25 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 start=$(date +%s)
-echo "install-docker: apt-get update"
-apt-get -o DPkg::Lock::Timeout=600 update -q
-echo "install-docker: apt-get install docker.io"
-apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 docker.io
+# apt-get update takes ~10 s here; the two install scripts share one within 30 minutes
+# (stamp file). If the install then fails on stale lists, update and try once more.
+stamp=/tmp/paxosstore-apt-updated
+apt_update() {
+  echo "install-docker: apt-get update"
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  touch "$stamp"
+}
+apt_install() {
+  echo "install-docker: apt-get install docker.io"
+  apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 docker.io
+}
+if [ -n "$(find "$stamp" -mmin -30 2>/dev/null)" ]; then
+  echo "install-docker: apt lists updated less than 30 min ago: skipping apt-get update"
+  apt_install || { apt_update; apt_install; }
+else
+  apt_update
+  apt_install
+fi
 
 if ! have dockerd; then
   echo "install-docker: apt-get finished but dockerd is not installed" >&2

@@ -50,10 +50,25 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 start=$(date +%s)
-echo "install-nats-server: apt-get update"
-apt-get -o DPkg::Lock::Timeout=600 update -q
-echo "install-nats-server: apt-get install nats-server"
-apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 nats-server
+# apt-get update takes ~10 s here; the two install scripts share one within 30 minutes
+# (stamp file). If the install then fails on stale lists, update and try once more.
+stamp=/tmp/paxosstore-apt-updated
+apt_update() {
+  echo "install-nats-server: apt-get update"
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  touch "$stamp"
+}
+apt_install() {
+  echo "install-nats-server: apt-get install nats-server"
+  apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 nats-server
+}
+if [ -n "$(find "$stamp" -mmin -30 2>/dev/null)" ]; then
+  echo "install-nats-server: apt lists updated less than 30 min ago: skipping apt-get update"
+  apt_install || { apt_update; apt_install; }
+else
+  apt_update
+  apt_install
+fi
 
 if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
   echo "install-nats-server: apt-get finished but nats-server is not installed" >&2
