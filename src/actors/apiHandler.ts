@@ -155,7 +155,8 @@ export class ApiHandler {
     this.opts.nc
       .request(this.opts.subjects.apiNode(to), msg.data, { timeout, headers: msg.headers })
       .then((answer) => msg.respond(answer.data, { headers: answer.headers }))
-      .catch(() => this.reply(msg, encoding, errorResponse(new UnavailableError(`the group's replica ${to} did not answer; the write was not applied by this node`))));
+      // No answer from the replica: a forwarded write may or may not have been applied there.
+      .catch(() => this.reply(msg, encoding, errorResponse(new TimeoutError(`the group's replica ${to} did not answer in time; the outcome is unknown (retry with the same requestId)`))));
   }
 
   private reply(msg: Msg, encoding: Encoding, response: ApiResponse, valueEncoding: ValueEncoding = "auto"): void {

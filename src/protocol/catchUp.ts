@@ -59,7 +59,10 @@ export function serveCatchUp(state: GroupState, fx: Effects, from: NodeId, m: Ca
 function snapshotChunk(state: GroupState, at: ChosenEntry, after: string | null): CatchUpSnapshot {
   const keys = [...state.data.keys()].filter((k) => after === null || k > after).sort();
   const items: [string, Entry][] = [];
-  let bytes = 0;
+  const requests = after === null ? [...state.requests.values()] : [];
+  // The request records ride in the first chunk and count against its budget, so every chunk
+  // (plus the chosen entry it names) stays well inside one frame.
+  let bytes = requests.reduce((n, r) => n + r.requestId.length + 48, 0);
   for (const key of keys) {
     if (items.length > 0 && bytes >= state.config.limits.snapshotChunkBytes) break;
     const entry = state.data.get(key)!;
@@ -73,7 +76,7 @@ function snapshotChunk(state: GroupState, at: ChosenEntry, after: string | null)
     at,
     after,
     items,
-    requests: after === null ? [...state.requests.values()] : [],
+    requests,
     next: more ? items[items.length - 1]![0] : null,
   };
 }
