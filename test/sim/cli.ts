@@ -85,6 +85,9 @@ function main(): void {
     onProgress: (p) =>
       process.stdout.write(`sim: ${p.done}/${options.seeds} seeds, ${p.failed} failed, ${p.seedsPerSecond.toFixed(0)} seeds/s\n`),
   });
+  for (const [kind, n] of summary.notes) {
+    process.stdout.write(`sim: note ${kind} in ${n.seeds} of ${summary.done} seeds; first, seed ${n.firstSeed}: ${n.first}\n`);
+  }
   const failure = summary.failures[0];
   if (failure !== undefined) {
     process.stdout.write(

@@ -31,6 +31,8 @@ export interface RunSummary {
   readonly failures: SeedResult[];
   readonly seconds: number;
   readonly steps: number;
+  /** Notes (see SeedStats.notes) by kind: in how many seeds, and the first example. */
+  readonly notes: Map<string, { seeds: number; firstSeed: number; first: string }>;
 }
 
 export function replicasForSeed(seed: number, fixed?: 3 | 5): 3 | 5 {
@@ -46,10 +48,16 @@ export function runSeeds(options: RunOptions): RunSummary {
   const failures: SeedResult[] = [];
   let done = 0;
   let steps = 0;
+  const notes = new Map<string, { seeds: number; firstSeed: number; first: string }>();
   for (let seed = options.start; seed < options.start + options.count; seed++) {
     const result = runSeed({ seed, replicas: replicasForSeed(seed, options.replicas), breaks, trace: options.trace });
     done++;
     steps += result.stats.steps;
+    for (const [kind, detail] of Object.entries(result.stats.notes)) {
+      const n = notes.get(kind);
+      if (n === undefined) notes.set(kind, { seeds: 1, firstSeed: seed, first: detail });
+      else n.seeds++;
+    }
     if (result.failure !== null) {
       failures.push(result);
       if (stopOnFailure) break;
@@ -61,7 +69,7 @@ export function runSeeds(options: RunOptions): RunSummary {
     }
   }
   const seconds = (performance.now() - startedAt) / 1000;
-  return { done, passed: done - failures.length, failures, seconds, steps };
+  return { done, passed: done - failures.length, failures, seconds, steps, notes };
 }
 
 export function replayCommand(seed: number, replicas: 3 | 5, breaks: readonly BreakName[]): string {

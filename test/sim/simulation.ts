@@ -59,6 +59,12 @@ export interface SeedStats {
   virtualMs: number;
   /** How calls ended and what happened, by name ("write ok", "read timeout", "catchupSnapshot", ...). */
   counts: Record<string, number>;
+  /**
+   * Oddities that break no checked rule but deserve a look, by kind, with the first example:
+   * e.g. the core asking, right after a tick, for a tick in the past (a live actor that arms a
+   * timer at wakeAt would spin until the condition clears).
+   */
+  notes: Record<string, string>;
 }
 
 export interface SeedResult {
@@ -169,7 +175,7 @@ export function runSeed(options: SeedOptions): SeedResult {
 
 class Simulation {
   readonly queue = new EventQueue<SimEvent>();
-  readonly stats: SeedStats = { events: 0, steps: 0, messages: 0, crashes: 0, partitions: 0, writes: 0, reads: 0, virtualMs: 0, counts: {} };
+  readonly stats: SeedStats = { events: 0, steps: 0, messages: 0, crashes: 0, partitions: 0, writes: 0, reads: 0, virtualMs: 0, counts: {}, notes: {} };
   private readonly streams: ReturnType<typeof seedStreams>;
   private readonly nodeIds: NodeId[];
   private readonly nodes = new Map<NodeId, SimNode>();
@@ -299,6 +305,11 @@ class Simulation {
     this.step(node, msg.group, { type: "message", from, msg }, `${from}->${to} ${describeMessage(msg)}`);
   }
 
+  private note(kind: string, detail: () => string): void {
+    this.count(`note ${kind}`);
+    if (this.stats.notes[kind] === undefined) this.stats.notes[kind] = detail();
+  }
+
   private count(what: string): void {
     this.stats.counts[what] = (this.stats.counts[what] ?? 0) + 1;
   }
@@ -327,6 +338,9 @@ class Simulation {
     const ready: Ready = step(replica.state, now, input);
     this.log(() => `step ${node.id}/${group} ${what} -> ${describeReady(ready, replica.state)}`);
     this.options.inspect?.(node.id, replica.state, input, ready, now);
+    if (input.type === "tick" && ready.wakeAt !== null && ready.wakeAt < now) {
+      this.note("tick-in-the-past", () => `t=${now} ${node.id}/${group}: after a tick the core asks for one at ${ready.wakeAt} (${describeWaits(replica.state)})`);
+    }
     this.observe(node, replica, group, false, what);
     this.handleReady(node, group, replica, ready);
     this.scheduleTick(node, group, replica, ready.wakeAt);
@@ -720,6 +734,19 @@ function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
 /** Has work in hand that needs time to pass (the live actor keeps ticking such a group). */
 function isBusy(state: GroupState): boolean {
   return state.queue.length > 0 || state.reads.length > 0 || state.proposer.phase !== "idle" || state.catchUp.asked !== null;
+}
+
+/** What a replica is waiting on, for a note about its wakeAt. */
+function describeWaits(state: GroupState): string {
+  const p = state.proposer;
+  const reads = state.reads.map((r) => `read(deadline ${r.deadline}, target ${r.target ?? "-"} since ${r.targetAt})`);
+  const cu = state.catchUp;
+  return [
+    `proposer ${p.phase} backoff until ${p.backoffUntil} phase deadline ${p.phaseDeadline} settle ${p.settle}`,
+    `queue ${state.queue.length}`,
+    ...reads,
+    `catch-up ${cu.asked === null ? "none" : `from ${cu.asked} since ${cu.askedAt}${cu.snapshot !== null ? " (snapshot in progress)" : ""}`}`,
+  ].join(", ");
 }
 
 function learnFromWrite(knowledge: ClientKnowledge, w: WriteRecord, result: WriteResult): void {
