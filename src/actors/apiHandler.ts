@@ -65,9 +65,12 @@ export class ApiHandler {
 
   /** Stops taking requests; calls in flight still get their answers. */
   async stopAccepting(): Promise<void> {
-    this.accepting = false;
+    // Drain: the server stops routing requests here, and the ones it already sent are still
+    // handled (and answered) until the drain completes. Refusing them during the drain would
+    // drop them silently: their clients would wait for a timeout instead of an answer.
     await Promise.all(this.subs.map((s) => s.drain().catch(() => undefined)));
     this.subs = [];
+    this.accepting = false;
   }
 
   get inFlight(): number {
