@@ -276,6 +276,33 @@ describe("linearizability", () => {
     expectObjection("linearizability", () => checkLinearizability(second.history, second.log));
   });
 
+  it("objects to a scan page that hides a following key, and accepts a correct page", () => {
+    const scan = (history: History, limit: number, items: { key: string; value: Uint8Array; version: number }[], next?: string): void => {
+      history.reads.push({
+        group: "g",
+        client: "c",
+        node: "n1",
+        query: { kind: "scan", prefix: "", limit },
+        consistency: "linearizable",
+        invokedAt: 100,
+        completedAt: 110,
+        outcome: { kind: "ok", result: { kind: "scan", index: 3, items, ...(next === undefined ? {} : { next }) } },
+      });
+    };
+    const a = { key: "a", value: bytes("y"), version: 2 };
+    const b = { key: "b", value: bytes("z"), version: 3 };
+    const good = correctRun();
+    scan(good.history, 1, [a], "a");
+    scan(good.history, 2, [a, b]);
+    checkLinearizability(good.history, good.log);
+    const noNext = correctRun();
+    scan(noNext.history, 1, [a]);
+    expectObjection("linearizability", () => checkLinearizability(noNext.history, noNext.log));
+    const missing = correctRun();
+    scan(missing.history, 2, [b]);
+    expectObjection("linearizability", () => checkLinearizability(missing.history, missing.log));
+  });
+
   it("objects to a read that reports an index past the log", () => {
     const { history, log } = correctRun();
     get(history, "a", 100, 110, 9, null);

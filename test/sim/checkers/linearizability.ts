@@ -110,6 +110,14 @@ function checkRead(group: string, r: ReadRecord, model: GroupModel): void {
   if (!deepEqual(result.items, expected)) {
     fail("linearizability", `${label} returned ${show(result.items)} at index ${result.index}; the log has ${show(expected)} there`);
   }
+  // `next` may be set when more keys may follow; when it is absent, none may follow.
+  const beyond = scanModel(data, r.query.prefix, r.query.after, r.query.limit + 1);
+  if (result.next === undefined && beyond.length > expected.length) {
+    fail("linearizability", `${label} returned no \`next\` at index ${result.index}, but ${beyond[beyond.length - 1]!.key} follows there`);
+  }
+  if (result.next !== undefined && result.next !== expected[expected.length - 1]?.key) {
+    fail("linearizability", `${label} returned next ${JSON.stringify(result.next)}, not its last key ${JSON.stringify(expected[expected.length - 1]?.key)}`);
+  }
 }
 
 /**
