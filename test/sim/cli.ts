@@ -73,6 +73,11 @@ function parseArgs(argv: readonly string[]): CliOptions {
 }
 
 function main(): void {
+  // `npm run sim -- ... --verbose | head` closes the pipe early: that is not a failure.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
   const options = parseArgs(process.argv.slice(2));
   const what = `${options.replicas ?? "3/5"} replicas${options.breaks.length > 0 ? `, break ${options.breaks.join(",")}` : ""}`;
   process.stdout.write(`sim: seeds ${options.start}..${options.start + options.seeds - 1}, ${what}\n`);

@@ -680,7 +680,7 @@ class Simulation {
       `  network drop ${p.dropRate} dup ${p.duplicateRate} delay ${p.delayMinMs}-${p.delayMaxMs} ms spikes ${p.spikeRate} up to ${p.spikeMaxMs} ms`,
       `  timing ${JSON.stringify(this.tuning.timing)}`,
       `  limits ${JSON.stringify(this.tuning.limits)}`,
-      `  faults for ${f.faultPhaseMs} ms: crashes every ${f.crashGapMs?.join("-") ?? "never"} ms (down ${f.downMs.join("-")}), partitions every ${f.partitionGapMs?.join("-") ?? "never"} ms (for ${f.partitionMs.join("-")}), disk ${f.diskMs.join("-")} ms`,
+      `  faults for ${f.faultPhaseMs} ms: ${f.crashGapMs === null ? "no crashes" : `crashes every ${f.crashGapMs.join("-")} ms (down ${f.downMs.join("-")} ms)`}, ${f.partitionGapMs === null ? "no partitions" : `partitions every ${f.partitionGapMs.join("-")} ms (for ${f.partitionMs.join("-")} ms)`}, disk ${f.diskMs.join("-")} ms`,
       ...this.groups.map((g) => `  group ${g.group}: keys ${g.keys.join(",")} preferred ${g.preferred}${g.contended ? " contended" : ""}`),
       `  clients: ${this.clients.map((c) => `${c.plan.id}(home ${c.plan.home}, ${c.opsLeft} ops)`).join(" ")}`,
     ].join("\n");
