@@ -10,6 +10,7 @@ import type { Command, Entry, PutOp, WriteOp, WriteResult } from "../../src/prot
 import { AgreementChecker, ChosenLog } from "./checkers/agreement.js";
 import { ConvergenceChecker } from "./checkers/convergence.js";
 import { checkNoAcknowledgedWriteLost } from "./checkers/durability.js";
+import { FastRoundChecker } from "./checkers/fastRound.js";
 import { CheckFailure, type CheckerName } from "./checkers/failure.js";
 import { checkLinearizability } from "./checkers/linearizability.js";
 import { applyWrite, replayGroup } from "./checkers/model.js";
@@ -131,6 +132,34 @@ describe("persist-before-send", () => {
     checkPersistBeforeSend("n1", "n2", accepted(1, ballot(2, "n2")), image({ accepted: { ballot: ballot(2, "n2"), value } }), 0);
     checkPersistBeforeSend("n1", "n2", accepted(1, ballot(2, "n2")), image({ chosen: chosen(1, "v") }), 0);
     checkPersistBeforeSend("n1", "n2", { type: "readProbe", group: "g", probe: 1 }, image({}), 0);
+  });
+});
+
+describe("fast-round", () => {
+  const accept = (index: number, b: Ballot, valueId: string): PeerMessage => ({
+    type: "accept",
+    group: "g",
+    index,
+    ballot: b,
+    value: { id: valueId, commands: [] },
+    prev: null,
+  });
+
+  it("objects to two nodes, or two values, skipping Prepare at one index", () => {
+    const twoNodes = new FastRoundChecker();
+    twoNodes.onRelease("n1", accept(4, ballot(0, "n1"), "v1"), 0);
+    expectObjection("fast-round", () => twoNodes.onRelease("n2", accept(4, ballot(0, "n2"), "v2"), 1));
+    const twoValues = new FastRoundChecker();
+    twoValues.onRelease("n1", accept(4, ballot(0, "n1"), "v1"), 0);
+    expectObjection("fast-round", () => twoValues.onRelease("n1", accept(4, ballot(0, "n1"), "v9"), 1));
+  });
+
+  it("accepts one owner repeating its value, other indexes, and prepared rounds", () => {
+    const c = new FastRoundChecker();
+    c.onRelease("n1", accept(4, ballot(0, "n1"), "v1"), 0);
+    c.onRelease("n1", accept(4, ballot(0, "n1"), "v1"), 1); // to another peer, or resent
+    c.onRelease("n2", accept(5, ballot(0, "n2"), "v2"), 2);
+    c.onRelease("n3", accept(4, ballot(3, "n3"), "v3"), 3);
   });
 });
 

@@ -2,7 +2,7 @@
 // for 1-4 key-groups, driven by a virtual clock and one event queue, over a simulated network
 // (drops, duplicates, delays, partitions) and simulated disks (random write latency; a crash
 // loses every write not yet completed), with concurrent clients. Every step is checked
-// (agreement, convergence, persist-before-send); the history is checked at seed end
+// (agreement, convergence, persist-before-send, fast-round); the history is checked at seed end
 // (durability, linearizability). Everything random comes from the seed, so a failing seed
 // replays exactly (see cli.ts).
 //
@@ -25,6 +25,7 @@ import type { ReadResult, WriteResult } from "../../src/protocol/ops.js";
 import type { GroupState } from "../../src/protocol/state.js";
 import { AgreementChecker } from "./checkers/agreement.js";
 import { ConvergenceChecker } from "./checkers/convergence.js";
+import { FastRoundChecker } from "./checkers/fastRound.js";
 import { checkNoAcknowledgedWriteLost } from "./checkers/durability.js";
 import { CheckFailure, fail, type CheckerName } from "./checkers/failure.js";
 import { checkLinearizability } from "./checkers/linearizability.js";
@@ -193,6 +194,7 @@ class Simulation {
   private readonly calls = new Map<CallId, Call>();
   private readonly agreement = new AgreementChecker();
   private readonly convergence = new ConvergenceChecker();
+  private readonly fastRound = new FastRoundChecker();
 
   private faultsOn = true;
   private healedAt: number | null = null;
@@ -387,6 +389,7 @@ class Simulation {
     const now = this.queue.now;
     for (const { to, msg } of send) {
       checkPersistBeforeSend(node.id, to, msg, node.disks.get(group), now);
+      this.fastRound.onRelease(node.id, msg, now);
       this.stats.messages++;
       const delays = this.network.plan(node.id, to);
       if (delays.length === 0) this.log(() => `lose ${node.id}->${to} ${describeMessage(msg)}`);

@@ -6,6 +6,7 @@ export type CheckerName =
   | "durability"
   | "convergence"
   | "persist-before-send"
+  | "fast-round"
   | "linearizability"
   | "liveness"
   | "core-exception";
