@@ -188,6 +188,9 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     void stop();
   }
 
+  // "ready" means reachable: a round trip to the server, so it has taken our subscriptions
+  // (without it a request sent right after "ready" could find no responders).
+  await nc.flush().catch(() => undefined);
   log.info({ cluster: config.cluster, members: config.members, dataDir: config.dataDir, nats: config.nats.servers }, `paxosstore node ${config.nodeId} ready`);
   return {
     config,
