@@ -202,6 +202,11 @@ async function startOnce(
   });
   installHooks();
   live.add(child);
+  // A server must never keep the test process alive: one a test forgot to stop is killed
+  // by the exit hook instead of hanging the run.
+  child.unref();
+  (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+  (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
 
   let out = "";
   const onData = (chunk: Buffer) => {
