@@ -1,0 +1,605 @@
+// The TypeScript client: a promise API over the wire API of docs/API.md.
+//
+//   const store = await connect({ cluster: "dev" });
+//   await store.put("greeting", "hello");
+//   (await store.get("greeting")).text();             // "hello"
+//   const user = store.group("user:42");              // keys that change together
+//   await user.txn({ compares: [...], success: [...] });
+//   await store.close();
+//
+// Routing: each call goes first to its group's preferred replica (`<prefix>.api.<node>`, by the
+// same rendezvous hash as the nodes, placement.ts), then to the group's other replicas when a
+// node does not answer ("no responders", a NATS timeout) or answers `unavailable`/`timeout`.
+// A write keeps ONE request id across all its attempts, so the nodes apply it at most once and
+// a retry answers the first result. `bad_request`, `too_large`, `conflict` and `internal` are
+// never retried. The whole call, retries included, ends by its deadline (`timeoutMs`).
+// The member list comes from a `status` at connect time (or `members`), and is asked again,
+// at most once a second, when calls fail.
+
+import {
+  connect as natsConnect,
+  credsAuthenticator,
+  errors as natsErrors,
+  headers as natsHeaders,
+  nkeyAuthenticator,
+  nuid,
+  type ConnectionOptions,
+  type NatsConnection,
+} from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import type {
+  ApiOp,
+  ApiRequest,
+  ApiValue,
+  CasResult,
+  CompareRequest,
+  Consistency,
+  DeleteResult,
+  OkResponse,
+  PutResult,
+  StatusResult,
+  TxnResult,
+  TxnWriteRequest,
+} from "../protocol/api.js";
+import { CONTENT_TYPE_HEADER, contentTypeOf, decodeResponse, encodeRequest, encodingFromContentType, type Encoding } from "../protocol/codec.js";
+import {
+  BadRequestError,
+  errorFromWire,
+  PaxosStoreError,
+  TimeoutError,
+  TooLargeError,
+  UnavailableError,
+} from "../protocol/errors.js";
+import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
+import { replicasFor } from "../protocol/placement.js";
+import { DEFAULT_CLUSTER, nameProblem, subjectsFor, type Subjects } from "../protocol/subjects.js";
+import { found, notFound, scanPage, type Entry, type GetResponse, type ScanPage } from "./results.js";
+import { attemptBudgetMs, backoffMs, isRetryable, nodeDeadlineMs, SUSPECT_MS } from "./retry.js";
+
+/** The header that bounds a call on the node, in milliseconds (read by src/actors/apiHandler.ts). */
+export const TIMEOUT_HEADER = "PaxosStore-Timeout-Ms";
+export const DEFAULT_SERVERS = "nats://127.0.0.1:4222";
+export const DEFAULT_TIMEOUT_MS = 5_000;
+
+export interface TlsOptions {
+  /** CA certificate(s) to trust, PEM file. */
+  readonly caFile?: string;
+  /** Client certificate (mutual TLS), PEM file. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+}
+
+export interface ConnectOptions {
+  /** NATS server URL(s): a string (comma-separated allowed) or a list. Default nats://127.0.0.1:4222. */
+  readonly servers?: string | readonly string[];
+  /** The cluster name. Default `dev` (the cluster `paxosstore dev` runs). */
+  readonly cluster?: string;
+  /** Subject prefix. Default `paxosstore.<cluster>`. */
+  readonly prefix?: string;
+  readonly user?: string;
+  readonly pass?: string;
+  readonly token?: string;
+  /** A NATS .creds file (JWT and nkey seed). */
+  readonly credsFile?: string;
+  /** A NATS nkey seed file. */
+  readonly nkeySeedFile?: string;
+  /** TLS: `true` for TLS with the system's CAs, or files. */
+  readonly tls?: TlsOptions | boolean;
+  /** Wire encoding. Default msgpack (values travel as raw bytes). */
+  readonly encoding?: Encoding;
+  /** Deadline of each call, retries included. Default 5000. */
+  readonly timeoutMs?: number;
+  /** The cluster's node ids. Default: asked with `status` at connect time. */
+  readonly members?: readonly string[];
+  /** Send every call to this node only (no failover): for diagnosis. */
+  readonly node?: string;
+  /** The NATS connection name (shows in the server's monitoring). */
+  readonly name?: string;
+  /** Use this NATS connection instead of opening one; close() leaves it open. */
+  readonly connection?: NatsConnection;
+}
+
+export interface CallOptions {
+  /** This call's deadline, retries included; default the client's `timeoutMs`. */
+  readonly timeoutMs?: number;
+}
+
+export interface ReadOptions extends CallOptions {
+  /** `linearizable` (default): sees every write answered before the call; `stale`: one replica's data. */
+  readonly consistency?: Consistency;
+}
+
+export interface WriteOptions extends CallOptions {
+  /**
+   * Makes the write idempotent: a request id is applied at most once per group. Default: a
+   * fresh unique id per call, reused by the client's own retries.
+   */
+  readonly requestId?: string;
+}
+
+export interface TxnSpec {
+  /** Default []: the txn always succeeds (an atomic multi-write). */
+  readonly compares?: readonly CompareRequest[];
+  readonly success?: readonly TxnWriteRequest[];
+  readonly failure?: readonly TxnWriteRequest[];
+}
+
+export interface ScanOptions extends ReadOptions {
+  /** Keys starting with this; default every key. */
+  readonly prefix?: string;
+  /** Continue after this key (exclusive): the `next` of the previous page. */
+  readonly after?: string;
+  /** Keys per page (1..1000; default 100). */
+  readonly limit?: number;
+}
+
+/** Connects to NATS and learns the cluster's members. Throws UnavailableError when NATS cannot be reached. */
+export async function connect(options: ConnectOptions = {}): Promise<PaxosStoreClient> {
+  const settings = settingsOf(options);
+  let nc = options.connection;
+  if (nc === undefined) {
+    try {
+      nc = await natsConnect(natsOptionsOf(options, settings));
+    } catch (e) {
+      throw new UnavailableError(`cannot connect to NATS at ${settings.servers.join(",")}: ${messageOf(e)}`, {}, { cause: e });
+    }
+  }
+  const client = new PaxosStoreClient(nc, settings, options.connection === undefined);
+  if (settings.members === null && settings.node === null) {
+    // Best effort, one attempt: without members every call still works through `<prefix>.api`
+    // (and retries there until its deadline), and the list is asked again when calls fail.
+    await client.refreshMembers(Math.min(settings.timeoutMs, 2_000), 1).catch(() => undefined);
+  }
+  return client;
+}
+
+interface Settings {
+  readonly servers: readonly string[];
+  readonly subjects: Subjects;
+  readonly encoding: Encoding;
+  readonly timeoutMs: number;
+  readonly members: readonly string[] | null;
+  readonly node: string | null;
+}
+
+function settingsOf(o: ConnectOptions): Settings {
+  const servers = (typeof o.servers === "string" ? o.servers.split(",") : (o.servers ?? [DEFAULT_SERVERS]))
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (servers.length === 0) throw new BadRequestError("servers", "no NATS server URL given");
+  const cluster = o.cluster ?? DEFAULT_CLUSTER;
+  let subjects: Subjects;
+  try {
+    subjects = o.prefix === undefined ? subjectsFor(cluster) : subjectsFor(cluster, o.prefix);
+  } catch (e) {
+    throw new BadRequestError(o.prefix === undefined ? "cluster" : "prefix", messageOf(e));
+  }
+  const encoding = o.encoding ?? "msgpack";
+  if (encoding !== "json" && encoding !== "msgpack") throw new BadRequestError("encoding", `must be json or msgpack, got ${JSON.stringify(encoding)}`);
+  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new BadRequestError("timeoutMs", `must be a positive integer, got ${String(timeoutMs)}`);
+  for (const id of [...(o.members ?? []), ...(o.node === undefined ? [] : [o.node])]) {
+    const problem = nameProblem(id);
+    if (problem !== null) throw new BadRequestError("members", `node id ${JSON.stringify(id)} ${problem}`);
+  }
+  const members = o.members === undefined || o.members.length === 0 ? null : [...o.members];
+  return { servers, subjects, encoding, timeoutMs, members, node: o.node ?? null };
+}
+
+function natsOptionsOf(o: ConnectOptions, s: Settings): ConnectionOptions {
+  const opts: ConnectionOptions = {
+    servers: [...s.servers],
+    name: o.name ?? `paxosstore-client-${s.subjects.cluster}`,
+    noAsyncTraces: true,
+    timeout: Math.min(s.timeoutMs, 10_000),
+    // Keep reconnecting while the process lives: calls in the meantime fail over and retry.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  };
+  if (o.user !== undefined) Object.assign(opts, { user: o.user, pass: o.pass ?? "" });
+  if (o.token !== undefined) opts.token = o.token;
+  if (o.credsFile !== undefined) opts.authenticator = credsAuthenticator(readFileSync(o.credsFile));
+  else if (o.nkeySeedFile !== undefined) opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(readFileSync(o.nkeySeedFile, "utf8").trim()));
+  if (o.tls === true) opts.tls = {};
+  else if (typeof o.tls === "object") opts.tls = { ...o.tls };
+  return opts;
+}
+
+/** How one attempt ended. */
+type Attempt =
+  | { readonly kind: "answer"; readonly response: OkResponse<ApiOp> | { readonly ok: false; readonly error: PaxosStoreError } }
+  /** Nobody received the request: a write was certainly not applied. */
+  | { readonly kind: "noResponders" }
+  /** The request may have been delivered and no answer came: a write's outcome is unknown. */
+  | { readonly kind: "noAnswer"; readonly why: string };
+
+type RequestOf<O extends ApiOp> = Extract<ApiRequest, { op: O }>;
+
+/** A connected client. Make one with `connect()`; it is safe to share across the whole process. */
+export class PaxosStoreClient {
+  readonly cluster: string;
+  readonly prefix: string;
+  readonly encoding: Encoding;
+  readonly timeoutMs: number;
+  private readonly subjects: Subjects;
+  private readonly servers: readonly string[];
+  private readonly fixedMembers: boolean;
+  private readonly pinnedNode: string | null;
+  private membersNow: readonly string[] | null;
+  private limitsNow: WireLimits = DEFAULT_WIRE_LIMITS;
+  /** Nodes that recently did not answer, until when: they are tried last. */
+  private readonly suspects = new Map<string, number>();
+  private refreshing: Promise<readonly string[] | null> | null = null;
+  private lastRefreshAt = -Infinity;
+  private closed = false;
+
+  /** Use `connect()`. */
+  constructor(
+    readonly connection: NatsConnection,
+    settings: Settings,
+    private readonly ownsConnection: boolean,
+  ) {
+    this.subjects = settings.subjects;
+    this.cluster = settings.subjects.cluster;
+    this.prefix = settings.subjects.prefix;
+    this.servers = settings.servers;
+    this.encoding = settings.encoding;
+    this.timeoutMs = settings.timeoutMs;
+    this.membersNow = settings.members;
+    this.fixedMembers = settings.members !== null;
+    this.pinnedNode = settings.node;
+  }
+
+  /** The cluster's members as the client knows them (null: not learned yet). */
+  get members(): readonly string[] | null {
+    return this.membersNow;
+  }
+
+  /** The wire limits the cluster reported (the defaults until a status answered). */
+  get limits(): WireLimits {
+    return this.limitsNow;
+  }
+
+  /** A handle on a key-group: its keys change together, in one order; txn and scan work inside it. */
+  group(name: string): KeyGroup {
+    return new KeyGroup(this, name);
+  }
+
+  // ---- Single-key calls: the key is its own group ---------------------------------------------
+
+  get(key: string, options?: ReadOptions): Promise<GetResponse> {
+    return this.getIn(undefined, key, options);
+  }
+
+  /** The value parsed as JSON; undefined when the key does not exist. */
+  async getJSON<T = unknown>(key: string, options?: ReadOptions): Promise<T | undefined> {
+    const r = await this.get(key, options);
+    return r.found ? r.json<T>() : undefined;
+  }
+
+  put(key: string, value: ApiValue, options?: WriteOptions): Promise<PutResult> {
+    return this.putIn(undefined, key, value, options);
+  }
+
+  putJSON(key: string, value: unknown, options?: WriteOptions): Promise<PutResult> {
+    return this.putIn(undefined, key, jsonText(value), options);
+  }
+
+  delete(key: string, options?: WriteOptions): Promise<DeleteResult> {
+    return this.deleteIn(undefined, key, options);
+  }
+
+  /** Writes only if the key is at `version` (0: must not exist); else throws ConflictError (`details.current`). */
+  cas(key: string, version: number, value: ApiValue, options?: WriteOptions): Promise<CasResult> {
+    return this.casIn(undefined, key, version, value, options);
+  }
+
+  /** A node's status: `node` asks that one, else any node. */
+  async status(node?: string, options?: CallOptions): Promise<StatusResult> {
+    return this.statusOnce(node, options, Infinity);
+  }
+
+  private async statusOnce(node: string | undefined, options: CallOptions | undefined, attemptsMax: number): Promise<StatusResult> {
+    const r = await this.call({ op: "status" }, { group: null, node: node ?? null, attemptsMax }, options);
+    const { ok: _ok, ...status } = r;
+    this.learn(status);
+    return status;
+  }
+
+  /** Asks any node for the member list (and limits); at most one such request at a time. */
+  refreshMembers(timeoutMs = this.timeoutMs, attemptsMax = Infinity): Promise<readonly string[] | null> {
+    if (this.refreshing !== null) return this.refreshing;
+    this.lastRefreshAt = Date.now();
+    this.refreshing = this.statusOnce(undefined, { timeoutMs }, attemptsMax)
+      .then(() => this.membersNow)
+      .finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  /** Closes the NATS connection (unless it was given to connect()). Calls in flight fail. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ownsConnection) await this.connection.close().catch(() => undefined);
+  }
+
+  // ---- Calls in a group (KeyGroup uses these; `group` undefined: the key is its own group) ------
+
+  /** @internal */
+  async getIn(group: string | undefined, key: string, options: ReadOptions = {}): Promise<GetResponse> {
+    const r = await this.call({ op: "get", group, key, consistency: options.consistency }, { group: group ?? key }, options);
+    return r.found ? found(key, r.value, r.version, r.index) : notFound(key, r.index);
+  }
+
+  /** @internal */
+  async putIn(group: string | undefined, key: string, value: ApiValue, options: WriteOptions = {}): Promise<PutResult> {
+    const r = await this.call({ op: "put", group, key, value, requestId: requestIdOf(options) }, { group: group ?? key }, options);
+    return { version: r.version };
+  }
+
+  /** @internal */
+  async deleteIn(group: string | undefined, key: string, options: WriteOptions = {}): Promise<DeleteResult> {
+    const r = await this.call({ op: "delete", group, key, requestId: requestIdOf(options) }, { group: group ?? key }, options);
+    return { version: r.version, existed: r.existed };
+  }
+
+  /** @internal */
+  async casIn(group: string | undefined, key: string, version: number, value: ApiValue, options: WriteOptions = {}): Promise<CasResult> {
+    const r = await this.call({ op: "cas", group, key, version, value, requestId: requestIdOf(options) }, { group: group ?? key }, options);
+    return { version: r.version };
+  }
+
+  /** @internal */
+  async txnIn(group: string, spec: TxnSpec, options: WriteOptions = {}): Promise<TxnResult> {
+    const request: RequestOf<"txn"> = {
+      op: "txn",
+      group,
+      compares: spec.compares,
+      success: spec.success,
+      failure: spec.failure,
+      requestId: requestIdOf(options),
+    };
+    const { ok: _ok, ...result } = await this.call(request, { group }, options);
+    return result;
+  }
+
+  /** @internal */
+  async scanIn(group: string, options: ScanOptions = {}): Promise<ScanPage> {
+    const request: RequestOf<"scan"> = {
+      op: "scan",
+      group,
+      prefix: options.prefix,
+      after: options.after,
+      limit: options.limit,
+      consistency: options.consistency,
+    };
+    return scanPage(await this.call(request, { group }, options));
+  }
+
+  // ---- The call loop ------------------------------------------------------------------------
+
+  /**
+   * Sends one request, with failover and retries, until an answer that is not worth retrying
+   * or the deadline. Resolves with the ok answer; rejects with a typed PaxosStoreError.
+   */
+  private async call<O extends ApiOp>(request: RequestOf<O>, route: { group: string | null; node?: string | null; attemptsMax?: number }, options: CallOptions = {}): Promise<OkResponse<O>> {
+    if (this.closed) throw new UnavailableError("the client is closed");
+    const callTimeoutMs = options.timeoutMs ?? this.timeoutMs;
+    if (!Number.isSafeInteger(callTimeoutMs) || callTimeoutMs < 1) throw new BadRequestError("timeoutMs", `must be a positive integer, got ${String(callTimeoutMs)}`);
+    const op = request.op as O;
+    const isWrite = op === "put" || op === "delete" || op === "cas" || op === "txn";
+    const requestId = isWrite ? (request as { requestId?: string }).requestId : undefined;
+    const body = encodeRequest(request, this.encoding);
+    if (body.length > this.limitsNow.frameBytesMax) {
+      throw new TooLargeError("(body)", "frameBytesMax", this.limitsNow.frameBytesMax, body.length);
+    }
+    const deadline = Date.now() + callTimeoutMs;
+    const pinned = route.node ?? this.pinnedNode;
+    let attempt = 0;
+    let redirect: string | null = null;
+    /** A write may have been applied: the final error must say the outcome is unknown. */
+    let uncertain = false;
+    let lastError: PaxosStoreError | null = null;
+    let silent: string[] = []; // subjects that gave no answer, for the final message
+
+    for (;;) {
+      const targets = pinned !== null ? [pinned] : this.targetsFor(route.group);
+      const target = redirect ?? targets[attempt % targets.length] ?? null;
+      redirect = null;
+      const remaining = deadline - Date.now();
+      const budget = attemptBudgetMs(remaining, callTimeoutMs, pinned === null);
+      const subject = target === null ? this.subjects.api : this.subjects.apiNode(target);
+      attempt++;
+      const result = await this.attempt(subject, body, budget, op);
+
+      if (result.kind === "answer") {
+        const response = result.response;
+        if (response.ok) {
+          if (target !== null) this.suspects.delete(target);
+          return response as unknown as OkResponse<O>;
+        }
+        const error = response.error;
+        if (!isRetryable(error.code)) throw error;
+        lastError = error;
+        if (error.code === "timeout") uncertain = true;
+        if (error.code === "not_replica") {
+          const replicas = (error.details as { replicas?: unknown } | undefined)?.replicas;
+          if (Array.isArray(replicas) && typeof replicas[0] === "string") redirect = replicas[0];
+          this.maybeRefresh();
+        }
+      } else {
+        if (target !== null) this.suspects.set(target, Date.now() + SUSPECT_MS);
+        silent.push(subject);
+        if (result.kind === "noAnswer") {
+          uncertain = true;
+          lastError = new TimeoutError(`no answer from ${subject} in ${budget} ms (${result.why})`);
+        }
+        this.maybeRefresh();
+      }
+
+      const left = deadline - Date.now();
+      if (left <= 0 || attempt >= (route.attemptsMax ?? Infinity)) break;
+      const wait = redirect !== null ? 0 : backoffMs(attempt, targets.length, Math.random());
+      if (wait >= left) break;
+      if (wait > 0) await sleep(wait);
+      if (this.closed) throw new UnavailableError("the client is closed");
+    }
+
+    const group = route.group ?? undefined;
+    const details = { ...(group === undefined ? {} : { group }), ...(requestId === undefined ? {} : { requestId }) };
+    const tried = `${attempt} attempt${attempt === 1 ? "" : "s"} in ${callTimeoutMs} ms`;
+    if (isWrite && uncertain) {
+      throw new TimeoutError(
+        `timeout: the outcome is unknown, the write may or may not have been applied (${tried}; last: ${lastError?.message ?? "no answer"}); ` +
+          `retry with the same requestId (${requestId ?? "none"}) to find out`,
+        details,
+      );
+    }
+    if (lastError !== null && lastError.code === "timeout") throw new TimeoutError(`timeout: ${tried}; last: ${lastError.message}`, details);
+    if (lastError !== null && lastError.code === "unavailable") throw new UnavailableError(`${lastError.message} (${tried})`, details);
+    if (lastError !== null && lastError.code !== "not_replica") throw lastError;
+    silent = [...new Set(silent)];
+    throw new UnavailableError(
+      silent.length > 0
+        ? `unavailable: no node answered on ${silent.join(", ")} (${tried}); is cluster "${this.cluster}" running at ${this.servers.join(",")}?`
+        : `unavailable: ${lastError?.message ?? "no answer"} (${tried})`,
+      details,
+    );
+  }
+
+  /** One request/reply. Never throws for what a retry may fix; a closed client throws. */
+  private async attempt(subject: string, body: Uint8Array, budgetMs: number, op: ApiOp): Promise<Attempt> {
+    const h = natsHeaders();
+    h.set(CONTENT_TYPE_HEADER, contentTypeOf(this.encoding));
+    h.set(TIMEOUT_HEADER, String(nodeDeadlineMs(budgetMs)));
+    try {
+      const msg = await this.connection.request(subject, body, { timeout: budgetMs, headers: h });
+      const enc = encodingFromContentType(msg.headers?.get(CONTENT_TYPE_HEADER));
+      const response = decodeResponse(msg.data, enc.ok ? enc.encoding : this.encoding, op);
+      if (response.ok) return { kind: "answer", response };
+      return { kind: "answer", response: { ok: false, error: errorFromWire(response.error) } };
+    } catch (e) {
+      if (e instanceof natsErrors.TimeoutError) return { kind: "noAnswer", why: "timed out" };
+      if (e instanceof natsErrors.RequestError && e.isNoResponders()) return { kind: "noResponders" };
+      if (e instanceof natsErrors.NoRespondersError) return { kind: "noResponders" };
+      if (e instanceof natsErrors.ClosedConnectionError || this.closed || this.connection.isClosed()) {
+        throw new UnavailableError("the client is closed", {}, { cause: e });
+      }
+      if (e instanceof natsErrors.PermissionViolationError) {
+        throw new UnavailableError(`NATS refused ${subject}: ${e.message} (check the user's permissions)`, {}, { cause: e });
+      }
+      // Disconnected while waiting, draining, ...: the request may have left.
+      return { kind: "noAnswer", why: messageOf(e) };
+    }
+  }
+
+  /** The group's replicas, preferred first, with suspects last; the queue subject (null) when members are unknown. */
+  private targetsFor(group: string | null): (string | null)[] {
+    const members = this.membersNow;
+    if (group === null || members === null || members.length === 0) return [null];
+    const replicas = replicasFor(group, members);
+    const now = Date.now();
+    const healthy: string[] = [];
+    const suspect: string[] = [];
+    for (const node of replicas) {
+      const until = this.suspects.get(node);
+      if (until !== undefined && until > now) suspect.push(node);
+      else healthy.push(node);
+    }
+    return [...healthy, ...suspect];
+  }
+
+  private learn(status: StatusResult): void {
+    if (!this.fixedMembers && status.members.length > 0) this.membersNow = [...status.members];
+    this.limitsNow = status.limits;
+  }
+
+  /** Asks for the members again in the background, at most once a second. */
+  private maybeRefresh(): void {
+    if (this.fixedMembers || this.closed || this.refreshing !== null) return;
+    if (Date.now() - this.lastRefreshAt < 1_000) return;
+    this.refreshMembers(Math.min(this.timeoutMs, 2_000), 1).catch(() => undefined);
+  }
+}
+
+/** A key-group: the unit of atomicity. All its keys change in one order; txn and scan work inside it. */
+export class KeyGroup {
+  constructor(
+    private readonly client: PaxosStoreClient,
+    readonly name: string,
+  ) {}
+
+  get(key: string, options?: ReadOptions): Promise<GetResponse> {
+    return this.client.getIn(this.name, key, options);
+  }
+
+  /** The value parsed as JSON; undefined when the key does not exist. */
+  async getJSON<T = unknown>(key: string, options?: ReadOptions): Promise<T | undefined> {
+    const r = await this.get(key, options);
+    return r.found ? r.json<T>() : undefined;
+  }
+
+  put(key: string, value: ApiValue, options?: WriteOptions): Promise<PutResult> {
+    return this.client.putIn(this.name, key, value, options);
+  }
+
+  putJSON(key: string, value: unknown, options?: WriteOptions): Promise<PutResult> {
+    return this.client.putIn(this.name, key, jsonText(value), options);
+  }
+
+  delete(key: string, options?: WriteOptions): Promise<DeleteResult> {
+    return this.client.deleteIn(this.name, key, options);
+  }
+
+  /** Writes only if the key is at `version` (0: must not exist); else throws ConflictError (`details.current`). */
+  cas(key: string, version: number, value: ApiValue, options?: WriteOptions): Promise<CasResult> {
+    return this.client.casIn(this.name, key, version, value, options);
+  }
+
+  /**
+   * All or nothing: if every compare holds the `success` writes are applied, else the `failure`
+   * writes, at one index. A failed compare is not an error: `succeeded` is false.
+   */
+  txn(spec: TxnSpec, options?: WriteOptions): Promise<TxnResult> {
+    return this.client.txnIn(this.name, spec, options);
+  }
+
+  /** One page of keys in key order; pass its `next` as `after` for the next page. */
+  scan(options?: ScanOptions): Promise<ScanPage> {
+    return this.client.scanIn(this.name, options);
+  }
+
+  /** Every page of a scan, following the cursors. Each page is a consistent read on its own. */
+  async *scanPages(options: ScanOptions = {}): AsyncGenerator<ScanPage, void, undefined> {
+    let after = options.after;
+    for (;;) {
+      const page = await this.scan({ ...options, after });
+      yield page;
+      if (page.next === undefined) return;
+      after = page.next;
+    }
+  }
+
+  /** Every key of a scan (all pages), in key order. */
+  async *scanAll(options: ScanOptions = {}): AsyncGenerator<Entry, void, undefined> {
+    for await (const page of this.scanPages(options)) yield* page.items;
+  }
+}
+
+function requestIdOf(options: WriteOptions): string {
+  return options.requestId ?? nuid.next();
+}
+
+function jsonText(value: unknown): string {
+  const text = JSON.stringify(value);
+  if (text === undefined) throw new BadRequestError("value", "cannot be represented as JSON");
+  return text;
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
