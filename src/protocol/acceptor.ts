@@ -22,6 +22,7 @@ export function onPrepare(state: GroupState, fx: Effects, now: number, from: str
   learnPrev(state, fx, now, m.prev);
   const c = chosenIndex(state);
   if (m.index > c + 1) return "behind";
+  if (state.recovering !== null) return "answered"; // a replica that forgot its votes does not vote
   if (m.index <= c) {
     fx.sendTo(from, reject(state, m.index, m.ballot));
     return "answered";
@@ -46,6 +47,7 @@ export function onAccept(state: GroupState, fx: Effects, now: number, from: stri
   learnPrev(state, fx, now, m.prev);
   const c = chosenIndex(state);
   if (m.index > c + 1) return "behind";
+  if (state.recovering !== null) return "answered"; // a replica that forgot its votes does not vote
   if (m.index <= c || !acceptable(state, m)) {
     fx.sendTo(from, reject(state, m.index, m.ballot));
     return "answered";

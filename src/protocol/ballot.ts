@@ -1,8 +1,8 @@
 // Ballots order Paxos attempts. A ballot is (round, node), compared lexicographically, so two
 // nodes never share a ballot and any node can always pick one higher than all it has seen.
 //
-// Round 0 is the fast round: at instance i only the owner (the node whose ballot chose the
-// value at i-1) may use it, and it skips Prepare. Because at most one node owns an instance,
+// Round 0 is the fast round: at instance i only the owner (the node that proposed the value
+// chosen at i-1) may use it, and it skips Prepare. Because at most one node owns an instance,
 // at most one value is ever proposed at round 0 there, which is what makes skipping Prepare
 // safe (see fastRound.ts).
 

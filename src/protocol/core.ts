@@ -10,22 +10,33 @@
 //   proposer.ts  batching, Prepare/Accept rounds, adoption, backoff  learner.ts    applying chosen values, dedupe
 //   catchUp.ts   one-behind entry and chunked data catch-up          read.ts       ReadProbe reads, stale reads
 //   apply.ts     what put/delete/cas/txn do to the data              quorum.ts     majorities
+//   recovery.ts  a replica that lost a group learns, without voting, until voting is safe again
 
 import { onAccept, onPrepare } from "./acceptor.js";
 import { onCatchUpEntry, onCatchUpSnapshot, requestCatchUp, retryCatchUp, serveCatchUp } from "./catchUp.js";
 import type { GroupConfig } from "./config.js";
-import type { DurableGroup } from "./durable.js";
+import { emptyDurableGroup, type DurableGroup } from "./durable.js";
 import { Effects } from "./effects.js";
 import type { Input, Ready } from "./io.js";
 import { learn, onChosen } from "./learner.js";
 import type { PeerMessage } from "./messages.js";
 import { newProposer, onAccepted, onPhaseTimeout, onPromise, onReject, proposerReady, startProposal } from "./proposer.js";
 import { onRead, onReadProbe, onReadProbeReply, progressReads, readsWakeAt } from "./read.js";
+import { beginRecovery, onRecoveryProbeReply, progressRecovery, RECOVERY_PROBE, recoveryWakeAt } from "./recovery.js";
 import { seedRng } from "./rng.js";
 import { chosenIndex, type GroupState } from "./state.js";
 
+export interface RestoreOptions {
+  /**
+   * The group's stored records failed their checksum: start from nothing, wipe the group's
+   * records with the first persist, and recover as a non-voting learner (recovery.ts).
+   */
+  readonly lost?: boolean;
+}
+
 /** A replica as its durable image left it; everything volatile starts empty. */
-export function restoreReplica(config: GroupConfig, durable: DurableGroup): GroupState {
+export function restoreReplica(config: GroupConfig, stored: DurableGroup, options: RestoreOptions = {}): GroupState {
+  const durable = options.lost ? emptyDurableGroup() : stored;
   if (!config.replicas.includes(config.self)) throw new Error(`replica ${config.self} is not in ${config.replicas.join(",")}`);
   const requests = new Map();
   let requestSeq = 0;
@@ -33,7 +44,7 @@ export function restoreReplica(config: GroupConfig, durable: DurableGroup): Grou
     requests.set(r.requestId, r);
     requestSeq = Math.max(requestSeq, r.seq);
   }
-  return {
+  const state: GroupState = {
     config,
     chosen: durable.meta.chosen,
     promised: durable.meta.promised,
@@ -46,12 +57,22 @@ export function restoreReplica(config: GroupConfig, durable: DurableGroup): Grou
     reads: [],
     catchUp: { asked: null, askedAt: 0, snapshot: null },
     probeCounter: 0,
+    recovering: null,
+    resetPending: options.lost === true,
     rng: seedRng(config.seed),
   };
+  if (options.lost || durable.meta.recovering) beginRecovery(state);
+  return state;
 }
 
 export function step(state: GroupState, now: number, input: Input): Ready {
   const fx = new Effects(state.config.self);
+  if (state.resetPending) {
+    // A lost group's corrupt records go before anything else is written or revealed.
+    state.resetPending = false;
+    fx.reset = true;
+    fx.metaChanged = true;
+  }
   switch (input.type) {
     case "message":
       if (input.msg.group === state.config.group && state.config.replicas.includes(input.from))
@@ -60,7 +81,8 @@ export function step(state: GroupState, now: number, input: Input): Ready {
     case "propose": {
       // Already applied (a retry of an answered request): answer with the first result.
       const known = state.requests.get(input.command.requestId);
-      if (known !== undefined) fx.answerWrite(input.call, known.result);
+      if (state.recovering !== null) fx.answerError(input.call, "unavailable", "this replica is recovering the group and takes no writes; the write was not applied (try another replica)");
+      else if (known !== undefined) fx.answerWrite(input.call, known.result);
       else state.queue.push({ call: input.call, command: input.command, deadline: input.deadline, sent: false });
       break;
     }
@@ -82,6 +104,7 @@ function pump(state: GroupState, fx: Effects, now: number): void {
       const { from, msg } = fx.inbox.shift()!;
       deliver(state, fx, now, from, msg);
     }
+    progressRecovery(state, fx, now);
     progressReads(state, fx, now);
     if (proposerReady(state, now)) startProposal(state, fx, now);
     if (fx.inbox.length === 0) return;
@@ -133,7 +156,8 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       onReadProbe(state, fx, from, msg);
       return;
     case "readProbeReply":
-      onReadProbeReply(state, fx, now, from, msg);
+      if (msg.probe === RECOVERY_PROBE) onRecoveryProbeReply(state, fx, now, from, msg);
+      else onReadProbeReply(state, fx, now, from, msg);
       return;
   }
 }
@@ -162,11 +186,14 @@ function expireWrites(state: GroupState, fx: Effects, now: number): void {
 function wakeAt(state: GroupState): number | null {
   const p = state.proposer;
   let at = readsWakeAt(state);
+  const recoveryAt = recoveryWakeAt(state);
   const consider = (t: number): void => {
     at = at === null ? t : Math.min(at, t);
   };
+  if (recoveryAt !== null) consider(recoveryAt);
   if (p.phase !== "idle") consider(p.phaseDeadline);
-  else if (state.queue.length > 0 || p.settle) consider(p.backoffUntil);
+  // Only a proposal that may start needs its backoff's end (not while a copy is installed).
+  else if ((state.queue.length > 0 || p.settle) && state.catchUp.snapshot === null && state.recovering === null) consider(p.backoffUntil);
   for (const w of state.queue) consider(w.deadline);
   if (state.catchUp.asked !== null) consider(state.catchUp.askedAt + state.config.timing.catchUpRetryMs);
   return at;

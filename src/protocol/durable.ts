@@ -14,6 +14,12 @@ export interface DurableMeta {
   readonly promised: Ballot | null;
   /** Ballot and value accepted at the open instance chosen+1, if any. */
   readonly accepted: AcceptedValue | null;
+  /**
+   * Set while this replica recovers a group it lost (a record failed its checksum): it forgot
+   * what it promised and accepted, so it must not vote until that cannot matter (recovery.ts).
+   * Absent on a healthy replica.
+   */
+  readonly recovering?: true;
 }
 
 export const EMPTY_META: DurableMeta = { chosen: null, promised: null, accepted: null };

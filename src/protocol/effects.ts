@@ -61,7 +61,10 @@ export class Effects {
     if (!dirty) return null;
     return {
       group: state.config.group,
-      meta: { chosen: state.chosen, promised: state.promised, accepted: state.accepted },
+      meta:
+        state.recovering === null
+          ? { chosen: state.chosen, promised: state.promised, accepted: state.accepted }
+          : { chosen: state.chosen, promised: state.promised, accepted: state.accepted, recovering: true },
       reset: this.reset,
       keys: [...this.keys],
       requests: this.requests,

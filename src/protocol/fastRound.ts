@@ -1,7 +1,12 @@
 // The fast round (round 0) skips Prepare: one round trip per write. It is safe only because
-// at most one node ever uses it at an instance: the OWNER of instance i, the node whose ballot
-// chose the value at i-1 (the same on every replica, since that value is unique), or at
-// instance 1 the group's first configured replica. Two nodes
+// at most one node ever uses it at an instance: the OWNER of instance i, the node that
+// PROPOSED the value chosen at i-1 (the same on every replica, since that value is unique),
+// or at instance 1 the group's first configured replica.
+//
+// Not "the node whose ballot chose it": one value can be chosen under several ballots (a
+// proposer that adopted it drives it again), and replicas that learned it under different
+// ballots would then disagree on the owner; two owners skipping Prepare at one index can
+// choose two values (the simulation found exactly that: seed 100580, 5 replicas). Two nodes
 // skipping Prepare at one index could each get a majority for different values.
 //
 // A proposer uses the fast round only while its own acceptor has neither promised nor
@@ -11,6 +16,7 @@
 
 import type { NodeId } from "./ballot.js";
 import { FAST_ROUND } from "./ballot.js";
+import { valueProposer } from "./ops.js";
 import type { GroupState } from "./state.js";
 
 /**
@@ -20,7 +26,7 @@ import type { GroupState } from "./state.js";
  * use, so a group's first write through its preferred replica is already one round trip).
  */
 export function fastRoundOwner(state: GroupState): NodeId | null {
-  return state.chosen === null ? (state.config.replicas[0] ?? null) : state.chosen.ballot.node;
+  return state.chosen === null ? (state.config.replicas[0] ?? null) : valueProposer(state.chosen.value);
 }
 
 /** May this replica's proposer skip Prepare at the open instance? */

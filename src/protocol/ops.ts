@@ -70,6 +70,16 @@ export interface Value {
   readonly commands: readonly Command[];
 }
 
+/**
+ * The node that proposed a value: the first segment of its id (`node/incarnation/counter`,
+ * made only by the proposer's buildValue; node ids contain no "/"). Every replica derives the
+ * same proposer from the same chosen value, whatever ballot each learned it under.
+ */
+export function valueProposer(value: Value): string {
+  const slash = value.id.indexOf("/");
+  return slash < 0 ? value.id : value.id.slice(0, slash);
+}
+
 /** What applying one command answered. Every replica computes exactly the same. */
 export type WriteResult =
   | { readonly type: "put"; readonly version: number }

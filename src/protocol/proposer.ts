@@ -40,7 +40,7 @@ export function newProposer(): Proposer {
 /** Is there a reason to drive the open instance, and may we now? */
 export function proposerReady(state: GroupState, now: number): boolean {
   const p = state.proposer;
-  if (p.phase !== "idle" || now < p.backoffUntil) return false;
+  if (p.phase !== "idle" || now < p.backoffUntil || state.recovering !== null) return false;
   if (state.catchUp.snapshot !== null) return false; // installing a peer's data: wait for it
   return p.settle || state.queue.length > 0;
 }

@@ -29,6 +29,11 @@ export function onRead(
   deadline: number,
 ): void {
   const skipProbe = consistency === "stale" || (state.config.breaks?.has("read-without-probe") ?? false);
+  if (skipProbe && state.recovering !== null) {
+    // The local copy is being rebuilt: never serve it.
+    fx.answerError(call, "unavailable", "this replica is recovering the group; read through another replica or linearizably");
+    return;
+  }
   if (skipProbe) {
     fx.answerRead(call, readLocal(state, query));
     return;
@@ -39,7 +44,8 @@ export function onRead(
     consistency,
     deadline,
     probe: ++state.probeCounter,
-    replies: new Map([[state.config.self, standing(state)]]),
+    // A recovering replica's own standing is what it forgot: only the others count.
+    replies: state.recovering === null ? new Map([[state.config.self, standing(state)]]) : new Map(),
     target: null,
     targetAt: 0,
     probeSentAt: now,
@@ -54,6 +60,7 @@ function standing(state: GroupState): { chosen: number; accepted: boolean } {
 }
 
 export function onReadProbe(state: GroupState, fx: Effects, from: NodeId, m: ReadProbe): void {
+  if (state.recovering !== null) return; // its standing would understate what it once accepted
   const { chosen, accepted } = standing(state);
   fx.sendTo(from, { type: "readProbeReply", group: m.group, probe: m.probe, chosen, accepted });
 }
@@ -145,7 +152,7 @@ export function readsWakeAt(state: GroupState): number | null {
   for (const r of state.reads) {
     let t = r.deadline;
     if (r.target === null) t = Math.min(t, r.probeSentAt + timing.probeRetryMs);
-    else if (!state.proposer.settle) t = Math.min(t, r.targetAt + settleDelay(state));
+    else if (!state.proposer.settle && r.target === chosenIndex(state) + 1) t = Math.min(t, r.targetAt + settleDelay(state));
     at = at === null ? t : Math.min(at, t);
   }
   return at;

@@ -98,8 +98,20 @@ export interface GroupState {
   readonly reads: PendingRead[];
   readonly catchUp: CatchUpState;
   probeCounter: number;
+  /** Non-null while the replica recovers a lost group (recovery.ts); it does not vote meanwhile. */
+  recovering: Recovering | null;
+  /** The next Persist must drop every stored record of the group first (a lost group is wiped). */
+  resetPending: boolean;
   /** xorshift32 state for jitter. */
   rng: number;
+}
+
+export interface Recovering {
+  /** Standing of the other replicas (chosen index, holds an accepted value) from probe 0. */
+  readonly replies: Map<NodeId, { chosen: number; accepted: boolean }>;
+  probeSentAt: number;
+  /** Once a majority of the OTHER replicas answered: the chosen index to reach before voting. */
+  target: number | null;
 }
 
 export function chosenIndex(state: GroupState): number {
