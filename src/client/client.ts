@@ -396,6 +396,8 @@ export class PaxosStoreClient {
     const deadline = Date.now() + callTimeoutMs;
     const pinned = route.node ?? this.pinnedNode;
     let attempt = 0;
+    /** Attempts per target in this call: the next goes to the least tried, in preference order. */
+    const tries = new Map<string | null, number>();
     let redirect: string | null = null;
     /** A write may have been applied: the final error must say the outcome is unknown. */
     let uncertain = false;
@@ -404,8 +406,9 @@ export class PaxosStoreClient {
 
     for (;;) {
       const targets = pinned !== null ? [pinned] : this.targetsFor(route.group);
-      const target = redirect ?? targets[attempt % targets.length] ?? null;
+      const target = redirect ?? leastTried(targets, tries);
       redirect = null;
+      tries.set(target, (tries.get(target) ?? 0) + 1);
       const remaining = deadline - Date.now();
       const budget = attemptBudgetMs(remaining, callTimeoutMs, pinned === null);
       const subject = target === null ? this.subjects.api : this.subjects.apiNode(target);
@@ -514,10 +517,10 @@ export class PaxosStoreClient {
     this.limitsNow = status.limits;
   }
 
-  /** Asks for the members again in the background, at most once a second. */
+  /** Asks for the members again in the background: at most once a second (5 a second while unknown). */
   private maybeRefresh(): void {
     if (this.fixedMembers || this.closed || this.refreshing !== null) return;
-    if (Date.now() - this.lastRefreshAt < 1_000) return;
+    if (Date.now() - this.lastRefreshAt < (this.membersNow === null ? 200 : 1_000)) return;
     this.refreshMembers(Math.min(this.timeoutMs, 2_000), 1).catch(() => undefined);
   }
 }
@@ -584,6 +587,20 @@ export class KeyGroup {
   async *scanAll(options: ScanOptions = {}): AsyncGenerator<Entry, void, undefined> {
     for await (const page of this.scanPages(options)) yield* page.items;
   }
+}
+
+/** The first of `targets` (in order) with the fewest attempts so far. */
+function leastTried(targets: readonly (string | null)[], tries: ReadonlyMap<string | null, number>): string | null {
+  let best: string | null = targets[0] ?? null;
+  let bestTries = Infinity;
+  for (const t of targets) {
+    const n = tries.get(t) ?? 0;
+    if (n < bestTries) {
+      best = t;
+      bestTries = n;
+    }
+  }
+  return best;
 }
 
 function requestIdOf(options: WriteOptions): string {
