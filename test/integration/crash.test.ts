@@ -189,6 +189,12 @@ describe("kill -9 over real NATS and LevelDB", () => {
         `  writes in flight at the kill: ${inFlight.length}, their latency: ${inFlight.map((w) => `${fmt(w.endedAt! - w.startedAt)} (${w.trail.join(" ")})`).join("; ")}`,
         `  max write latency from 0.5 s before to 2 s after the kill: ${fmt(Math.max(...around.map((w) => w.endedAt! - w.startedAt)))}`,
         `  writes after the kill: ${lines.map((l) => `${l.name} ${l.after}`).join(", ")}`,
+        `  slow writes (> 300 ms) from 0.5 s before to 3 s after the kill: ${
+          all
+            .filter((w) => w.endedAt! >= killAt - 500 && w.startedAt <= killAt + 3_000 && w.endedAt! - w.startedAt > 300)
+            .map((w) => `${w.group}/${w.key} at ${fmt(w.startedAt - killAt)}: ${fmt(w.endedAt! - w.startedAt)} (${w.trail.join(" ")})`)
+            .join("; ") || "none"
+        }`,
       ].join("\n"),
     );
     // Progress, not speed: every client went on writing with a node down.
