@@ -215,8 +215,23 @@ type Attempt =
 
 type RequestOf<O extends ApiOp> = Extract<ApiRequest, { op: O }>;
 
+/** Counters of what the client did, for metrics and tests. */
+export interface ClientStats {
+  /** Calls made (each may take several attempts). */
+  calls: number;
+  /** Requests sent. */
+  attempts: number;
+  /** Attempts nobody received (no responders): the node was down. */
+  noResponders: number;
+  /** Attempts that got no answer in time: the node died or hung with the request. */
+  noAnswer: number;
+  /** Attempts answered with a retryable error (unavailable, timeout, not_replica). */
+  retryableAnswers: number;
+}
+
 /** A connected client. Make one with `connect()`; it is safe to share across the whole process. */
 export class PaxosStoreClient {
+  readonly stats: ClientStats = { calls: 0, attempts: 0, noResponders: 0, noAnswer: 0, retryableAnswers: 0 };
   readonly cluster: string;
   readonly prefix: string;
   readonly encoding: Encoding;
@@ -394,6 +409,7 @@ export class PaxosStoreClient {
       throw new TooLargeError("(body)", "frameBytesMax", this.limitsNow.frameBytesMax, body.length);
     }
     const deadline = Date.now() + callTimeoutMs;
+    this.stats.calls++;
     const pinned = route.node ?? this.pinnedNode;
     let attempt = 0;
     /** Attempts per target in this call: the next goes to the least tried, in preference order. */
@@ -413,6 +429,7 @@ export class PaxosStoreClient {
       const budget = attemptBudgetMs(remaining, callTimeoutMs, pinned === null);
       const subject = target === null ? this.subjects.api : this.subjects.apiNode(target);
       attempt++;
+      this.stats.attempts++;
       const result = await this.attempt(subject, body, budget, op);
 
       if (result.kind === "answer") {
@@ -423,6 +440,7 @@ export class PaxosStoreClient {
         }
         const error = response.error;
         if (!isRetryable(error.code)) throw error;
+        this.stats.retryableAnswers++;
         lastError = error;
         if (error.code === "timeout") uncertain = true;
         if (error.code === "not_replica") {
@@ -433,6 +451,8 @@ export class PaxosStoreClient {
       } else {
         if (target !== null) this.suspects.set(target, Date.now() + SUSPECT_MS);
         silent.push(subject);
+        if (result.kind === "noResponders") this.stats.noResponders++;
+        else this.stats.noAnswer++;
         if (result.kind === "noAnswer") {
           uncertain = true;
           lastError = new TimeoutError(`no answer from ${subject} in ${budget} ms (${result.why})`);

@@ -8,6 +8,7 @@ export {
   DEFAULT_TIMEOUT_MS,
   TIMEOUT_HEADER,
   type ConnectOptions,
+  type ClientStats,
   type TlsOptions,
   type CallOptions,
   type ReadOptions,

@@ -267,7 +267,7 @@ it("routes a group's calls to its preferred replica first", async () => {
   // Count the requests each node's own subject receives (a plain NATS subscriber sees them too).
   const counts = new Map<string, number>();
   const subs = c.members.map((node) =>
-    c.nc.subscribe(`paxosstore.${c.cluster}.api.${node}`, { callback: () => counts.set(node, (counts.get(node) ?? 0) + 1) }),
+    c.nc.subscribe(`paxosstore.${c.cluster}.api.${node}`, { callback: () => void counts.set(node, (counts.get(node) ?? 0) + 1) }),
   );
   await c.nc.flush();
   try {
