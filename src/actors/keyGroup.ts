@@ -15,6 +15,7 @@ import type { CallId, Consistency, Input, Outcome, Ready } from "../protocol/io.
 import type { PeerMessage } from "../protocol/messages.js";
 import type { Command, ReadQuery } from "../protocol/ops.js";
 import type { GroupState } from "../protocol/state.js";
+import { isStorageError } from "../storage/errors.js";
 import type { Storage } from "../storage/storage.js";
 import type { StorageWriter } from "../storage/writer.js";
 
@@ -43,6 +44,8 @@ export interface GroupEnv {
   answer(call: CallId, outcome: Outcome): void;
   /** Wakes the group later (the registry dispatches a tick). */
   dispatchTick(group: string): void;
+  /** A group's stored copy failed its checksum: it is being recovered from the peers. */
+  onLostGroup(group: string, error: unknown): void;
   /** The disk failed: nothing that depends on it may be revealed; the node must stop. */
   fatal(error: unknown): void;
   now(): number;
@@ -85,7 +88,17 @@ export function groupActor(env: GroupEnv) {
 }
 
 async function load(env: GroupEnv, group: string): Promise<GroupState> {
-  const durable = (await env.storage.loadGroup(group)) ?? emptyDurableGroup();
+  let durable = emptyDurableGroup();
+  let lost = false;
+  try {
+    durable = (await env.storage.loadGroup(group)) ?? durable;
+  } catch (e) {
+    // A record failed its checksum: never serve it. The group is wiped by the first persist
+    // and recovered from the peers, without voting until that is safe (protocol/recovery.ts).
+    if (!isStorageError(e, "STORAGE_CORRUPT")) throw e;
+    env.onLostGroup(group, e);
+    lost = true;
+  }
   const config: GroupConfig = {
     group,
     self: env.nodeId,
@@ -95,7 +108,7 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
     timing: env.timing,
     limits: env.limits,
   };
-  return restoreReplica(config, durable);
+  return restoreReplica(config, durable, { lost });
 }
 
 function toInput(msg: GroupMsg): Input {

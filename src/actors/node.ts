@@ -120,6 +120,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       answer: (call, outcome) => api.answer(call, outcome),
       dispatchTick: (group) => registry.dispatch(group, { kind: "tick" }),
       fatal: (error) => fatal(error),
+      onLostGroup: (group, error) => log.error({ group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)"),
       now,
     },
     (group, error) => log.error({ group, err: error }, "key-group actor crashed; it reloads from disk on its next message"),

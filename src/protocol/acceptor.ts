@@ -13,6 +13,7 @@ import type { Effects } from "./effects.js";
 import { fastRoundAllowedFrom } from "./fastRound.js";
 import { learn } from "./learner.js";
 import { yieldToHigherBallot } from "./proposer.js";
+import { mute } from "./recovery.js";
 import type { Accept, ChosenEntry, Prepare, Reject } from "./messages.js";
 import { chosenIndex, type GroupState } from "./state.js";
 
@@ -22,7 +23,7 @@ export function onPrepare(state: GroupState, fx: Effects, now: number, from: str
   learnPrev(state, fx, now, m.prev);
   const c = chosenIndex(state);
   if (m.index > c + 1) return "behind";
-  if (state.recovering !== null) return "answered"; // a replica that forgot its votes does not vote
+  if (mute(state)) return "answered"; // a replica that forgot its votes does not vote
   if (m.index <= c) {
     fx.sendTo(from, reject(state, m.index, m.ballot));
     return "answered";
@@ -47,7 +48,7 @@ export function onAccept(state: GroupState, fx: Effects, now: number, from: stri
   learnPrev(state, fx, now, m.prev);
   const c = chosenIndex(state);
   if (m.index > c + 1) return "behind";
-  if (state.recovering !== null) return "answered"; // a replica that forgot its votes does not vote
+  if (mute(state)) return "answered"; // a replica that forgot its votes does not vote
   if (m.index <= c || !acceptable(state, m)) {
     fx.sendTo(from, reject(state, m.index, m.ballot));
     return "answered";

@@ -14,12 +14,15 @@ export type BreakName =
   /** An acceptor's Promise/Accepted leaves before its promise/accept is durable (driver-level). */
   | "reply-before-persist"
   /** A linearizable read answers from the local replica without the ReadProbe round. */
-  | "read-without-probe";
+  | "read-without-probe"
+  /** A replica that lost a group votes (and answers read probes) while it recovers it. */
+  | "vote-while-recovering";
 
 export const BREAK_NAMES: readonly BreakName[] = [
   "fast-round-any-node",
   "reply-before-persist",
   "read-without-probe",
+  "vote-while-recovering",
 ];
 
 export interface Timing {

@@ -17,6 +17,7 @@ import type { ReadProbe, ReadProbeReply } from "./messages.js";
 import type { ReadQuery, ReadResult } from "./ops.js";
 import { isQuorum } from "./quorum.js";
 import { requestCatchUp } from "./catchUp.js";
+import { mute } from "./recovery.js";
 import { chosenIndex, type GroupState, type PendingRead } from "./state.js";
 
 export function onRead(
@@ -60,7 +61,7 @@ function standing(state: GroupState): { chosen: number; accepted: boolean } {
 }
 
 export function onReadProbe(state: GroupState, fx: Effects, from: NodeId, m: ReadProbe): void {
-  if (state.recovering !== null) return; // its standing would understate what it once accepted
+  if (mute(state)) return; // its standing would understate what it once accepted
   const { chosen, accepted } = standing(state);
   fx.sendTo(from, { type: "readProbeReply", group: m.group, probe: m.probe, chosen, accepted });
 }

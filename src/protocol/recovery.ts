@@ -73,3 +73,8 @@ export function recoveryWakeAt(state: GroupState): number | null {
   if (r === null) return null;
   return r.target === null ? r.probeSentAt + state.config.timing.probeRetryMs : null;
 }
+
+/** Must this replica stay out of votes and probe answers? (Yes while recovering.) */
+export function mute(state: GroupState): boolean {
+  return state.recovering !== null && !(state.config.breaks?.has("vote-while-recovering") ?? false);
+}

@@ -36,6 +36,8 @@ describe("deliberate protocol bugs are caught", () => {
     ["reply-before-persist", ["persist-before-send"]],
     // A "linearizable" read answers from a replica that is behind.
     ["read-without-probe", ["linearizability"]],
+    // A replica that lost its disk votes before it may (it forgot its promises and accepts).
+    ["vote-while-recovering", ["agreement", "linearizability", "durability"]],
   ];
   for (const [name, checkers] of cases) {
     it(`--break ${name}: ${checkers.join(" or ")} objects within 300 seeds`, () => {

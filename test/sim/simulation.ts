@@ -54,6 +54,7 @@ export interface SeedStats {
   steps: number;
   messages: number;
   crashes: number;
+  disksLost: number;
   partitions: number;
   writes: number;
   reads: number;
@@ -80,6 +81,8 @@ interface FaultPlan {
   readonly faultPhaseMs: number;
   /** Gap between crashes (cluster-wide); null: no crashes this seed. */
   readonly crashGapMs: readonly [number, number] | null;
+  /** Chance that a crash also loses one group's disk image. */
+  readonly loseDiskChance: number;
   readonly downMs: readonly [number, number];
   /** Gap between partitions; null: none this seed. */
   readonly partitionGapMs: readonly [number, number] | null;
@@ -137,6 +140,8 @@ interface SimNode {
   replicas: Map<string, Replica>;
   /** What survives a crash: one durable image per group. */
   readonly disks: Map<string, DurableGroup>;
+  /** Groups whose disk image this crash lost (a failed checksum): they restart recovering. */
+  readonly lost: Set<string>;
 }
 
 interface ClientRun {
@@ -176,7 +181,7 @@ export function runSeed(options: SeedOptions): SeedResult {
 
 class Simulation {
   readonly queue = new EventQueue<SimEvent>();
-  readonly stats: SeedStats = { events: 0, steps: 0, messages: 0, crashes: 0, partitions: 0, writes: 0, reads: 0, virtualMs: 0, counts: {}, notes: {} };
+  readonly stats: SeedStats = { events: 0, steps: 0, messages: 0, crashes: 0, disksLost: 0, partitions: 0, writes: 0, reads: 0, virtualMs: 0, counts: {}, notes: {} };
   private readonly streams: ReturnType<typeof seedStreams>;
   private readonly nodeIds: NodeId[];
   private readonly nodes = new Map<NodeId, SimNode>();
@@ -227,7 +232,7 @@ class Simulation {
   run(): void {
     this.log(() => this.describeSetup());
     for (const id of this.nodeIds) {
-      const node: SimNode = { id, up: false, epoch: 0, restarts: -1, replicas: new Map(), disks: new Map() };
+      const node: SimNode = { id, up: false, epoch: 0, restarts: -1, replicas: new Map(), disks: new Map(), lost: new Set() };
       for (const g of this.groups) node.disks.set(g.group, emptyDurableGroup());
       this.nodes.set(id, node);
       this.start(node);
@@ -438,7 +443,9 @@ class Simulation {
         limits: this.tuning.limits,
         breaks: this.breaks,
       };
-      const state = restoreReplica(config, node.disks.get(g.group)!);
+      const lost = node.lost.delete(g.group);
+      const state = restoreReplica(config, node.disks.get(g.group)!, { lost });
+      if (lost) this.log(() => `${node.id} lost its copy of ${g.group}: recovering as a learner`);
       const replica: Replica = { state, diskQueue: [], tick: null, convergedAt: -1 };
       node.replicas.set(g.group, replica);
       this.observe(node, replica, g.group, true, "restart");
@@ -458,8 +465,36 @@ class Simulation {
     node.epoch++;
     node.replicas = new Map(); // volatile state and unsynced persists: gone
     this.stats.crashes++;
+    this.maybeLoseDisk(node, prng);
     this.log(() => `CRASH ${node.id}`);
     this.queue.schedule(this.queue.now + prng.int(...this.faults.downMs), { kind: "restart", node: node.id, epoch: node.epoch });
+  }
+
+  /**
+   * Sometimes a crash also loses one group's disk image (as a record failing its checksum
+   * does): the replica restarts with nothing and must recover without voting. Only while no
+   * other replica of that group is losing or recovering it: Paxos keeps chosen values only
+   * while a majority keeps its disk.
+   */
+  private maybeLoseDisk(node: SimNode, prng: Prng): void {
+    if (this.faults.loseDiskChance === 0 || !prng.chance(this.faults.loseDiskChance)) return;
+    const eligible = this.groups
+      .map((g) => g.group)
+      .filter((group) =>
+        [...this.nodes.values()].every(
+          (other) =>
+            other === node ||
+            (!other.lost.has(group) && !other.disks.get(group)!.meta.recovering && (other.replicas.get(group)?.state.recovering ?? null) === null),
+        ),
+      );
+    if (eligible.length === 0) return;
+    const group = prng.pick(eligible);
+    // Either the restart finds the bad copy (restoreReplica with `lost`), or it had already been
+    // wiped and flagged before this crash (restart resumes recovery from the durable flag).
+    if (prng.chance(0.5)) node.lost.add(group);
+    else node.disks.set(group, { meta: { chosen: null, promised: null, accepted: null, recovering: true }, keys: new Map(), requests: [] });
+    this.stats.disksLost++;
+    this.log(() => `DISK LOSS ${node.id} ${group}`);
   }
 
   private partition(): void {
@@ -694,6 +729,7 @@ function planFaults(prng: Prng): FaultPlan {
   return {
     faultPhaseMs: prng.int(800, 3000),
     crashGapMs: prng.chance(0.75) ? prng.pick([[30, 150], [100, 400], [200, 800], [500, 1500]] as const) : null,
+    loseDiskChance: prng.chance(0.3) ? prng.pick([0.1, 0.3]) : 0,
     // Short outages let messages from before a crash reach the restarted node.
     downMs: prng.pick([[1, 30], [10, 100], [50, 500], [200, 1500]] as const),
     partitionGapMs: prng.chance(0.6) ? prng.pick([[50, 300], [200, 1000]] as const) : null,
