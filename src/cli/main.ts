@@ -8,4 +8,5 @@ const program = new Command();
 program.name("paxosstore").description("PaxosStore-TS: a replicated, strongly consistent key-value store").version(VERSION);
 registerNodeCommand(program);
 registerDevCommand(program);
+(await import("./clientCommands.js")).registerClientCommands(program);
 await program.parseAsync(process.argv);

@@ -470,7 +470,7 @@ export class PaxosStoreClient {
 
     const group = route.group ?? undefined;
     const details = { ...(group === undefined ? {} : { group }), ...(requestId === undefined ? {} : { requestId }) };
-    const tried = `${attempt} attempt${attempt === 1 ? "" : "s"} in ${callTimeoutMs} ms`;
+    const tried = `${attempt} attempt${attempt === 1 ? "" : "s"} in ${Math.max(0, callTimeoutMs - (deadline - Date.now()))} ms`;
     if (isWrite && uncertain) {
       throw new TimeoutError(
         `timeout: the outcome is unknown, the write may or may not have been applied (${tried}; last: ${lastError?.message ?? "no answer"}); ` +
