@@ -53,6 +53,30 @@ Connection (flags win over environment variables):
 /** Our own usage errors (exit 2). */
 class UsageError extends Error {}
 
+/** Where the commands read and write: the process, or a test's buffers. */
+export interface CliIo {
+  readonly env: NodeJS.ProcessEnv;
+  /** Standard input; when `isTTY`, no value or spec is read from it unless asked with `-`. */
+  readonly stdin: AsyncIterable<Uint8Array | string> & { readonly isTTY?: boolean };
+  out(chunk: string | Uint8Array): void;
+  err(text: string): void;
+  /** The command is done: exit with this code once output is flushed. */
+  done(code: number): void;
+  /** A usage error commander already reported: stop at once. */
+  abort(code: number): never;
+}
+
+export function processIo(): CliIo {
+  return {
+    env: process.env,
+    stdin: process.stdin,
+    out: (chunk) => void process.stdout.write(chunk),
+    err: (text) => void process.stderr.write(text),
+    done: (code) => void (process.exitCode = code),
+    abort: (code) => process.exit(code),
+  };
+}
+
 interface CommonOptions {
   servers?: string;
   cluster?: string;
@@ -72,8 +96,14 @@ interface CommonOptions {
   json?: boolean;
 }
 
-export function registerClientCommands(program: Command): void {
-  withConnection(command(program, "get <key>", "read a key (linearizable unless --stale); prints its value")
+export function registerClientCommands(program: Command, io: CliIo = processIo()): void {
+  const command = (nameAndArgs: string, description: string): Command => program.command(nameAndArgs).description(description);
+  const withConnection = (cmd: Command): Command => connectionOptions(cmd, io);
+  const run = (name: string, handler: Handler): ((...args: any[]) => Promise<void>) => runner(name, handler, io);
+  const log = (line: string): void => io.out(line + "\n");
+  const printJson = (x: unknown): void => io.out(JSON.stringify(x) + "\n");
+
+  withConnection(command("get <key>", "read a key (linearizable unless --stale); prints its value")
     .option("-g, --group <group>", "the key's group (default: the key is its own group)")
     .option("--stale", "read one replica's data without asking the others (faster, may be behind)")
     .option("--raw", "print the value's bytes exactly, with no newline added"))
@@ -82,52 +112,54 @@ export function registerClientCommands(program: Command): void {
       if (o.json) {
         printJson(r.found ? { ok: true, found: true, key, ...jsonValue(r.value), version: r.version, index: r.index } : { ok: true, found: false, key, index: r.index });
       } else if (r.found) {
-        writeValue(r.value, o.raw === true);
+        io.out(r.value);
+        // A newline for the terminal, unless asked for the exact bytes or already there.
+        if (o.raw !== true && (r.value.length === 0 || r.value[r.value.length - 1] !== 0x0a)) io.out("\n");
       }
       if (!r.found) {
-        if (!o.json) console.error(`paxosstore get: not found: ${key}`);
+        if (!o.json) io.err(`paxosstore get: not found: ${key}\n`);
         return EXIT.notFound;
       }
       return EXIT.ok;
     }));
 
-  withConnection(command(program, "put <key> [value]", "write a key; the value from the argument, --file PATH, or stdin (`-` or piped)")
+  withConnection(command("put <key> [value]", "write a key; the value from the argument, --file PATH, or stdin (`-` or piped)")
     .option("-g, --group <group>", "the key's group (default: the key is its own group)")
     .option("-f, --file <path>", "read the value from this file")
     .option("--request-id <id>", "idempotency key: a retry with the same id is applied at most once"))
     .action(run("put", async (client, key: string, value: string | undefined, o: CommonOptions & { group?: string; file?: string; requestId?: string }) => {
-      const bytes = await valueInput(value, o.file);
+      const bytes = await valueInput(value, o.file, io);
       const r = await client.group(o.group ?? key).put(key, bytes, { requestId: o.requestId });
       if (o.json) printJson({ ok: true, ...r });
-      else console.log(`OK version ${r.version}`);
+      else log(`OK version ${r.version}`);
       return EXIT.ok;
     }));
 
-  withConnection(command(program, "delete <key>", "delete a key (deleting an absent key succeeds)")
+  withConnection(command("delete <key>", "delete a key (deleting an absent key succeeds)")
     .alias("del")
     .option("-g, --group <group>", "the key's group (default: the key is its own group)")
     .option("--request-id <id>", "idempotency key: a retry with the same id is applied at most once"))
     .action(run("delete", async (client, key: string, o: CommonOptions & { group?: string; requestId?: string }) => {
       const r = await client.group(o.group ?? key).delete(key, { requestId: o.requestId });
       if (o.json) printJson({ ok: true, ...r });
-      else console.log(`OK version ${r.version}${r.existed ? "" : " (the key did not exist)"}`);
+      else log(`OK version ${r.version}${r.existed ? "" : " (the key did not exist)"}`);
       return EXIT.ok;
     }));
 
-  withConnection(command(program, "cas <key> <version> [value]", "write a key only if it is at <version> now (0: only if absent); exit 3 on conflict")
+  withConnection(command("cas <key> <version> [value]", "write a key only if it is at <version> now (0: only if absent); exit 3 on conflict")
     .option("-g, --group <group>", "the key's group (default: the key is its own group)")
     .option("-f, --file <path>", "read the value from this file")
     .option("--request-id <id>", "idempotency key: a retry with the same id is applied at most once"))
     .action(run("cas", async (client, key: string, version: string, value: string | undefined, o: CommonOptions & { group?: string; file?: string; requestId?: string }) => {
       const expected = nonNegativeInt(version, "<version>");
-      const bytes = await valueInput(value, o.file);
+      const bytes = await valueInput(value, o.file, io);
       const r = await client.group(o.group ?? key).cas(key, expected, bytes, { requestId: o.requestId });
       if (o.json) printJson({ ok: true, ...r });
-      else console.log(`OK version ${r.version}`);
+      else log(`OK version ${r.version}`);
       return EXIT.ok;
     }));
 
-  withConnection(command(program, "txn [spec]", "an all-or-nothing txn in one group, from a JSON spec (argument, --file, or stdin); exit 3 when its compares fail")
+  withConnection(command("txn [spec]", "an all-or-nothing txn in one group, from a JSON spec (argument, --file, or stdin); exit 3 when its compares fail")
     .option("-g, --group <group>", "the group (or \"group\" in the spec)")
     .option("-f, --file <path>", "read the spec from this file")
     .option("--request-id <id>", "idempotency key (or \"requestId\" in the spec)")
@@ -142,15 +174,15 @@ The spec is the wire API's txn (docs/API.md) without "op":
 Values are "value" (text) or "valueBase64" (bytes).`,
     ))
     .action(run("txn", async (client, spec: string | undefined, o: CommonOptions & { group?: string; file?: string; requestId?: string }) => {
-      const t = await txnInput(spec, o);
+      const t = await txnInput(spec, o, io);
       const r = await client.group(t.group).txn(t, { requestId: t.requestId });
       if (o.json) printJson({ ok: true, ...r });
-      else if (r.succeeded) console.log(`OK succeeded at version ${r.version}`);
-      else console.log(`compares failed: the failure branch ran at version ${r.version} (current versions ${r.currentVersions.join(", ") || "none"})`);
+      else if (r.succeeded) log(`OK succeeded at version ${r.version}`);
+      else log(`compares failed: the failure branch ran at version ${r.version} (current versions ${r.currentVersions.join(", ") || "none"})`);
       return r.succeeded ? EXIT.ok : EXIT.conflict;
     }));
 
-  withConnection(command(program, "scan <group>", "list a group's keys in key order, a page at a time (--all for every page)")
+  withConnection(command("scan <group>", "list a group's keys in key order, a page at a time (--all for every page)")
     .option("-p, --prefix <prefix>", "only keys starting with this")
     .option("--after <key>", "start after this key (the `next` of the previous page)")
     .option("-l, --limit <n>", "keys per page, 1..1000 (default 100)")
@@ -169,7 +201,7 @@ Values are "value" (text) or "valueBase64" (bytes).`,
       let index = 0;
       for await (const page of o.all ? g.scanPages(options) : single(g.scan(options))) {
         if (o.json) items.push(...page.items);
-        else for (const it of page.items) console.log(`${it.key}\t${displayValue(it.value)}`);
+        else for (const it of page.items) log(`${it.key}\t${displayValue(it.value)}`);
         next = page.next;
         index = page.index;
       }
@@ -177,12 +209,12 @@ Values are "value" (text) or "valueBase64" (bytes).`,
         const out = items.map((it) => ({ key: it.key, ...jsonValue(it.value), version: it.version }));
         printJson(next === undefined ? { ok: true, items: out, index } : { ok: true, items: out, next, index });
       } else if (next !== undefined) {
-        console.error(`(more keys follow: --after ${shellQuote(next)}, or --all)`);
+        io.err(`(more keys follow: --after ${shellQuote(next)}, or --all)\n`);
       }
       return EXIT.ok;
     }));
 
-  withConnection(command(program, "status", "ask every member (or --node) how it is; exit 4 unless all answer"))
+  withConnection(command("status", "ask every member (or --node) how it is; exit 4 unless all answer"))
     .action(run("status", async (client, o: CommonOptions) => {
       const timeoutMs = Math.min(client.timeoutMs, 2_000);
       const nodes = o.node !== undefined ? [o.node] : (client.members ?? (await client.status()).members);
@@ -204,14 +236,14 @@ Values are "value" (text) or "valueBase64" (bytes).`,
       } else {
         const first = answers.find((a) => a.ok);
         const members = first?.ok ? first.status.members : nodes;
-        console.log(`cluster ${client.cluster}: ${members.length} member${members.length === 1 ? "" : "s"} (${members.join(", ")})`);
+        log(`cluster ${client.cluster}: ${members.length} member${members.length === 1 ? "" : "s"} (${members.join(", ")})`);
         const width = Math.max(...nodes.map((n) => n.length));
         for (const a of answers) {
           if (a.ok) {
             const s = a.status;
-            console.log(`${a.node.padEnd(width)}  up    v${s.version}  uptime ${duration(s.uptimeMs)}  groups ${s.groupsActive}  sees ${s.membersSeen.join(",")}`);
+            log(`${a.node.padEnd(width)}  up    v${s.version}  uptime ${duration(s.uptimeMs)}  groups ${s.groupsActive}  sees ${s.membersSeen.join(",")}`);
           } else {
-            console.log(`${a.node.padEnd(width)}  DOWN  ${a.error.message}`);
+            log(`${a.node.padEnd(width)}  DOWN  ${a.error.message}`);
           }
         }
       }
@@ -221,13 +253,8 @@ Values are "value" (text) or "valueBase64" (bytes).`,
   program.addHelpText("after", "\nget, put, delete, cas, txn, scan, status: see `paxosstore help <command>` for options and exit codes.");
 }
 
-/** A subcommand; its own options come next, then withConnection(). */
-function command(program: Command, nameAndArgs: string, description: string): Command {
-  return program.command(nameAndArgs).description(description);
-}
-
 /** The connection and output options, the exit-code help, and usage errors as exit 2. */
-function withConnection(cmd: Command): Command {
+function connectionOptions(cmd: Command, io: CliIo): Command {
   return cmd
     .option("-s, --servers <urls>", "NATS server URLs, comma-separated")
     .option("-c, --cluster <name>", "cluster name")
@@ -246,24 +273,23 @@ function withConnection(cmd: Command): Command {
     .option("-t, --timeout <ms>", "deadline of the call, retries included")
     .option("--json", "print JSON (errors too, on stdout; one line also on stderr)")
     .addHelpText("after", EXIT_HELP)
-    .exitOverride((err) => {
-      // Help and version are not errors; any other commander error is a usage error (it has
-      // already printed its one line).
-      process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
-    });
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    // Help is not an error; any other commander error is a usage error (it has already
+    // printed its one line).
+    .exitOverride((err) => io.abort(err.exitCode === 0 ? EXIT.ok : EXIT.usage));
 }
 
 type Handler = (client: PaxosStoreClient, ...args: any[]) => Promise<number>;
 
 /** Wraps a command's work: connect, run, map every failure to one stderr line and an exit code. */
-function run(name: string, handler: Handler): (...args: any[]) => Promise<void> {
+function runner(name: string, handler: Handler, io: CliIo): (...args: any[]) => Promise<void> {
   return async (...args: any[]) => {
     // commander passes the arguments, then the options object, then the command.
     const options = args[args.length - 2] as CommonOptions;
     let client: PaxosStoreClient | null = null;
     let code: number;
     try {
-      client = await connect(connectOptionsOf(options, process.env));
+      client = await connect(connectOptionsOf(options, io.env));
       if (client.members === null && options.node === undefined) {
         // Nobody answered the status at connect: one quick try more gives a clear error now
         // rather than a call that retries until its deadline.
@@ -271,23 +297,23 @@ function run(name: string, handler: Handler): (...args: any[]) => Promise<void> 
       }
       code = await handler(client, ...args.slice(0, -1));
     } catch (e) {
-      code = report(name, e, options.json === true);
+      code = report(name, e, options.json === true, io);
     } finally {
       await client?.close();
     }
-    process.exitCode = code;
+    io.done(code);
   };
 }
 
-function report(name: string, e: unknown, json: boolean): number {
+function report(name: string, e: unknown, json: boolean, io: CliIo): number {
   if (e instanceof UsageError) {
-    console.error(`paxosstore ${name}: ${e.message}`);
-    if (json) printJson({ ok: false, error: { code: "usage", message: e.message } });
+    io.err(`paxosstore ${name}: ${e.message}\n`);
+    if (json) io.out(JSON.stringify({ ok: false, error: { code: "usage", message: e.message } }) + "\n");
     return EXIT.usage;
   }
   const error = asStoreError(e);
-  console.error(`paxosstore ${name}: ${oneLine(error.message)}`);
-  if (json) printJson({ ok: false, error: toWireError(error) });
+  io.err(`paxosstore ${name}: ${oneLine(error.message)}\n`);
+  if (json) io.out(JSON.stringify({ ok: false, error: toWireError(error) }) + "\n");
   switch (error.code) {
     case "bad_request":
     case "too_large":
@@ -345,12 +371,12 @@ export function connectOptionsOf(o: CommonOptions, env: NodeJS.ProcessEnv): Conn
 // ---- Input ------------------------------------------------------------------------------------
 
 /** A value from the argument, --file, or stdin (`-`, or no argument with stdin not a terminal). */
-async function valueInput(value: string | undefined, file: string | undefined): Promise<Uint8Array | string> {
+async function valueInput(value: string | undefined, file: string | undefined, io: CliIo): Promise<Uint8Array | string> {
   if (file !== undefined) {
     if (value !== undefined) throw new UsageError("give the value as an argument or with --file, not both");
     return readInput(file);
   }
-  if (value === "-" || (value === undefined && !process.stdin.isTTY)) return readStdin();
+  if (value === "-" || (value === undefined && io.stdin.isTTY !== true)) return readStdin(io);
   if (value === undefined) throw new UsageError("no value: give it as an argument, with --file PATH, or on stdin (`-` or a pipe)");
   return value;
 }
@@ -363,9 +389,9 @@ async function readInput(path: string): Promise<Uint8Array> {
   }
 }
 
-async function readStdin(): Promise<Uint8Array> {
+async function readStdin(io: CliIo): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  for await (const chunk of io.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
   return new Uint8Array(Buffer.concat(chunks));
 }
 
@@ -378,13 +404,13 @@ interface TxnInput {
 }
 
 /** The txn spec (JSON) from the argument, --file or stdin, checked like a node would. */
-async function txnInput(spec: string | undefined, o: { group?: string; file?: string; requestId?: string }): Promise<TxnInput> {
+async function txnInput(spec: string | undefined, o: { group?: string; file?: string; requestId?: string }, io: CliIo): Promise<TxnInput> {
   let text: string;
   if (o.file !== undefined) {
     if (spec !== undefined) throw new UsageError("give the spec as an argument or with --file, not both");
     text = new TextDecoder().decode(await readInput(o.file));
-  } else if (spec === "-" || (spec === undefined && !process.stdin.isTTY)) {
-    text = new TextDecoder().decode(await readStdin());
+  } else if (spec === "-" || (spec === undefined && io.stdin.isTTY !== true)) {
+    text = new TextDecoder().decode(await readStdin(io));
   } else if (spec === undefined) {
     throw new UsageError("no txn spec: give it as an argument, with --file PATH, or on stdin");
   } else {
@@ -438,20 +464,10 @@ function nonNegativeInt(s: string, what: string): number {
 
 // ---- Output -----------------------------------------------------------------------------------
 
-function printJson(x: unknown): void {
-  process.stdout.write(JSON.stringify(x) + "\n");
-}
-
 /** A value in JSON output: `value` when it is text, else `valueBase64` (as the wire API does). */
 function jsonValue(value: Uint8Array): { value: string } | { valueBase64: string } {
   const text = valueAsText(value);
   return text === null ? { valueBase64: Buffer.from(value).toString("base64") } : { value: text };
-}
-
-/** The value's bytes on stdout, with a newline unless raw or already there. */
-function writeValue(value: Uint8Array, raw: boolean): void {
-  process.stdout.write(value);
-  if (!raw && (value.length === 0 || value[value.length - 1] !== 0x0a)) process.stdout.write("\n");
 }
 
 /** A value on one line: text as is when it has no tab or newline, else quoted; bytes as base64. */
