@@ -69,7 +69,8 @@ export function newGroupHandle(group: string, now: number): GroupHandle {
   return { group, inflight: 0, lastActive: now, replica: null, pendingPersists: 0, lastPersist: Promise.resolve(), timer: null, timerAt: 0 };
 }
 
-let seedCounter = 0;
+/** Counts group loads in this process: a reloaded group gets fresh value ids (see load). */
+let loadCounter = 0;
 
 /** The actor function: nact calls it with the handle as state, one message at a time. */
 export function groupActor(env: GroupEnv) {
@@ -103,8 +104,10 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
     group,
     self: env.nodeId,
     replicas: env.replicasFor(group),
-    incarnation: env.incarnation,
-    seed: ++seedCounter ^ Date.now(),
+    // Value ids are node/incarnation/counter; the counter restarts with each load, so each
+    // load of a group (after passivation, or a crash of its actor) is its own incarnation.
+    incarnation: `${env.incarnation}.${++loadCounter}`,
+    seed: loadCounter ^ Date.now(),
     timing: env.timing,
     limits: env.limits,
   };

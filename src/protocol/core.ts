@@ -177,7 +177,7 @@ function expireWrites(state: GroupState, fx: Effects, now: number): void {
     } else if (w.sent) {
       fx.answerError(w.call, "timeout", "no decision before the deadline; the write may still be applied (retry with the same request id to learn)");
     } else {
-      fx.answerError(w.call, "unavailable", "no majority of replicas reachable; the write was not applied");
+      fx.answerError(w.call, "unavailable", "no decision before the deadline (replicas unreachable or busy with competing proposals); the write was not applied");
     }
   }
   state.queue.length = kept;
