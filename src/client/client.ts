@@ -421,6 +421,10 @@ export class PaxosStoreClient {
     let silent: string[] = []; // subjects that gave no answer, for the final message
 
     for (;;) {
+      if (pinned === null && route.group !== null && this.membersNow === null && this.refreshing !== null) {
+        // The member list is on its way: wait for it rather than guess through the queue again.
+        await within(this.refreshing.catch(() => null), deadline - Date.now());
+      }
       const targets = pinned !== null ? [pinned] : this.targetsFor(route.group);
       const target = redirect ?? leastTried(targets, tries);
       redirect = null;
@@ -635,6 +639,13 @@ function jsonText(value: unknown): string {
 
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** Waits for `p`, but no longer than `ms`. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
+  clearTimeout(timer);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -161,7 +161,7 @@ describe("routing and retries", () => {
       expect(err.details).toEqual({ group, requestId: "lost-1" });
       expect(err.message).toMatch(/outcome is unknown/);
       expect(took).toBeGreaterThanOrEqual(1_100);
-      expect(took).toBeLessThan(2_000);
+      expect(took).toBeLessThan(3_000); // the deadline, plus slack for a loaded machine
       expect(seen.length).toBeGreaterThanOrEqual(2);
       expect(new Set(seen.map((s) => s.body.requestId))).toEqual(new Set(["lost-1"]));
       expect(seen[0]!.node).toBe(first);
@@ -193,7 +193,7 @@ describe("routing and retries", () => {
       const t0 = Date.now();
       await expect(c.group(group).put("k", "v")).rejects.toBeInstanceOf(UnavailableError);
       await expect(c.group(group).get("k")).rejects.toBeInstanceOf(UnavailableError);
-      expect(Date.now() - t0).toBeLessThan(1_500);
+      expect(Date.now() - t0).toBeLessThan(3_000);
       expect(seen.length).toBeGreaterThan(3); // it did retry, with backoff
     } finally {
       await c.close();
