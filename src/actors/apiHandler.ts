@@ -8,7 +8,7 @@
 // factor) is forwarded to the group's preferred replica when it came through the queue
 // subject, and refused with `not_replica` when it was addressed to this node.
 
-import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { headers as natsHeaders, RequestError, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/ballot.js";
 import { answerRead, answerWrite, errorResponse, type ApiResponse, type StatusResult, type ValidRequest, type ValueEncoding } from "../protocol/api.js";
 import { CONTENT_TYPE_HEADER, contentTypeOf, encodeResponse, encodingFromContentType, readRequest, type Encoding } from "../protocol/codec.js";
@@ -38,7 +38,10 @@ export interface ApiHandlerOptions {
   readonly incarnation: string;
   readonly limits: WireLimits;
   readonly requestTimeoutMs: number;
+  /** Preferred replica first. */
   replicasFor(group: string): readonly NodeId[];
+  /** Heard from recently (peer frames or heartbeats). */
+  peerAlive(node: NodeId): boolean;
   dispatch(group: string, msg: GroupMsg): void;
   status(): StatusResult;
   now(): number;
@@ -97,8 +100,20 @@ export class ApiHandler {
     if (request.kind === "status") return this.reply(msg, encoding, { ok: true, ...this.opts.status() });
     const replicas = this.opts.replicasFor(request.group);
     if (!replicas.includes(this.opts.self)) {
-      if (viaQueue && replicas.length > 0) return this.forward(msg, replicas[0]!, encoding);
+      if (viaQueue && replicas.length > 0) {
+        return this.forward(msg, replicas, encoding, () =>
+          this.reply(msg, encoding, errorResponse(new UnavailableError("no replica of the group is reachable; the write was not applied"))),
+        );
+      }
       return this.reply(msg, encoding, errorResponse(new NotReplicaError(request.group, replicas)));
+    }
+    // A write that reached us through the queue subject goes to the group's preferred replica
+    // when it is up: there it takes the one-round-trip fast path, instead of this node dueling
+    // with it for the group's next instance (a hot group written through random nodes would
+    // otherwise spend its time in Prepare rounds and backoff).
+    const preferred = replicas[0]!;
+    if (viaQueue && request.kind === "write" && preferred !== this.opts.self && this.opts.peerAlive(preferred)) {
+      return this.forward(msg, [preferred], encoding, () => this.dispatch(msg, encoding, request));
     }
     this.dispatch(msg, encoding, request);
   }
@@ -152,14 +167,23 @@ export class ApiHandler {
     }
   }
 
-  private forward(msg: Msg, to: NodeId, encoding: Encoding): void {
+  /**
+   * Relays the request to the first of `targets` that has a responder. "No responders" means
+   * the target never got it, so the next is tried, and `none` runs when no target had one.
+   * Any other failure (no answer in time) leaves the outcome unknown: a timeout.
+   */
+  private forward(msg: Msg, targets: readonly NodeId[], encoding: Encoding, none: () => void): void {
+    const [to, ...rest] = targets;
+    if (to === undefined) return none();
     this.stats.forwarded++;
     const timeout = this.timeoutOf(msg) + 500;
     this.opts.nc
       .request(this.opts.subjects.apiNode(to), msg.data, { timeout, headers: msg.headers })
       .then((answer) => msg.respond(answer.data, { headers: answer.headers }))
-      // No answer from the replica: a forwarded write may or may not have been applied there.
-      .catch(() => this.reply(msg, encoding, errorResponse(new TimeoutError(`the group's replica ${to} did not answer in time; the outcome is unknown (retry with the same requestId)`))));
+      .catch((err: unknown) => {
+        if (err instanceof RequestError && err.isNoResponders()) return this.forward(msg, rest, encoding, none);
+        this.reply(msg, encoding, errorResponse(new TimeoutError(`the group's replica ${to} did not answer in time; the outcome is unknown (retry with the same requestId)`)));
+      });
   }
 
   private reply(msg: Msg, encoding: Encoding, response: ApiResponse, valueEncoding: ValueEncoding = "auto"): void {

@@ -148,6 +148,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     limits: DEFAULT_WIRE_LIMITS,
     requestTimeoutMs: config.requestTimeoutMs,
     replicasFor: replicasOf,
+    peerAlive: (node) => (transport.lastHeard.get(node) ?? 0) >= Date.now() - 5_000,
     dispatch: (group, msg) => registry.dispatch(group, msg),
     status,
     now,
