@@ -129,6 +129,7 @@ function toInput(msg: GroupMsg): Input {
 
 function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number): void {
   schedule(env, handle, ready.wakeAt, now);
+  for (const a of ready.answersNow) env.answer(a.call, a.outcome);
   const nothingToRelease = ready.send.length === 0 && ready.answers.length === 0;
   if (ready.persist !== null) {
     handle.pendingPersists++;

@@ -94,7 +94,7 @@ export function step(state: GroupState, now: number, input: Input): Ready {
       break;
   }
   pump(state, fx, now);
-  return { persist: fx.persist(state), send: fx.send, answers: fx.answers, wakeAt: wakeAt(state) };
+  return { persist: fx.persist(state), send: fx.send, answers: fx.answers, answersNow: fx.answersNow, wakeAt: wakeAt(state) };
 }
 
 /** Runs until quiet: self-addressed messages, a proposal that may start, reads that may finish. */
@@ -133,7 +133,11 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
         const value = accepts.has(to) ? null : entry.value;
         fx.sendTo(to, { type: "chosen", group: msg.group, index: entry.index, ballot: entry.ballot, valueId: entry.value.id, value });
       }
+      // Completed by a peer's vote: every counted vote is durable (ours went to disk before
+      // our Accept left), so the answers need not wait for this step's persist.
+      fx.chosenByDurableVotes = from !== state.config.self;
       learn(state, fx, now, entry);
+      fx.chosenByDurableVotes = false;
       return;
     }
     case "reject":

@@ -17,6 +17,13 @@ export class Effects {
   readonly forgetRequests: string[] = [];
   readonly send: Outbound[] = [];
   readonly answers: Answer[] = [];
+  /** Answers that depend on nothing this step persists (see Ready.answersNow). */
+  readonly answersNow: Answer[] = [];
+  /**
+   * Set while learning a value whose quorum a PEER's Accepted completed: every vote counted
+   * is durable by then, so the answers it produces may leave before this step's persist.
+   */
+  chosenByDurableVotes = false;
   readonly inbox: { from: NodeId; msg: PeerMessage }[] = [];
 
   constructor(private readonly self: NodeId) {}
@@ -44,7 +51,7 @@ export class Effects {
   };
 
   answerWrite(call: CallId, result: WriteResult): void {
-    this.answers.push({ call, outcome: { kind: "write", result } });
+    (this.chosenByDurableVotes ? this.answersNow : this.answers).push({ call, outcome: { kind: "write", result } });
   }
 
   answerRead(call: CallId, result: ReadResult): void {

@@ -53,6 +53,14 @@ export interface Ready {
   readonly persist: Persist | null;
   readonly send: readonly Outbound[];
   readonly answers: readonly Answer[];
+  /**
+   * Write answers that may be released at once, before `persist` and before earlier persists:
+   * their values are chosen by votes that are all durable already (a peer's Accepted completed
+   * the quorum, and our own accept was durable before our Accept left). Learning them locally
+   * is in `persist`, but a crash before it loses nothing: the instance is still open with the
+   * accepted value, and Paxos decides it the same way again. Saves a write one fsync.
+   */
+  readonly answersNow: readonly Answer[];
   /** When the core next needs a tick (caller's clock), or null when it waits for nothing. */
   readonly wakeAt: number | null;
 }

@@ -42,7 +42,7 @@ export class Harness {
     const ready = step(this.states.get(node)!, this.now, input);
     if (ready.persist) applyPersist(this.disks.get(node)!, ready.persist);
     for (const out of ready.send) this.network.push({ from: node, out });
-    for (const a of ready.answers) this.answers.set(a.call, a);
+    for (const a of [...ready.answersNow, ...ready.answers]) this.answers.set(a.call, a);
   }
 
   /** Delivers queued messages until none are left. */

@@ -371,6 +371,8 @@ class Simulation {
    * Promise whose persist is still on its way to disk).
    */
   private handleReady(node: SimNode, group: string, replica: Replica, ready: Ready): void {
+    // Answers whose values are chosen by durable votes leave at once (Ready.answersNow).
+    if (ready.answersNow.length > 0) this.release(node, group, [], ready.answersNow);
     let send = ready.send;
     if (this.replyBeforePersist && send.length > 0) {
       // The deliberate bug: messages leave at once, before the disk has what they reveal.
