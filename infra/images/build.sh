@@ -14,7 +14,8 @@
 #                                 (hosts: files dns, so containers resolve each other by name)
 #   paxosstore/node:local         FROM node-base: dist/, bin/, package.json and production
 #                                 node_modules in /app, plus any library its native addons need.
-#                                 ENTRYPOINT node /app/bin/paxosstore.mjs node
+#                                 ENTRYPOINT node /app/bin/paxosstore.mjs node. Label
+#                                 org.paxosstore.source: infra/images/fingerprint.mjs of the tree
 # If the project cannot be built (npm run build fails), only the two base images are built,
 # a warning says so, and the script still exits 0 (set IMAGES_REQUIRE_APP=1 to fail instead).
 #
@@ -84,11 +85,12 @@ EOF
   chown 1000:1000 "$rootfs/home/node"
 }
 
-build() { # TAG CONTEXT
+build() { # TAG CONTEXT [docker build args...]
   local tag=$1 ctx=$2 t0
+  shift 2
   t0=$(now_ms)
-  # -q: the image id only; the classic builder's step log goes to $WORK for a failure report.
-  if ! docker build --label org.paxosstore.image=true -t "$tag" "$ctx" >"$WORK/build.log" 2>&1; then
+  # The classic builder's step log goes to $WORK for a failure report.
+  if ! docker build --label org.paxosstore.image=true "$@" -t "$tag" "$ctx" >"$WORK/build.log" 2>&1; then
     cat "$WORK/build.log" >&2
     die "docker build of $tag failed"
   fi
@@ -144,6 +146,10 @@ app_fail() {
   exit 0
 }
 
+# What the node image is built from (sources, package files, configs, this script): a label on
+# the image, so that the container tests can tell a stale image (test/containers/docker.ts).
+SOURCE_FP=$(node infra/images/fingerprint.mjs "$ROOT") || die "infra/images/fingerprint.mjs failed"
+
 # Build dist/ when it is missing or older than any source file.
 if [ ! -f dist/cli/main.js ] || [ -n "$(find src -newer dist/cli/main.js -type f -print -quit 2>/dev/null)" ]; then
   log "dist/ missing or stale: npm run build"
@@ -187,7 +193,7 @@ WORKDIR /app
 ENV NODE_ENV=production
 ENTRYPOINT ["/usr/bin/node", "/app/bin/paxosstore.mjs", "node"]
 EOF
-build paxosstore/node:local "$ctx"
+build paxosstore/node:local "$ctx" --label "org.paxosstore.source=$SOURCE_FP"
 
 # Check: the CLI loads, and LevelDB's native addon works (a synced put/get in /tmp).
 v=$(docker run --rm --entrypoint /usr/bin/node paxosstore/node:local /app/bin/paxosstore.mjs --version 2>&1) \
