@@ -13,8 +13,8 @@
 // A write keeps ONE request id across all its attempts, so the nodes apply it at most once and
 // a retry answers the first result. `bad_request`, `too_large`, `conflict` and `internal` are
 // never retried. The whole call, retries included, ends by its deadline (`timeoutMs`).
-// The member list comes from a `status` at connect time (or `members`), and is asked again,
-// at most once a second, when calls fail.
+// The member list comes from a `status` at connect time (or `members`), and is asked again
+// when calls fail (at most once a second; sooner while it is unknown).
 
 import {
   connect as natsConnect,
@@ -482,7 +482,7 @@ export class PaxosStoreClient {
         details,
       );
     }
-    if (lastError !== null && lastError.code === "timeout") throw new TimeoutError(`timeout: ${tried}; last: ${lastError.message}`, details);
+    if (lastError !== null && lastError.code === "timeout") throw new TimeoutError(`timeout: no answer in time (${tried}; last: ${lastError.message})`, details);
     if (lastError !== null && lastError.code === "unavailable") throw new UnavailableError(`${lastError.message} (${tried})`, details);
     if (lastError !== null && lastError.code !== "not_replica") throw lastError;
     silent = [...new Set(silent)];
