@@ -133,19 +133,19 @@ it("every command as a real process: output, --json, stdin, exit codes, one-line
   await cli(["txn", JSON.stringify({ group: "proc-scan", success: [{ op: "put", key: "a", value: "1" }, { op: "put", key: "b", value: "2" }] })]);
   const txnSpec = JSON.stringify({ group: "proc-txn", compares: [{ key: "k", exists: false }], success: [{ op: "put", key: "k", value: "v" }] });
 
-  const [get, getJson, piped, missing, del, conflict, txn, scan, status, usage, noNats, fromEnv] = await Promise.all([
-    proc(["get", "greeting"]),
-    proc(["get", "greeting", "--json", "--encoding", "json"]),
-    proc(["put", "proc-piped"], { stdin: "from a pipe" }),
-    proc(["get", "proc-missing"]),
-    proc(["delete", "proc-doomed", "--json"]),
-    proc(["cas", "proc-counter", "0", "2"]),
-    proc(["txn", "-"], { stdin: txnSpec }),
-    proc(["scan", "proc-scan", "--limit", "1"]),
-    proc(["status"]),
-    proc(["cas", "k"]),
-    proc(["get", "k", "--servers", "nats://127.0.0.1:1", "--timeout", "1000"], { bare: true }),
-    proc(["get", "greeting"], { bare: true, env: { PAXOSSTORE_NATS: c.url, PAXOSSTORE_CLUSTER: c.cluster } }),
+  const [get, getJson, piped, missing, del, conflict, txn, scan, status, usage, noNats, fromEnv] = await pool(4, [
+    () => proc(["get", "greeting"]),
+    () => proc(["get", "greeting", "--json", "--encoding", "json"]),
+    () => proc(["put", "proc-piped"], { stdin: "from a pipe" }),
+    () => proc(["get", "proc-missing"]),
+    () => proc(["delete", "proc-doomed", "--json"]),
+    () => proc(["cas", "proc-counter", "0", "2"]),
+    () => proc(["txn", "-"], { stdin: txnSpec }),
+    () => proc(["scan", "proc-scan", "--limit", "1"]),
+    () => proc(["status"]),
+    () => proc(["cas", "k"]),
+    () => proc(["get", "k", "--servers", "nats://127.0.0.1:1", "--timeout", "1000"], { bare: true }),
+    () => proc(["get", "greeting"], { bare: true, env: { PAXOSSTORE_NATS: c.url, PAXOSSTORE_CLUSTER: c.cluster } }),
   ]);
   expect(get.code, get.err).toBe(EXIT.ok);
   expect(get.out).toBe("hello\n");
@@ -166,23 +166,38 @@ it("every command as a real process: output, --json, stdin, exit codes, one-line
   expectFailure(usage, EXIT.usage, /^error: missing required argument 'version'\n$/);
   expectFailure(noNats, EXIT.unavailable, /^paxosstore get: cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/);
   expect(fromEnv.out).toBe("hello\n");
-});
+}, 240_000); // a dozen processes of a second or more each; much more on a loaded machine
+
+/** Runs the tasks, at most `n` at a time, and gives their results in order. */
+async function pool<T>(n: number, tasks: readonly (() => Promise<T>)[]): Promise<T[]> {
+  const results: T[] = new Array<T>(tasks.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, tasks.length) }, async () => {
+      while (next < tasks.length) {
+        const i = next++;
+        results[i] = await tasks[i]!();
+      }
+    }),
+  );
+  return results;
+}
 
 describe("put and get", () => {
   it("put greeting hello, then get greeting prints hello; --json gives the API's shape", async () => {
-    const put = await cli(["put", "greeting", "hello"]);
+    const put = await cli(["put", "inproc-greeting", "hello"]);
     expect(put.code, put.err).toBe(EXIT.ok);
     expect(put.out).toMatch(/^OK version \d+\n$/);
     const version = Number(/\d+/.exec(put.out)![0]);
     const [get, getJson, putJson] = await Promise.all([
-      cli(["get", "greeting"]),
-      cli(["get", "greeting", "--json", "--encoding", "json"]),
-      cli(["put", "greeting2", "hi", "--json"]),
+      cli(["get", "inproc-greeting"]),
+      cli(["get", "inproc-greeting", "--json", "--encoding", "json"]),
+      cli(["put", "inproc-greeting2", "hi", "--json"]),
     ]);
     expect(get.code).toBe(EXIT.ok);
     expect(get.out).toBe("hello\n");
     expect(get.err).toBe("");
-    expect(json(getJson)).toEqual({ ok: true, found: true, key: "greeting", value: "hello", version, index: expect.any(Number) });
+    expect(json(getJson)).toEqual({ ok: true, found: true, key: "inproc-greeting", value: "hello", version, index: expect.any(Number) });
     expect(json(putJson)).toEqual({ ok: true, version: expect.any(Number) });
   });
 
@@ -344,12 +359,14 @@ describe("errors and status", () => {
   });
 
   it("environment variables reach the cluster without flags", async () => {
-    const r = await cli(["get", "greeting"], { bare: true, env: { PAXOSSTORE_NATS: c.url, PAXOSSTORE_CLUSTER: c.cluster, PAXOSSTORE_ENCODING: "json" } });
+    expect((await cli(["put", "env-greeting", "hello"])).code).toBe(EXIT.ok);
+    const r = await cli(["get", "env-greeting"], { bare: true, env: { PAXOSSTORE_NATS: c.url, PAXOSSTORE_CLUSTER: c.cluster, PAXOSSTORE_ENCODING: "json" } });
     expect(r.code, r.err).toBe(EXIT.ok);
     expect(r.out).toBe("hello\n");
   });
 
   it("status lists every member; --node asks one; exit 4 and DOWN when a member does not answer", async () => {
+    expect((await cli(["put", "status-greeting", "hello"])).code).toBe(EXIT.ok);
     const [all, one, allJson] = await Promise.all([cli(["status"]), cli(["status", "--node", "n2", "--json"]), cli(["status", "--json"])]);
     expect(all.code, all.err).toBe(EXIT.ok);
     expect(all.out).toMatch(/^cluster cli: 3 members \(n1, n2, n3\)\n/);
@@ -358,13 +375,13 @@ describe("errors and status", () => {
     expect((json(allJson).nodes as unknown[]).length).toBe(3);
 
     await c.kill9("n3");
-    const [down, downJson, node3] = await Promise.all([cli(["status", "--timeout", "1500"]), cli(["status", "--json", "--timeout", "1500"]), cli(["get", "greeting", "--node", "n3", "--timeout", "800"])]);
+    const [down, downJson, node3] = await Promise.all([cli(["status", "--timeout", "1500"]), cli(["status", "--json", "--timeout", "1500"]), cli(["get", "status-greeting", "--node", "n3", "--timeout", "800"])]);
     expect(down.code).toBe(EXIT.unavailable);
     expect(down.out).toMatch(/^n3  DOWN  unavailable: no node answered on paxosstore\.cli\.api\.n3/m);
     expect(down.out).toMatch(/^n1  up/m);
     expect(json(downJson)).toMatchObject({ ok: false, nodes: [{ ok: true }, { ok: true }, { ok: false, node: "n3", error: { code: "unavailable" } }] });
     expectFailure(node3, EXIT.unavailable, /no node answered/);
     // The other two still serve.
-    expect((await cli(["get", "greeting"])).out).toBe("hello\n");
+    expect((await cli(["get", "status-greeting"])).out).toBe("hello\n");
   });
 });
