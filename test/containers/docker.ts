@@ -53,7 +53,11 @@ async function checkDocker(): Promise<DockerCheck> {
 /** Checked once when this module loads (each test file loads it once). */
 export const docker: DockerCheck = await checkDocker();
 
+let bannerShown = false;
+
 function banner(reason: string): void {
+  if (bannerShown) return;
+  bannerShown = true;
   const line = "!".repeat(100);
   console.warn(
     [
