@@ -11,7 +11,7 @@
 import { headers as natsHeaders, RequestError, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/ballot.js";
 import { answerRead, answerWrite, errorResponse, type ApiResponse, type StatusResult, type ValidRequest, type ValueEncoding } from "../protocol/api.js";
-import { CONTENT_TYPE_HEADER, contentTypeOf, encodeResponse, encodingFromContentType, readRequest, type Encoding } from "../protocol/codec.js";
+import { CONTENT_TYPE_HEADER, TIMEOUT_HEADER, contentTypeOf, encodeResponse, encodingFromContentType, readRequest, type Encoding } from "../protocol/codec.js";
 import { InternalError, NotReplicaError, TimeoutError, UnavailableError } from "../protocol/errors.js";
 import type { CallId, Outcome } from "../protocol/io.js";
 import type { WireLimits } from "../protocol/limits.js";
@@ -19,8 +19,7 @@ import type { WriteOp } from "../protocol/ops.js";
 import type { Subjects } from "../protocol/subjects.js";
 import type { GroupMsg } from "./keyGroup.js";
 
-/** Header a client may set to bound a call, in milliseconds. */
-export const TIMEOUT_HEADER = "PaxosStore-Timeout-Ms";
+export { TIMEOUT_HEADER };
 
 interface PendingCall {
   readonly msg: Msg;

@@ -2,7 +2,6 @@
 // gracefully (stop taking requests, finish calls in flight, flush storage, close).
 
 import type { Command } from "commander";
-import { startNode } from "../actors/node.js";
 import { ConfigError, loadNodeConfig } from "../actors/nodeConfig.js";
 
 export function registerNodeCommand(program: Command): void {
@@ -50,6 +49,8 @@ export function registerNodeCommand(program: Command): void {
         }
         throw e;
       }
+      // Loaded here, not at the top: client commands should not pay for the node side.
+      const { startNode } = await import("../actors/node.js");
       let node;
       try {
         node = await startNode(config, { onFatal: () => (process.exitCode = 1) });

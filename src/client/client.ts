@@ -57,7 +57,8 @@ import { found, notFound, scanPage, type Entry, type GetResponse, type ScanPage 
 import { attemptBudgetMs, backoffMs, isRetryable, nodeDeadlineMs, SUSPECT_MS } from "./retry.js";
 
 /** The header that bounds a call on the node, in milliseconds (read by src/actors/apiHandler.ts). */
-export const TIMEOUT_HEADER = "PaxosStore-Timeout-Ms";
+export { TIMEOUT_HEADER } from "../protocol/codec.js";
+import { TIMEOUT_HEADER } from "../protocol/codec.js";
 export const DEFAULT_SERVERS = "nats://127.0.0.1:4222";
 export const DEFAULT_TIMEOUT_MS = 5_000;
 

@@ -26,6 +26,8 @@ import { base64DecodedLength, isPlainRecord, kindOf, own, validateRequest, type 
 // ---- Header ---------------------------------------------------------------------------------
 
 export const CONTENT_TYPE_HEADER = "Content-Type";
+/** Header a client may set to bound a call on the node, in milliseconds (1..600000). */
+export const TIMEOUT_HEADER = "PaxosStore-Timeout-Ms";
 export const CONTENT_TYPE_JSON = "application/json";
 export const CONTENT_TYPE_MSGPACK = "application/msgpack";
 
