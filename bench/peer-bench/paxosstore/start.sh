@@ -13,20 +13,12 @@ echo $! >>"$PIDFILE"
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 for n in n1 n2 n3; do
   node "$REPO/bin/paxosstore.mjs" node --node-id $n --cluster bench --members n1,n2,n3 \
-    --nats nats://127.0.0.1:$PORT --data-dir "$D/$n" --log-level warn >"$D/$n.log" 2>&1 &
+    --nats nats://127.0.0.1:$PORT --data-dir "$D/$n" --log-level info >"$D/$n.log" 2>&1 &
   echo $! >>"$PIDFILE"
 done
-for _ in $(seq 1 200); do
-  ok=0; for n in n1 n2 n3; do grep -q "ready" "$D/$n.log" 2>/dev/null && ok=$((ok+1)); done
-  # "ready" is logged at info; with --log-level warn, wait for the subscriptions instead.
-  [[ $ok -eq 3 ]] && break
-  node -e "
-    const { connect } = await import('$REPO/node_modules/@nats-io/transport-node/lib/mod.js');
-    const nc = await connect({ servers: 'nats://127.0.0.1:$PORT' });
-    let up = 0;
-    for (const n of ['n1','n2','n3']) { try { await nc.request('paxosstore.bench.api.' + n, new TextEncoder().encode('{\"op\":\"status\"}'), { timeout: 500 }); up++; } catch {} }
-    await nc.close(); process.exit(up === 3 ? 0 : 1);
-  " --input-type=module 2>/dev/null && { echo "paxosstore: ready"; exit 0; }
-  sleep 0.2
+for _ in $(seq 1 300); do
+  ok=0; for n in n1 n2 n3; do grep -q "paxosstore node $n ready" "$D/$n.log" 2>/dev/null && ok=$((ok+1)); done
+  [[ $ok -eq 3 ]] && { echo "paxosstore: ready"; exit 0; }
+  sleep 0.1
 done
 echo "paxosstore: nodes did not become ready" >&2; tail -5 "$D"/n*.log >&2; exit 1
