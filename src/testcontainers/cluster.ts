@@ -116,7 +116,8 @@ export class PaxosStoreCluster {
     if (nodeIds.includes(NATS_ALIAS)) throw new Error(`PaxosStoreCluster: "${NATS_ALIAS}" is the nats-server's name on the network; pick other node ids`);
     if (new Set(nodeIds).size !== nodeIds.length) throw new Error(`PaxosStoreCluster: duplicate node ids: ${nodeIds.join(",")}`);
     const startupTimeoutMs = o.startupTimeoutMs ?? DEFAULT_STARTUP_TIMEOUT_MS;
-    const prefix = `paxosstore.${cluster}`;
+    // The nodes' subject prefix: the default, unless the environment given to the nodes sets one.
+    const prefix = o.environment?.PAXOSSTORE_PREFIX ?? `paxosstore.${cluster}`;
 
     const client = await getContainerRuntimeClient();
     const reaper = await getReaper(client);
@@ -206,6 +207,8 @@ export class PaxosStoreCluster {
 export interface PaxosStoreConnectionOptions {
   readonly servers: string;
   readonly cluster: string;
+  /** The subject prefix (`paxosstore.<cluster>` unless PAXOSSTORE_PREFIX was given to the nodes). */
+  readonly prefix: string;
   readonly members: readonly string[];
 }
 
@@ -285,7 +288,7 @@ export class StartedPaxosStoreCluster {
   }
 
   getConnectionOptions(): PaxosStoreConnectionOptions {
-    return { servers: this.getNatsUrl(), cluster: this.cluster, members: this.nodeIds };
+    return { servers: this.getNatsUrl(), cluster: this.cluster, prefix: this.prefix, members: this.nodeIds };
   }
 
   /**

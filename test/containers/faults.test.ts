@@ -108,8 +108,9 @@ describeWithDocker("a 3-node cluster in containers, under faults", () => {
     expect(read).toMatchObject({ kind: "error", code: "unavailable" });
     const stale = await ask(store, isolated, { op: "get", key: "part-other", consistency: "stale" });
     expect(stale, "a stale read is still served, from the node's own replica").toMatchObject({ kind: "ok", body: { found: true, value: "before" } });
-    // Through the client pinned to it: typed errors.
-    await expect(viaIsolated.get("part-other")).rejects.toMatchObject({ code: "unavailable" });
+    // Through the client pinned to it: typed errors. (The client retries the node until its
+    // deadline; its last, shortened attempt may get no answer in time, hence `timeout` too.)
+    await expect(viaIsolated.get("part-other")).rejects.toMatchObject({ code: expect.stringMatching(/^(unavailable|timeout)$/) });
     await expect(viaIsolated.put("part-other", "lost-too")).rejects.toMatchObject({ code: expect.stringMatching(/^(unavailable|timeout)$/) });
 
     // The majority side keeps serving, through the failover client.

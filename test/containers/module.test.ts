@@ -26,7 +26,7 @@ describeWithDocker("testcontainers module: a single node", () => {
   it("serves the user's own client through the connection details", async () => {
     const c = cluster!;
     expect(c.nodeIds).toEqual(["n1"]);
-    expect(c.getConnectionOptions()).toEqual({ servers: c.getNatsUrl(), cluster: "solo", members: ["n1"] });
+    expect(c.getConnectionOptions()).toEqual({ servers: c.getNatsUrl(), cluster: "solo", prefix: "paxosstore.solo", members: ["n1"] });
     expect(c.getNatsUrl()).toMatch(/^nats:\/\/[^:]+:\d+$/);
     const store = await connect(c.getConnectionOptions());
     try {
