@@ -7,6 +7,7 @@
 // message; the step's sends and answers are released only when that persist, and every
 // earlier one of this group, is durable. The mailbox never waits on the disk.
 
+import { randomInt } from "node:crypto";
 import type { NodeId } from "../protocol/ballot.js";
 import type { GroupConfig, Limits, Timing } from "../protocol/config.js";
 import { restoreReplica, step } from "../protocol/core.js";
@@ -107,7 +108,7 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
     // Value ids are node/incarnation/counter; the counter restarts with each load, so each
     // load of a group (after passivation, or a crash of its actor) is its own incarnation.
     incarnation: `${env.incarnation}.${++loadCounter}`,
-    seed: loadCounter ^ Date.now(),
+    seed: randomInt(0x7fffffff),
     timing: env.timing,
     limits: env.limits,
   };

@@ -22,7 +22,7 @@ import { learn, onChosen } from "./learner.js";
 import type { PeerMessage } from "./messages.js";
 import { newProposer, onAccepted, onPhaseTimeout, onPromise, onReject, proposerReady, startProposal } from "./proposer.js";
 import { onRead, onReadProbe, onReadProbeReply, progressReads, readsWakeAt } from "./read.js";
-import { beginRecovery, onRecoveryProbeReply, progressRecovery, RECOVERY_PROBE, recoveryWakeAt } from "./recovery.js";
+import { beginRecovery, onRecoveryProbeReply, progressRecovery, recoveryWakeAt } from "./recovery.js";
 import { seedRng } from "./rng.js";
 import { chosenIndex, type GroupState } from "./state.js";
 
@@ -44,6 +44,8 @@ export function restoreReplica(config: GroupConfig, stored: DurableGroup, option
     requests.set(r.requestId, r);
     requestSeq = Math.max(requestSeq, r.seq);
   }
+  // 2^20 probes per incarnation above a random 32-bit base: stays a safe integer.
+  const probeBase = (seedRng(config.seed ^ 0x2545f491) >>> 0) * 2 ** 20;
   const state: GroupState = {
     config,
     chosen: durable.meta.chosen,
@@ -56,7 +58,8 @@ export function restoreReplica(config: GroupConfig, stored: DurableGroup, option
     queue: [],
     reads: [],
     catchUp: { asked: null, askedAt: 0, snapshot: null },
-    probeCounter: 0,
+    probeBase,
+    probeCounter: probeBase,
     recovering: null,
     resetPending: options.lost === true,
     rng: seedRng(config.seed),
@@ -160,7 +163,7 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       onReadProbe(state, fx, from, msg);
       return;
     case "readProbeReply":
-      if (msg.probe === RECOVERY_PROBE) onRecoveryProbeReply(state, fx, now, from, msg);
+      if (msg.probe === state.probeBase) onRecoveryProbeReply(state, fx, now, from, msg);
       else onReadProbeReply(state, fx, now, from, msg);
       return;
   }

@@ -6,7 +6,8 @@
 // recovering replica is a LEARNER only: it answers no Prepare, Accept or ReadProbe, proposes
 // nothing, and counts only other replicas in its own reads. It votes again once it has learned
 // a chosen index above every instance it could have voted in before the loss:
-//   - it asks a majority of the OTHER replicas where they stand (ReadProbe number 0);
+//   - it asks a majority of the OTHER replicas where they stand (a ReadProbe numbered
+//     `probeBase`, unique to this incarnation, so no stale reply can answer it);
 //   - any instance it voted in was at most its old chosen+1, and its old chosen was learned
 //     from, and accepted by, a majority, which meets that majority of others; so
 //     M = max over them of (chosen, +1 if they hold an accepted value) bounds its old chosen;
@@ -21,9 +22,6 @@ import type { ReadProbeReply } from "./messages.js";
 import { quorumSize } from "./quorum.js";
 import { chosenIndex, type GroupState } from "./state.js";
 
-/** Probe number reserved for recovery; reads number theirs from 1. */
-export const RECOVERY_PROBE = 0;
-
 export function beginRecovery(state: GroupState): void {
   state.recovering = { replies: new Map(), probeSentAt: Number.NEGATIVE_INFINITY, target: null };
 }
@@ -36,7 +34,7 @@ export function progressRecovery(state: GroupState, fx: Effects, now: number): v
     if (now - r.probeSentAt >= state.config.timing.probeRetryMs) {
       r.probeSentAt = now;
       for (const to of state.config.replicas)
-        if (to !== state.config.self && !r.replies.has(to)) fx.sendTo(to, { type: "readProbe", group: state.config.group, probe: RECOVERY_PROBE });
+        if (to !== state.config.self && !r.replies.has(to)) fx.sendTo(to, { type: "readProbe", group: state.config.group, probe: state.probeBase });
     }
     return;
   }

@@ -97,6 +97,14 @@ export interface GroupState {
   readonly queue: PendingWrite[];
   readonly reads: PendingRead[];
   readonly catchUp: CatchUpState;
+  /**
+   * Probe numbers of this incarnation: the recovery probe is `probeBase`, reads count up from
+   * it. A random base per incarnation keeps a late reply to a probe of an EARLIER incarnation
+   * (delayed or duplicated by the network) from being taken for an answer to a new one: it
+   * would carry an old, lower standing and let a read or a recovery aim too low (the
+   * simulation found this: seed 129826).
+   */
+  readonly probeBase: number;
   probeCounter: number;
   /** Non-null while the replica recovers a lost group (recovery.ts); it does not vote meanwhile. */
   recovering: Recovering | null;
