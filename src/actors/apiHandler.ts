@@ -125,10 +125,10 @@ export class ApiHandler {
     if (request.kind === "write") {
       const requestId = request.requestId ?? `${this.opts.self}.${this.opts.incarnation}.${++this.nextRequestId}`;
       this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000 });
-      this.opts.dispatch(request.group, { kind: "write", call, command: { requestId, op: request.op }, deadline });
+      this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline });
     } else {
       this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000 });
-      this.opts.dispatch(request.group, { kind: "read", call, query: request.query, consistency: request.consistency, deadline });
+      this.opts.dispatch(request.group, { type: "read", call, query: request.query, consistency: request.consistency, deadline });
     }
   }
 

@@ -12,25 +12,15 @@ import type { NodeId } from "../protocol/ballot.js";
 import type { GroupConfig, Limits, Timing } from "../protocol/config.js";
 import { restoreReplica, step } from "../protocol/core.js";
 import { emptyDurableGroup } from "../protocol/durable.js";
-import type { CallId, Consistency, Input, Outcome, Ready } from "../protocol/io.js";
+import type { CallId, Input, Outcome, Ready } from "../protocol/io.js";
 import type { PeerMessage } from "../protocol/messages.js";
-import type { Command, ReadQuery } from "../protocol/ops.js";
 import type { GroupState } from "../protocol/state.js";
 import { isStorageError } from "../storage/errors.js";
 import type { Storage } from "../storage/storage.js";
 import type { StorageWriter } from "../storage/writer.js";
 
-export type GroupMsg =
-  | { readonly kind: "peer"; readonly from: NodeId; readonly msg: PeerMessage }
-  | { readonly kind: "write"; readonly call: CallId; readonly command: Command; readonly deadline: number }
-  | {
-      readonly kind: "read";
-      readonly call: CallId;
-      readonly query: ReadQuery;
-      readonly consistency: Consistency;
-      readonly deadline: number;
-    }
-  | { readonly kind: "tick" };
+/** A group actor's messages are the core's inputs: the actor only adds the I/O around them. */
+export type GroupMsg = Input;
 
 /** What a group actor needs from its node. */
 export interface GroupEnv {
@@ -79,7 +69,7 @@ export function groupActor(env: GroupEnv) {
     try {
       handle.replica ??= await load(env, handle.group);
       const now = env.now();
-      const ready = step(handle.replica, now, toInput(msg));
+      const ready = step(handle.replica, now, msg);
       perform(env, handle, ready, now);
       return handle;
     } finally {
@@ -113,19 +103,6 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
     limits: env.limits,
   };
   return restoreReplica(config, durable, { lost });
-}
-
-function toInput(msg: GroupMsg): Input {
-  switch (msg.kind) {
-    case "peer":
-      return { type: "message", from: msg.from, msg: msg.msg };
-    case "write":
-      return { type: "propose", call: msg.call, command: msg.command, deadline: msg.deadline };
-    case "read":
-      return { type: "read", call: msg.call, query: msg.query, consistency: msg.consistency, deadline: msg.deadline };
-    case "tick":
-      return { type: "tick" };
-  }
 }
 
 function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number): void {

@@ -102,7 +102,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     deliver: (from, msg) => {
       // A peer message for a group we do not replicate is foreign: count it, do not spawn.
       if (!replicasOf(msg.group).includes(config.nodeId)) return;
-      registry.dispatch(msg.group, { kind: "peer", from, msg });
+      registry.dispatch(msg.group, { type: "message", from, msg });
     },
     onBadFrame: (reason) => log.warn({ reason }, "dropped a bad peer frame"),
   });
@@ -118,7 +118,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       replicasFor: replicasOf,
       send: (to, msg) => transport.send(to, msg),
       answer: (call, outcome) => api.answer(call, outcome),
-      dispatchTick: (group) => registry.dispatch(group, { kind: "tick" }),
+      dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),
       onLostGroup: (group, error) => log.error({ group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)"),
       now,
