@@ -101,7 +101,11 @@ export interface Failure {
   readonly at: number;
 }
 
-/** `writers` sequential writers, each on a key of its own, through one client, until stop(). */
+/**
+ * `writers` sequential writers, each on a key of its own, through one client, until stop().
+ * Each waits `pauseMs` between writes: a steady load, not a saturating one (the suite shares two
+ * cores with the rest of `npm test`).
+ */
 export class WriteLoad {
   readonly ledgers: WriterLedger[];
   readonly failures: Failure[] = [];
@@ -113,7 +117,7 @@ export class WriteLoad {
     private readonly client: PaxosStoreClient,
     prefix: string,
     writers: number,
-    private readonly pauseMs = 5,
+    private readonly pauseMs = 20,
   ) {
     this.ledgers = Array.from({ length: writers }, (_, i) => ({ key: `${prefix}-${i}`, acked: 0, attempted: 0, unknown: 0, ackTimes: [] }));
   }
