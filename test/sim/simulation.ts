@@ -216,7 +216,12 @@ class Simulation {
     this.trace = options.trace;
     this.nodeIds = Array.from({ length: options.replicas }, (_, i) => `n${i + 1}`);
     this.network = new SimNetwork(this.streams.network, randomNetworkProfile(this.streams.faults));
-    this.faults = planFaults(this.streams.faults);
+    const planned = planFaults(this.streams.faults);
+    // A targeted bug gets its targeted fault (as FoundationDB pairs a workload with its faults):
+    // a replica voting while it recovers only matters where disks are lost.
+    this.faults = this.breaks.has("vote-while-recovering") && planned.crashGapMs !== null
+      ? { ...planned, loseDiskChance: Math.max(planned.loseDiskChance, 0.5) }
+      : planned;
     this.tuning = planTuning(this.streams.tuning);
     this.groups = planGroups(this.streams.workload, this.nodeIds);
     const plans = planClients(this.streams.workload, this.groups, this.nodeIds);
