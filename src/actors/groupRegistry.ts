@@ -79,6 +79,12 @@ export class GroupRegistry {
     return n;
   }
 
+  /** True while any group actor has a message dispatched and not yet handled. */
+  mailboxesBusy(): boolean {
+    for (const live of this.live.values()) if (live.handle.inflight > 0) return true;
+    return false;
+  }
+
   /** True while any group has work in flight (used by graceful shutdown). */
   busy(): boolean {
     for (const live of this.live.values()) if (!isQuiescent(live.handle)) return true;

@@ -15,6 +15,7 @@ import type { StatusResult } from "../protocol/api.js";
 import { DEFAULT_WIRE_LIMITS } from "../protocol/limits.js";
 import { replicasFor } from "../protocol/placement.js";
 import { subjectsFor } from "../protocol/subjects.js";
+import { isStorageError } from "../storage/errors.js";
 import { LevelStorage } from "../storage/leveldb.js";
 import { StorageWriter } from "../storage/writer.js";
 import { ApiHandler } from "./apiHandler.js";
@@ -171,11 +172,16 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       const until = Date.now() + config.requestTimeoutMs + 2_000;
       while (api.inFlight > 0 && Date.now() < until && fatalError === null) await sleep(20);
       api.close();
+      // Nothing new may reach a group actor once the writer is closed: stop peer traffic in,
+      // let the mailboxes empty, stop the actors (and their timers), then flush the disk.
+      transport.stopReceiving();
+      const drained = Date.now() + 2_000;
+      while (registry.mailboxesBusy() && Date.now() < drained) await sleep(5);
+      registry.stopAll();
       await writer.close();
       await sleep(5); // releases that waited on the last batch run now
       await transport.stop();
       await nc.drain().catch(() => undefined);
-      registry.stopAll();
       stopActor(system);
       await storage.close();
       log.info("stopped");
@@ -184,6 +190,11 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
 
   function fatal(error: unknown): void {
     if (fatalError !== null) return;
+    if (stopping !== null && isStorageError(error, "STORAGE_CLOSED")) {
+      // A straggler after the writer closed during a graceful stop: nothing of it was revealed.
+      log.warn({ err: error }, "a persist arrived after storage closed during shutdown; dropped, nothing revealed");
+      return;
+    }
     fatalError = error;
     log.fatal({ err: error }, "storage failed: stopping this node (nothing unpersisted was revealed)");
     options.onFatal?.(error);

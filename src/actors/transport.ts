@@ -122,9 +122,14 @@ export class Transport {
     this.opts.onBadFrame?.(reason);
   }
 
-  async stop(): Promise<void> {
-    this.flush();
+  /** No more peer frames in (graceful stop: nothing new may reach the group actors). */
+  stopReceiving(): void {
     this.sub?.unsubscribe();
     this.sub = null;
+  }
+
+  async stop(): Promise<void> {
+    this.stopReceiving();
+    this.flush();
   }
 }

@@ -16,10 +16,15 @@ import type { Entry, WriteResult } from "./ops.js";
 import { newProposer } from "./proposer.js";
 import { chosenIndex, type GroupState } from "./state.js";
 
-/** Asks `peer` for what follows our chosen index, unless a request is already out. */
-export function requestCatchUp(state: GroupState, fx: Effects, now: number, peer: NodeId, force = false): void {
+/**
+ * Asks `peer`, which has chosen at least `wanted`, for what follows our chosen index, unless
+ * a request is already out. Retries (retryCatchUp) go on only until we reach `wanted`.
+ */
+export function requestCatchUp(state: GroupState, fx: Effects, now: number, peer: NodeId, wanted: number, force = false): void {
   const cu = state.catchUp;
   if (peer === state.config.self) return;
+  cu.wanted = Math.max(cu.wanted, wanted);
+  if (chosenIndex(state) >= cu.wanted && cu.snapshot === null) return;
   if (!force && cu.asked !== null && now - cu.askedAt < state.config.timing.catchUpRetryMs) return;
   cu.asked = peer;
   cu.askedAt = now;
@@ -37,10 +42,14 @@ export function requestCatchUp(state: GroupState, fx: Effects, now: number, peer
 export function retryCatchUp(state: GroupState, fx: Effects, now: number): void {
   const cu = state.catchUp;
   if (cu.asked === null || now - cu.askedAt < state.config.timing.catchUpRetryMs) return;
+  if (chosenIndex(state) >= cu.wanted && cu.snapshot === null) {
+    cu.asked = null; // caught up: nothing left to ask for
+    return;
+  }
   const peers = state.config.replicas.filter((r) => r !== state.config.self);
   const next = peers[(peers.indexOf(cu.asked) + 1) % peers.length]!;
   cu.snapshot = null; // a half-copied snapshot from a silent peer is abandoned
-  requestCatchUp(state, fx, now, next, true);
+  requestCatchUp(state, fx, now, next, cu.wanted, true);
 }
 
 export function serveCatchUp(state: GroupState, fx: Effects, from: NodeId, m: CatchUpRequest): void {
@@ -100,7 +109,7 @@ export function onCatchUpSnapshot(state: GroupState, fx: Effects, now: number, f
   for (const [key, entry] of m.items) snap.items.set(key, entry);
   if (m.next !== null) {
     snap.expectAfter = m.next;
-    requestCatchUp(state, fx, now, from, true);
+    requestCatchUp(state, fx, now, from, m.at.index, true);
     return;
   }
   install(state, fx);

@@ -57,7 +57,7 @@ export function restoreReplica(config: GroupConfig, stored: DurableGroup, option
     proposer: newProposer(),
     queue: [],
     reads: [],
-    catchUp: { asked: null, askedAt: 0, snapshot: null },
+    catchUp: { asked: null, askedAt: 0, wanted: 0, snapshot: null },
     probeBase,
     probeCounter: probeBase,
     recovering: null,
@@ -118,10 +118,10 @@ function pump(state: GroupState, fx: Effects, now: number): void {
 function deliver(state: GroupState, fx: Effects, now: number, from: string, msg: PeerMessage): void {
   switch (msg.type) {
     case "prepare":
-      if (onPrepare(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from);
+      if (onPrepare(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1);
       return;
     case "accept":
-      if (onAccept(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from);
+      if (onAccept(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1);
       return;
     case "promise":
       onPromise(state, fx, now, from, msg);
@@ -144,11 +144,11 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       return;
     }
     case "reject":
-      if (msg.chosen > chosenIndex(state)) requestCatchUp(state, fx, now, from);
+      if (msg.chosen > chosenIndex(state)) requestCatchUp(state, fx, now, from, msg.chosen);
       onReject(state, now, msg);
       return;
     case "chosen":
-      if (!onChosen(state, fx, now, msg)) requestCatchUp(state, fx, now, from);
+      if (!onChosen(state, fx, now, msg)) requestCatchUp(state, fx, now, from, msg.index);
       return;
     case "catchupRequest":
       serveCatchUp(state, fx, from, msg);

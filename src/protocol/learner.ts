@@ -30,6 +30,8 @@ export function learn(state: GroupState, fx: Effects, now: number, entry: Chosen
   state.promised = null;
   state.accepted = null;
   fx.metaChanged = true;
+  // Caught up with what we knew to exist: no more catch-up requests.
+  if (state.catchUp.snapshot === null && entry.index >= state.catchUp.wanted) state.catchUp.asked = null;
   answerApplied(state, fx, results);
   onInstanceDecided(state, now, entry);
 }

@@ -80,12 +80,12 @@ function maybeSetTarget(state: GroupState, fx: Effects, now: number, read: Pendi
   const ahead = furthestAhead(read, chosenIndex(state));
   read.target = target;
   read.targetAt = now;
-  if (ahead !== null) requestCatchUp(state, fx, now, ahead);
+  if (ahead !== null) requestCatchUp(state, fx, now, ahead.node, ahead.chosen);
 }
 
-function furthestAhead(read: PendingRead, chosen: number): NodeId | null {
-  let ahead: NodeId | null = null;
-  for (const [node, r] of read.replies) if (r.chosen > chosen) { chosen = r.chosen; ahead = node; }
+function furthestAhead(read: PendingRead, chosen: number): { node: NodeId; chosen: number } | null {
+  let ahead: { node: NodeId; chosen: number } | null = null;
+  for (const [node, r] of read.replies) if (r.chosen > chosen) ((chosen = r.chosen), (ahead = { node, chosen }));
   return ahead;
 }
 
@@ -113,7 +113,7 @@ export function progressReads(state: GroupState, fx: Effects, now: number): void
     if (read.target !== null) {
       // A replica of the probe majority has chosen more than we have: copy from it.
       const ahead = furthestAhead(read, c);
-      if (ahead !== null) requestCatchUp(state, fx, now, ahead);
+      if (ahead !== null) requestCatchUp(state, fx, now, ahead.node, ahead.chosen);
     }
     // Only the open instance is undecided; settle it if its Chosen is slow to come.
     if (read.target === c + 1 && now - read.targetAt >= settleDelay(state)) state.proposer.settle = true;

@@ -44,7 +44,7 @@ export function progressRecovery(state: GroupState, fx: Effects, now: number): v
     return;
   }
   const ahead = furthestAhead(r.replies, chosenIndex(state));
-  if (ahead !== null) requestCatchUp(state, fx, now, ahead);
+  if (ahead !== null) requestCatchUp(state, fx, now, ahead.node, ahead.chosen);
 }
 
 export function onRecoveryProbeReply(state: GroupState, fx: Effects, now: number, from: NodeId, m: ReadProbeReply): void {
@@ -59,9 +59,9 @@ export function onRecoveryProbeReply(state: GroupState, fx: Effects, now: number
   progressRecovery(state, fx, now);
 }
 
-function furthestAhead(replies: ReadonlyMap<NodeId, { chosen: number }>, chosen: number): NodeId | null {
-  let ahead: NodeId | null = null;
-  for (const [node, r] of replies) if (r.chosen > chosen) ((chosen = r.chosen), (ahead = node));
+function furthestAhead(replies: ReadonlyMap<NodeId, { chosen: number }>, chosen: number): { node: NodeId; chosen: number } | null {
+  let ahead: { node: NodeId; chosen: number } | null = null;
+  for (const [node, r] of replies) if (r.chosen > chosen) ((chosen = r.chosen), (ahead = { node, chosen }));
   return ahead;
 }
 

@@ -76,6 +76,8 @@ export interface CatchUpState {
   /** Peer asked, and when; null when not catching up. */
   asked: NodeId | null;
   askedAt: number;
+  /** The highest index we know some replica has chosen: catching up stops once we reach it. */
+  wanted: number;
   snapshot: SnapshotInProgress | null;
 }
 

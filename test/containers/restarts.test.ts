@@ -33,11 +33,8 @@ describeWithDocker("a 3-node cluster in containers, restarted with its data volu
 
   /**
    * Graceful stop as PID 1: the node handles SIGTERM itself (its own "SIGTERM: stopping" and
-   * "stopped" lines), well before docker's SIGKILL. Exit status 0, with one known exception
-   * reported loudly rather than failed: under load, a peer frame that arrives after the node
-   * closed its storage writer during the stop makes it log a fatal StorageClosedError and exit
-   * 1 (src/actors/node.ts closes the writer before it stops receiving peer frames). Nothing is
-   * revealed unpersisted, and the ledgers check that nothing is lost.
+   * "stopped" lines), well before docker's SIGKILL, and exits 0 even under load (it stops
+   * taking peer frames and empties its actors' mailboxes before it closes its storage).
    */
   async function expectGracefulStop(node: PaxosStoreNode): Promise<number> {
     if (!docker.ok) throw new Error("unreachable");
@@ -51,15 +48,9 @@ describeWithDocker("a 3-node cluster in containers, restarted with its data volu
     expect(thisRun).toContain(`paxosstore node ${node.id}: SIGTERM: stopping`);
     expect(thisRun).toMatch(/"msg":"stopped"/);
     expect(ms, `${node.id}: docker stop took ${ms} ms (SIGTERM ignored? docker kills after 15 s)`).toBeLessThan(10_000);
-    if (state.ExitCode !== 0) {
-      expect(thisRun, `${node.id}: exit status ${state.ExitCode} after SIGTERM, and not the known StorageClosedError`).toContain("StorageClosedError");
-      expect(state.ExitCode).toBe(1);
-      stopsWithStorageClosed.push(node.id);
-      console.warn(`!!! KNOWN ISSUE: ${node.id} exited 1 after SIGTERM: a peer frame after its storage writer closed ("StorageClosedError ... storage failed: stopping this node"); see src/actors/node.ts stop()`);
-    }
+    expect(state.ExitCode, `${node.id}: exit status after SIGTERM\n${thisRun}`).toBe(0);
     return ms;
   }
-  const stopsWithStorageClosed: string[] = [];
 
   it("stop one node and start it again with its data: nothing acknowledged is lost, it catches up", { timeout: 120_000 }, async () => {
     const c = cluster!;
@@ -158,6 +149,5 @@ describeWithDocker("a 3-node cluster in containers, restarted with its data volu
     expect(load.failures.length, load.summary()).toBeLessThanOrEqual(WRITERS * c.nodes.length);
     await verifyLedgers(store, load.ledgers);
     await expectConverged(c, load.ledgers.map((l) => l.key));
-    if (stopsWithStorageClosed.length > 0) log(`known issue seen: exit 1 after SIGTERM on ${stopsWithStorageClosed.join(", ")}`);
   });
 });
