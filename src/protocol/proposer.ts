@@ -161,15 +161,18 @@ function backoff(state: GroupState, attempts: number): number {
 
 /**
  * Our acceptor just promised a higher ballot of another proposer at the open instance: that
- * proposer is driving it (and will adopt any accepted value). Competing at once would only
- * preempt it and start a duel; give it a round's worth of time first. If it fails, our
- * backoff runs out and we try again with a higher round.
+ * proposer is driving it (and will adopt any accepted value). Competing would only preempt
+ * it and start a duel, so we stand back for about a phase timeout: long enough for it to
+ * finish or be given up on, whatever the round-trip time. Usually its Chosen comes first, and
+ * learning it ends the wait (onInstanceDecided).
  */
 export function yieldToHigherBallot(state: GroupState, now: number, ballot: Ballot): void {
   const p = state.proposer;
   if (ballot.node === state.config.self) return;
   if (p.phase !== "idle" && compareBallots(p.ballot, ballot) < 0) abandon(state, now);
-  else if (p.phase === "idle") p.backoffUntil = Math.max(p.backoffUntil, now + backoff(state, Math.max(1, p.attempts)));
+  const [rng, r] = nextRandom(state.rng);
+  state.rng = rng;
+  p.backoffUntil = Math.max(p.backoffUntil, now + Math.floor(state.config.timing.phaseTimeoutMs * (0.5 + r)));
 }
 
 /** The learner decided the open instance (by our value or another). */
