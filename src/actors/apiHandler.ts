@@ -100,9 +100,7 @@ export class ApiHandler {
     const replicas = this.opts.replicasFor(request.group);
     if (!replicas.includes(this.opts.self)) {
       if (viaQueue && replicas.length > 0) {
-        return this.forward(msg, replicas, encoding, () =>
-          this.reply(msg, encoding, errorResponse(new UnavailableError("no replica of the group is reachable; the write was not applied"))),
-        );
+        return this.forward(msg, replicas, encoding, () => this.reply(msg, encoding, errorResponse(noReplicaReachable(request))));
       }
       return this.reply(msg, encoding, errorResponse(new NotReplicaError(request.group, replicas)));
     }
@@ -123,9 +121,12 @@ export class ApiHandler {
     const call = ++this.nextCall;
     const deadline = now + timeoutMs;
     if (request.kind === "write") {
+      // An id we make is fresh: no other attempt can carry it, which is what lets the core
+      // answer `unavailable` (never applied) for a write it never proposed.
+      const fresh = request.requestId === null;
       const requestId = request.requestId ?? `${this.opts.self}.${this.opts.incarnation}.${++this.nextRequestId}`;
       this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000 });
-      this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline });
+      this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline, fresh });
     } else {
       this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000 });
       this.opts.dispatch(request.group, { type: "read", call, query: request.query, consistency: request.consistency, deadline });
@@ -201,4 +202,20 @@ export class ApiHandler {
       // The connection is closing: the client will time out and retry elsewhere.
     }
   }
+}
+
+/**
+ * No replica had a responder: this attempt reached nobody. `unavailable` promises more (the
+ * request id is never applied), which holds only when the request carried no id of its own:
+ * an id the client chose may have been applied by an earlier attempt, so that is a `timeout`.
+ */
+function noReplicaReachable(request: Exclude<ValidRequest, { kind: "status" }>): UnavailableError | TimeoutError {
+  if (request.kind === "write" && request.requestId !== null) {
+    return new TimeoutError(
+      "no replica of the group is reachable; an earlier attempt with this requestId may have been applied: retry with the same requestId",
+      { group: request.group, requestId: request.requestId },
+    );
+  }
+  const message = request.kind === "write" ? "no replica of the group is reachable; the write was not applied" : "no replica of the group is reachable";
+  return new UnavailableError(message, { group: request.group });
 }

@@ -198,7 +198,7 @@ export class LevelStorage implements Storage {
           put.push(key);
         }
       }
-      // Adds before forgets, as applyPersist: a record added and forgotten in one step is gone.
+      // Adds and forgets are disjoint (assertStorableBatch), so their order does not matter.
       for (const record of p.requests) {
         const key = requestKey(prefix, record.requestId);
         ops.push({ type: "put", key, value: encodeRecord(key, record) });

@@ -38,8 +38,17 @@ export function assertStorableBatch(batch: readonly Persist[]): void {
   for (const p of batch) {
     assertStorableName("group name", p.group);
     for (const [key] of p.keys) assertStorableName(`key in group ${JSON.stringify(p.group)}`, key);
-    for (const r of p.requests) assertStorableName("request id", r.requestId);
-    for (const id of p.forgetRequests) assertStorableName("request id", id);
+    const added = new Set<string>();
+    for (const r of p.requests) {
+      assertStorableName("request id", r.requestId);
+      if (added.has(r.requestId)) throw new StorageInvalidError(`request id ${JSON.stringify(r.requestId)} is added twice in one persist of group ${JSON.stringify(p.group)}`);
+      added.add(r.requestId);
+    }
+    for (const id of p.forgetRequests) {
+      assertStorableName("request id", id);
+      // Both would leave the id's fate to the engine's write order (see durable.ts: Persist).
+      if (added.has(id)) throw new StorageInvalidError(`request id ${JSON.stringify(id)} is both added and forgotten in one persist of group ${JSON.stringify(p.group)}`);
+    }
   }
 }
 

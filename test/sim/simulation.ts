@@ -30,6 +30,7 @@ import { checkNoAcknowledgedWriteLost } from "./checkers/durability.js";
 import { CheckFailure, fail, type CheckerName } from "./checkers/failure.js";
 import { checkLinearizability } from "./checkers/linearizability.js";
 import { checkPersistBeforeSend } from "./checkers/persistBeforeSend.js";
+import { DurableMirror } from "./checkers/durableMirror.js";
 import { EventQueue } from "./eventQueue.js";
 import type { History, ReadRecord, WriteAttempt, WriteRecord } from "./history.js";
 import { emptyHistory } from "./history.js";
@@ -96,6 +97,14 @@ const CLIENT_HOP_MS: readonly [number, number] = [1, 3];
 /** A client that heard nothing this long after its deadline assumes the replica died. */
 const CLIENT_GIVE_UP_MS = 300;
 const MAX_WRITE_ATTEMPTS = 3;
+/** Writes sent without a client request id (the replica makes a fresh one; never retried). */
+const FRESH_WRITE_RATE = 0.2;
+/** Ops that resend an old write's request id instead of a new op. */
+const LATE_RETRY_RATE = 0.08;
+/** Writes sent twice to one replica without waiting (see issueWrite). */
+const HEDGE_RATE = 0.06;
+/** Write attempts whose client gives up long before the deadline (and may retry at the same replica). */
+const IMPATIENT_RATE = 0.1;
 const FINAL_READ_TRIES = 3;
 /** After the heal, everything must settle within this (virtual) time: a liveness bound. */
 const SETTLE_MS = 60_000;
@@ -108,6 +117,7 @@ type SimEvent =
   | { readonly kind: "request"; readonly call: Call }
   | { readonly kind: "answer"; readonly call: Call; readonly outcome: Outcome }
   | { readonly kind: "giveUp"; readonly call: Call }
+  | { readonly kind: "hedge"; readonly client: ClientRun; readonly record: WriteRecord; readonly node: NodeId }
   | { readonly kind: "clientNext"; readonly client: ClientRun }
   | { readonly kind: "crash" }
   | { readonly kind: "restart"; readonly node: NodeId; readonly epoch: number }
@@ -129,6 +139,8 @@ interface Replica {
   tick: { at: number; gen: number } | null;
   /** The chosen index last shown to the convergence checker. */
   convergedAt: number;
+  /** Its disk once every queued persist lands: checked against the state after every step. */
+  readonly mirror: DurableMirror;
 }
 
 interface SimNode {
@@ -163,6 +175,8 @@ interface Call {
   readonly read: ReadRecord | null;
   /** The final read's try number. */
   readonly finalTry: number;
+  /** A second copy of a write sent without waiting for the first: its end drives nothing. */
+  readonly hedge?: boolean;
   done: boolean;
 }
 
@@ -197,6 +211,8 @@ class Simulation {
   private readonly history: History = emptyHistory();
   /** Client calls not yet answered or given up on, by the id the core echoes. */
   private readonly calls = new Map<CallId, Call>();
+  /** Calls given up on: a replica may still answer them (the answer is dropped). */
+  private readonly abandoned = new Set<CallId>();
   private readonly agreement = new AgreementChecker();
   private readonly convergence = new ConvergenceChecker();
   private readonly fastRound = new FastRoundChecker();
@@ -287,6 +303,9 @@ class Simulation {
         return this.complete(e.call, { kind: "lost" });
       case "clientNext":
         return this.clientNext(e.client);
+      case "hedge":
+        this.count("write hedge");
+        return this.issueWrite(e.client, e.record, { same: e.node }, true);
       case "crash":
         return this.crashSomeNode();
       case "restart": {
@@ -354,6 +373,9 @@ class Simulation {
       this.note("tick-in-the-past", () => `t=${now} ${node.id}/${group}: after a tick the core asks for one at ${ready.wakeAt} (${describeWaits(replica.state)})`);
     }
     this.observe(node, replica, group, false, what);
+    if (ready.persist !== null) replica.mirror.apply(node.id, ready.persist, `t=${now} ${what}`);
+    // A lost group's state is empty before its first step wipes the bad copy: nothing to compare.
+    if (!node.lost.has(group)) replica.mirror.check(node.id, replica.state, ready.persist, `t=${now} ${what}`);
     this.handleReady(node, group, replica, ready);
     this.scheduleTick(node, group, replica, ready.wakeAt);
   }
@@ -409,7 +431,11 @@ class Simulation {
     }
     for (const a of answers) {
       const call = this.calls.get(a.call);
-      if (call === undefined) throw new Error(`sim: ${node.id} answered unknown call ${a.call}`);
+      if (call === undefined) {
+        // A call its client stopped waiting for: the answer goes nowhere.
+        if (this.abandoned.has(a.call)) continue;
+        throw new Error(`sim: ${node.id} answered unknown call ${a.call}`);
+      }
       this.queue.schedule(now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "answer", call, outcome: a.outcome });
     }
   }
@@ -453,7 +479,7 @@ class Simulation {
       const lost = node.lost.delete(g.group);
       const state = restoreReplica(config, node.disks.get(g.group)!, { lost });
       if (lost) this.log(() => `${node.id} lost its copy of ${g.group}: recovering as a learner`);
-      const replica: Replica = { state, diskQueue: [], tick: null, convergedAt: -1 };
+      const replica: Replica = { state, diskQueue: [], tick: null, convergedAt: -1, mirror: new DurableMirror(node.disks.get(g.group)!) };
       node.replicas.set(g.group, replica);
       this.observe(node, replica, g.group, true, "restart");
     }
@@ -535,14 +561,23 @@ class Simulation {
       return;
     }
     client.opsLeft--;
-    const op: ClientOp = nextOp(this.streams.workload, client.plan, client.knowledge);
     const group = client.plan.group.group;
+    const late = this.streams.workload.chance(LATE_RETRY_RATE) ? this.pickLateRetry(group) : null;
+    if (late !== null) {
+      // A retry long after the first attempt: past a small request memory the id is
+      // forgotten and applied again (docs/API.md: the at-most-once window).
+      this.count("write late retry");
+      this.issueWrite(client, late, null);
+      return;
+    }
+    const op: ClientOp = nextOp(this.streams.workload, client.plan, client.knowledge);
     if (op.kind === "write") {
       const record: WriteRecord = {
         group,
         client: client.plan.id,
         requestId: `${client.plan.id}.w${this.nextRequest++}`,
         op: op.op,
+        fresh: this.streams.workload.chance(FRESH_WRITE_RATE),
         attempts: [],
       };
       this.history.writes.set(record.requestId, record);
@@ -554,17 +589,38 @@ class Simulation {
     }
   }
 
+  /**
+   * A write of `group` to send again with its request id, long after: one near the edge of the
+   * request memory (the last few times `requestMemory` writes), whose attempts are all over,
+   * that the client may retry (not fresh, never answered "unavailable": that id is dead).
+   */
+  private pickLateRetry(group: string): WriteRecord | null {
+    const span = Math.min(this.tuning.limits.requestMemory * 2 + 4, 64);
+    const recent: WriteRecord[] = [];
+    for (const w of this.history.writes.values()) if (w.group === group) recent.push(w);
+    const candidates = recent
+      .slice(-span)
+      .filter((w) => !w.fresh && w.attempts.every((a) => a.outcome !== null && !(a.outcome.kind === "error" && a.outcome.code === "unavailable")));
+    return candidates.length === 0 ? null : this.streams.workload.pick(candidates);
+  }
+
   private deadline(): number {
     return this.queue.now + this.streams.workload.int(300, 2000);
   }
 
-  private issueWrite(client: ClientRun, record: WriteRecord, avoid: NodeId | null): void {
-    const node = pickReplica(this.streams.workload, client.plan, this.nodeIds, avoid);
+  /** `to`: a replica (the same one again, for a retry), or one to avoid, or null (the client's choice). */
+  private issueWrite(client: ClientRun, record: WriteRecord, to: { same: NodeId } | { avoid: NodeId } | null, hedge = false): void {
+    const node = to !== null && "same" in to ? to.same : pickReplica(this.streams.workload, client.plan, this.nodeIds, to?.avoid ?? null);
     const attempt: WriteAttempt = { node, invokedAt: this.queue.now, completedAt: null, outcome: null };
     record.attempts.push(attempt);
     const id = this.nextCall++;
-    const input: Input = { type: "propose", call: id, command: { requestId: record.requestId, op: record.op }, deadline: this.deadline() };
-    this.sendCall({ id, node, group: record.group, input, client, write: record, attempt, read: null, finalTry: 0, done: false });
+    const input: Input = { type: "propose", call: id, command: { requestId: record.requestId, op: record.op }, deadline: this.deadline(), fresh: record.fresh };
+    this.sendCall({ id, node, group: record.group, input, client, write: record, attempt, read: null, finalTry: 0, hedge, done: false });
+    if (!hedge && !record.fresh && this.streams.workload.chance(HEDGE_RATE)) {
+      // The same request id again, to the same replica, a moment later (a hedged or doubled
+      // send): one value may then carry the id twice with other writes between.
+      this.queue.schedule(this.queue.now + this.streams.workload.int(0, 25), { kind: "hedge", client, record, node });
+    }
   }
 
   private issueRead(
@@ -597,7 +653,14 @@ class Simulation {
     const deadline = (call.input as { deadline: number }).deadline;
     this.log(() => `client ${call.client?.plan.id ?? "final"} call ${call.id} -> ${call.node}/${call.group}: ${describeInput(call.input)}`);
     this.queue.schedule(this.queue.now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "request", call });
-    this.queue.schedule(deadline + CLIENT_GIVE_UP_MS, { kind: "giveUp", call });
+    // An impatient client stops waiting long before the replica's deadline (a raw client
+    // with a shorter timeout than the node's): its attempt stays queued at the replica while
+    // the retry, with the same request id, may be queued at the same one (one value can then
+    // carry the id twice: the second must be deduplicated, or, past a tiny request memory,
+    // applied again and remembered on disk as in memory).
+    const impatient = call.write !== null && !call.write.fresh && this.streams.workload.chance(IMPATIENT_RATE);
+    const giveUpAt = impatient ? this.queue.now + this.streams.workload.int(5, 150) : deadline + CLIENT_GIVE_UP_MS;
+    this.queue.schedule(giveUpAt, { kind: "giveUp", call });
   }
 
   private request(call: Call): void {
@@ -624,6 +687,7 @@ class Simulation {
   ): void {
     call.done = true;
     this.calls.delete(call.id);
+    if (outcome.kind === "lost") this.abandoned.add(call.id);
     this.count(`${call.write !== null ? "write" : call.client === null ? "final read" : "read"} ${outcome.kind === "error" ? outcome.code : outcome.kind}`);
     const now = this.queue.now;
     if (call.attempt !== null && call.write !== null) {
@@ -631,11 +695,14 @@ class Simulation {
       call.attempt.outcome = outcome as WriteAttempt["outcome"];
       const client = call.client!;
       if (outcome.kind === "ok") learnFromWrite(client.knowledge, call.write, outcome.result as WriteResult);
+      if (call.hedge === true) return;
       const unknown = outcome.kind === "lost" || (outcome.kind === "error" && outcome.code === "timeout");
       // Outcome unknown: often retry the same request id elsewhere; dedupe must answer the first result.
-      if (unknown && call.write.attempts.length < MAX_WRITE_ATTEMPTS && this.streams.workload.chance(0.6)) {
+      // A fresh write has no id of the client's own to retry with.
+      if (unknown && !call.write.fresh && call.write.attempts.length < MAX_WRITE_ATTEMPTS && this.streams.workload.chance(0.6)) {
         this.count("write retry");
-        this.issueWrite(client, call.write, call.node);
+        // Elsewhere, or the same replica again (where the first attempt may still be queued).
+        this.issueWrite(client, call.write, this.streams.workload.chance(0.6) ? { avoid: call.node } : { same: call.node });
         return;
       }
       this.thinkThenNext(client);
@@ -697,12 +764,28 @@ class Simulation {
         else throw e;
       }
     };
+    attempt(() => this.checkDiskImages());
     attempt(() => checkLinearizability(this.history, this.agreement.log, this.tuning.limits.requestMemory));
     attempt(() => checkNoAcknowledgedWriteLost(this.history, this.agreement.log, positions));
     const first = failures[0];
     if (first === undefined) return;
     const others = failures.slice(1).map((f) => `\n  also ${f.message}`).join("");
     throw new CheckFailure(first.checker, `${first.detail}${others}`);
+  }
+
+  /**
+   * As if every node restarted now: each disk image must hold what some replica held in
+   * memory at that chosen index (data and remembered request ids alike). A Persist that does
+   * not say what the step changed shows up here even when no crash happened to follow it.
+   */
+  private checkDiskImages(): void {
+    for (const node of this.nodes.values()) {
+      for (const [group, image] of node.disks) {
+        if (image.meta.recovering || node.lost.has(group)) continue;
+        const requests = new Map([...image.requests].sort((a, b) => a.seq - b.seq).map((r) => [r.requestId, r] as const));
+        this.convergence.observe(node.id, group, image.meta.chosen?.index ?? 0, image.keys, requests, `t=${this.queue.now} disk image at seed end`);
+      }
+    }
   }
 
   private waitingFor(): string {
@@ -772,7 +855,9 @@ function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
     maxBatchBytes: prng.pick([1, 64, DEFAULT_LIMITS.maxBatchBytes]),
     prevInlineBytes: prng.pick([0, 64, DEFAULT_LIMITS.prevInlineBytes]),
     snapshotChunkBytes: prng.pick([1, 30, DEFAULT_LIMITS.snapshotChunkBytes]),
-    requestMemory: prng.chance(0.25) ? prng.int(2, 16) : DEFAULT_LIMITS.requestMemory,
+    // Down to one id: a value carrying a retried id twice, or a retry at the edge, then
+    // crosses the window within one step.
+    requestMemory: prng.chance(0.3) ? prng.pick([1, 2, 3, 4, 8, 16]) : DEFAULT_LIMITS.requestMemory,
   };
   return { timing, limits };
 }
