@@ -207,6 +207,8 @@ function natsOptionsOf(o: ConnectOptions, s: Settings): ConnectionOptions {
 }
 
 /** How one attempt ended. */
+const CLIENT_CLOSED = "the client is closed";
+
 type Attempt =
   | { readonly kind: "answer"; readonly response: OkResponse<ApiOp> | { readonly ok: false; readonly error: PaxosStoreError } }
   /** Nobody received the request: a write was certainly not applied. */
@@ -399,7 +401,7 @@ export class PaxosStoreClient {
    * or the deadline. Resolves with the ok answer; rejects with a typed PaxosStoreError.
    */
   private async call<O extends ApiOp>(request: RequestOf<O>, route: { group: string | null; node?: string | null; attemptsMax?: number }, options: CallOptions = {}): Promise<OkResponse<O>> {
-    if (this.closed) throw new UnavailableError("the client is closed");
+    if (this.closed) throw new UnavailableError(CLIENT_CLOSED);
     const callTimeoutMs = options.timeoutMs ?? this.timeoutMs;
     if (!Number.isSafeInteger(callTimeoutMs) || callTimeoutMs < 1) throw new BadRequestError("timeoutMs", `must be a positive integer, got ${String(callTimeoutMs)}`);
     const op = request.op as O;
@@ -435,7 +437,22 @@ export class PaxosStoreClient {
       const subject = target === null ? this.subjects.api : this.subjects.apiNode(target);
       attempt++;
       this.stats.attempts++;
-      const result = await this.attempt(subject, body, budget, op);
+      let result: Attempt;
+      try {
+        result = await this.attempt(subject, body, budget, op);
+      } catch (e) {
+        // The connection closed with this attempt in flight: it may have been delivered and
+        // applied, so for a write that is an unknown outcome (`timeout`), never `unavailable`.
+        // Likewise any refusal after an earlier attempt whose outcome is unknown.
+        if (isWrite && e instanceof UnavailableError && (e.message === CLIENT_CLOSED || uncertain)) {
+          throw new TimeoutError(
+            `timeout: ${e.message} with the write in flight or after an unanswered attempt; the outcome is unknown: retry with the same requestId (${requestId ?? "none"}) to find out`,
+            { ...(route.group === null ? {} : { group: route.group }), ...(requestId === undefined ? {} : { requestId }) },
+            { cause: e },
+          );
+        }
+        throw e;
+      }
 
       if (result.kind === "answer") {
         const response = result.response;
@@ -470,7 +487,10 @@ export class PaxosStoreClient {
       const wait = redirect !== null ? 0 : backoffMs(attempt, targets.length, Math.random());
       if (wait >= left) break;
       if (wait > 0) await sleep(wait);
-      if (this.closed) throw new UnavailableError("the client is closed");
+      if (this.closed) {
+        if (isWrite && uncertain) throw new TimeoutError(`timeout: the client was closed; an earlier attempt may have been applied: retry with the same requestId (${requestId ?? "none"}) to find out`);
+        throw new UnavailableError(CLIENT_CLOSED);
+      }
     }
 
     const group = route.group ?? undefined;
@@ -511,7 +531,7 @@ export class PaxosStoreClient {
       if (e instanceof natsErrors.RequestError && e.isNoResponders()) return { kind: "noResponders" };
       if (e instanceof natsErrors.NoRespondersError) return { kind: "noResponders" };
       if (e instanceof natsErrors.ClosedConnectionError || this.closed || this.connection.isClosed()) {
-        throw new UnavailableError("the client is closed", {}, { cause: e });
+        throw new UnavailableError(CLIENT_CLOSED, {}, { cause: e });
       }
       if (e instanceof natsErrors.PermissionViolationError) {
         throw new UnavailableError(`NATS refused ${subject}: ${e.message} (check the user's permissions)`, {}, { cause: e });
