@@ -35,6 +35,11 @@ export interface GroupEnv {
   answer(call: CallId, outcome: Outcome): void;
   /** Wakes the group later (the registry dispatches a tick). */
   dispatchTick(group: string): void;
+  /**
+   * Test-only fault injection: called before each step; a throw there is a crash of the actor
+   * (tests use it to check that a crashed group reloads only after its persists settled).
+   */
+  readonly beforeStep?: (group: string, msg: GroupMsg) => void;
   /** A group's stored copy failed its checksum: it is being recovered from the peers. */
   onLostGroup(group: string, error: unknown): void;
   /** The disk failed: nothing that depends on it may be revealed; the node must stop. */
@@ -54,10 +59,17 @@ export interface GroupHandle {
   lastPersist: Promise<void>;
   timer: NodeJS.Timeout | null;
   timerAt: number;
+  /**
+   * Settles when the persists of this group's previous actor (one that crashed) are durable:
+   * the group is loaded only after that, or the new actor would read a disk that is about to
+   * change under it and could reveal a second value at a fast-round ballot, or forget a
+   * promise the old actor revealed (issue 8, defect 4).
+   */
+  loadAfter: Promise<void> | null;
 }
 
 export function newGroupHandle(group: string, now: number): GroupHandle {
-  return { group, inflight: 0, lastActive: now, replica: null, pendingPersists: 0, lastPersist: Promise.resolve(), timer: null, timerAt: 0 };
+  return { group, inflight: 0, lastActive: now, replica: null, pendingPersists: 0, lastPersist: Promise.resolve(), timer: null, timerAt: 0, loadAfter: null };
 }
 
 /** Counts group loads in this process: a reloaded group gets fresh value ids (see load). */
@@ -67,7 +79,9 @@ let loadCounter = 0;
 export function groupActor(env: GroupEnv) {
   return async (handle: GroupHandle, msg: GroupMsg): Promise<GroupHandle> => {
     try {
+      if (handle.replica === null && handle.loadAfter !== null) await handle.loadAfter;
       handle.replica ??= await load(env, handle.group);
+      env.beforeStep?.(handle.group, msg);
       const now = env.now();
       const ready = step(handle.replica, now, msg);
       perform(env, handle, ready, now);
