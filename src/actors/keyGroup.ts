@@ -5,7 +5,9 @@
 // The Ready pattern: a step updates the state at once, queues its Persist with the storage
 // writer (group commit, one synced batch per tick across groups) and goes on to the next
 // message; the step's sends and answers are released only when that persist, and every
-// earlier one of this group, is durable. The mailbox never waits on the disk.
+// earlier one of this group, is durable. The mailbox never waits on the disk. What is released
+// when, and when the group's timer fires, is decided by protocol/releaseQueue.ts, the same
+// code the simulation drives; this file only does the I/O.
 
 import { randomInt } from "node:crypto";
 import type { NodeId } from "../protocol/ballot.js";
@@ -14,6 +16,7 @@ import { restoreReplica, step } from "../protocol/core.js";
 import { emptyDurableGroup } from "../protocol/durable.js";
 import type { CallId, Input, Outcome, Ready } from "../protocol/io.js";
 import type { PeerMessage } from "../protocol/messages.js";
+import { nextTimer, ReleaseQueue, type Release } from "../protocol/releaseQueue.js";
 import type { GroupState } from "../protocol/state.js";
 import { isStorageError } from "../storage/errors.js";
 import type { Storage } from "../storage/storage.js";
@@ -49,15 +52,14 @@ export interface GroupHandle {
   inflight: number;
   lastActive: number;
   replica: GroupState | null;
-  /** Persists of this group not yet durable, and the newest one (releases wait on it). */
-  pendingPersists: number;
-  lastPersist: Promise<void>;
+  /** Persists of this group on their way to disk, and the sends and answers waiting on them. */
+  readonly releases: ReleaseQueue;
   timer: NodeJS.Timeout | null;
   timerAt: number;
 }
 
 export function newGroupHandle(group: string, now: number): GroupHandle {
-  return { group, inflight: 0, lastActive: now, replica: null, pendingPersists: 0, lastPersist: Promise.resolve(), timer: null, timerAt: 0 };
+  return { group, inflight: 0, lastActive: now, replica: null, releases: new ReleaseQueue(), timer: null, timerAt: 0 };
 }
 
 /** Counts group loads in this process: a reloaded group gets fresh value ids (see load). */
@@ -107,53 +109,51 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
 
 function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number): void {
   schedule(env, handle, ready.wakeAt, now);
-  for (const a of ready.answersNow) env.answer(a.call, a.outcome);
-  const nothingToRelease = ready.send.length === 0 && ready.answers.length === 0;
-  if (ready.persist !== null) {
-    handle.pendingPersists++;
-    const durable = env.writer.persist(ready.persist).then(
-      () => {
-        handle.pendingPersists--;
-      },
-      (err: unknown) => {
-        env.fatal(err);
-        throw err;
-      },
-    );
-    handle.lastPersist = durable;
-    // A failed persist releases nothing: an unpersisted promise or accept must never be revealed.
-    durable.then(() => release(env, ready), () => undefined);
-  } else if (nothingToRelease) {
-    return;
-  } else if (handle.pendingPersists > 0) {
-    // In order: this step may repeat a Promise/Accepted whose persist is still on its way.
-    handle.lastPersist.then(() => release(env, ready), () => undefined);
-  } else {
-    release(env, ready);
-  }
+  const admitted = handle.releases.admit(ready);
+  release(env, admitted.now);
+  const persist = admitted.persist;
+  if (persist === null) return;
+  const releases = handle.releases;
+  env.writer.persist(persist.record).then(
+    () => {
+      // The writer settles batches in order, so this group's persists complete in order;
+      // `durable` throws if they did not, and a broken invariant stops the node.
+      try {
+        release(env, releases.durable(persist.ticket));
+      } catch (e) {
+        releases.fail();
+        env.fatal(e);
+      }
+    },
+    (err: unknown) => {
+      // A failed persist releases nothing: an unpersisted promise or accept must never be revealed.
+      releases.fail();
+      env.fatal(err);
+    },
+  );
 }
 
-function release(env: GroupEnv, ready: Ready): void {
-  for (const out of ready.send) env.send(out.to, out.msg);
-  for (const a of ready.answers) env.answer(a.call, a.outcome);
+function release(env: GroupEnv, out: Release): void {
+  for (const o of out.send) env.send(o.to, o.msg);
+  for (const a of out.answers) env.answer(a.call, a.outcome);
 }
 
-/** One timer per group, at the earliest time the core asked to be woken. */
+/** One timer per group, armed by the rule every driver of the core shares (releaseQueue.ts). */
 function schedule(env: GroupEnv, handle: GroupHandle, wakeAt: number | null, now: number): void {
-  if (wakeAt === null) return;
-  if (handle.timer !== null && handle.timerAt <= wakeAt) return;
+  const at = nextTimer(wakeAt, now, handle.timer === null ? null : handle.timerAt);
+  if (at === null) return;
   if (handle.timer !== null) clearTimeout(handle.timer);
-  handle.timerAt = wakeAt;
+  handle.timerAt = at;
   handle.timer = setTimeout(() => {
     handle.timer = null;
     env.dispatchTick(handle.group);
-  }, Math.max(1, Math.ceil(wakeAt - now)));
+  }, at - now);
 }
 
 /** Idle: nothing queued, nothing in flight, nothing waiting on the disk or the network. */
 export function isQuiescent(handle: GroupHandle): boolean {
   const r = handle.replica;
-  if (handle.inflight > 0 || handle.pendingPersists > 0) return false;
+  if (handle.inflight > 0 || handle.releases.pendingPersists > 0) return false;
   if (r === null) return true;
   return r.queue.length === 0 && r.reads.length === 0 && r.proposer.phase === "idle" && r.catchUp.asked === null;
 }

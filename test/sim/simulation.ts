@@ -19,9 +19,10 @@ import { DEFAULT_LIMITS, DEFAULT_TIMING } from "../../src/protocol/config.js";
 import { restoreReplica, step } from "../../src/protocol/core.js";
 import type { DurableGroup, Persist } from "../../src/protocol/durable.js";
 import { applyPersist, emptyDurableGroup } from "../../src/protocol/durable.js";
-import type { Answer, CallId, Input, Outcome, Ready } from "../../src/protocol/io.js";
-import type { Outbound, PeerMessage } from "../../src/protocol/messages.js";
+import type { CallId, Input, Outcome, Ready } from "../../src/protocol/io.js";
+import type { PeerMessage } from "../../src/protocol/messages.js";
 import type { ReadResult, WriteResult } from "../../src/protocol/ops.js";
+import { nextTimer, ReleaseQueue, type Release } from "../../src/protocol/releaseQueue.js";
 import type { GroupState } from "../../src/protocol/state.js";
 import { AgreementChecker } from "./checkers/agreement.js";
 import { ConvergenceChecker } from "./checkers/convergence.js";
@@ -90,7 +91,6 @@ interface FaultPlan {
   readonly diskMs: readonly [number, number];
 }
 
-const TICK_MS: readonly [number, number] = [8, 12];
 /** Client <-> replica hop (not subject to network faults: a crashed replica loses the call). */
 const CLIENT_HOP_MS: readonly [number, number] = [1, 3];
 /** A client that heard nothing this long after its deadline assumes the replica died. */
@@ -115,16 +115,20 @@ type SimEvent =
   | { readonly kind: "partitionHeal"; readonly generation: number }
   | { readonly kind: "heal" };
 
-/** A persist on its way to disk, and what waits for it (in order, per replica). */
+/** A persist on its way to the simulated disk (one replica's writes complete in order). */
 interface DiskWrite {
+  readonly ticket: number;
   readonly persist: Persist;
   readonly doneAt: number;
-  readonly releases: { send: readonly Outbound[]; answers: readonly Answer[] }[];
 }
 
-/** One replica of one group on one node: the core's state and its disk queue (both volatile). */
+/**
+ * One replica of one group on one node: the core's state, what waits on its persists (the
+ * same ReleaseQueue the live actor uses) and its disk queue; all volatile.
+ */
 interface Replica {
   readonly state: GroupState;
+  readonly releases: ReleaseQueue;
   readonly diskQueue: DiskWrite[];
   tick: { at: number; gen: number } | null;
   /** The chosen index last shown to the convergence checker. */
@@ -337,7 +341,7 @@ class Simulation {
     }
     applyPersist(node.disks.get(group)!, write.persist);
     this.log(() => `disk ${nodeId}/${group} synced ${describePersist(write.persist)}`);
-    for (const r of write.releases) this.release(node, group, r.send, r.answers);
+    this.release(node, group, replica.releases.durable(write.ticket));
   }
 
   // ---- the core ----------------------------------------------------------------------------
@@ -371,35 +375,23 @@ class Simulation {
   }
 
   /**
-   * The Ready contract: persist first, then release sends and answers, in order per replica:
-   * a step with nothing to persist still waits behind earlier persists (it may repeat a
-   * Promise whose persist is still on its way to disk).
+   * The Ready contract, decided by the ReleaseQueue the live actor uses too (persist first,
+   * then release, in order per replica); this only does the simulated I/O.
    */
   private handleReady(node: SimNode, group: string, replica: Replica, ready: Ready): void {
-    // Answers whose values are chosen by durable votes leave at once (Ready.answersNow).
-    if (ready.answersNow.length > 0) this.release(node, group, [], ready.answersNow);
-    let send = ready.send;
-    if (this.replyBeforePersist && send.length > 0) {
-      // The deliberate bug: messages leave at once, before the disk has what they reveal.
-      this.release(node, group, send, []);
-      send = [];
-    }
-    if (ready.persist === null) {
-      const tail = replica.diskQueue[replica.diskQueue.length - 1];
-      if (tail === undefined) this.release(node, group, send, ready.answers);
-      else tail.releases.push({ send, answers: ready.answers });
-      return;
-    }
+    const admitted = replica.releases.admit(ready);
+    this.release(node, group, admitted.now);
+    if (admitted.persist === null) return;
     const tail = replica.diskQueue[replica.diskQueue.length - 1];
     const start = Math.max(this.queue.now, tail?.doneAt ?? 0);
     const doneAt = start + this.streams.disk.int(...this.faults.diskMs);
-    replica.diskQueue.push({ persist: ready.persist, doneAt, releases: [{ send, answers: ready.answers }] });
+    replica.diskQueue.push({ ticket: admitted.persist.ticket, persist: admitted.persist.record, doneAt });
     this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch });
   }
 
-  private release(node: SimNode, group: string, send: readonly Outbound[], answers: readonly Answer[]): void {
+  private release(node: SimNode, group: string, out: Release): void {
     const now = this.queue.now;
-    for (const { to, msg } of send) {
+    for (const { to, msg } of out.send) {
       checkPersistBeforeSend(node.id, to, msg, node.disks.get(group), now);
       this.fastRound.onRelease(node.id, msg, now);
       this.stats.messages++;
@@ -407,7 +399,7 @@ class Simulation {
       if (delays.length === 0) this.log(() => `lose ${node.id}->${to} ${describeMessage(msg)}`);
       for (const d of delays) this.queue.schedule(now + d, { kind: "deliver", from: node.id, to, msg });
     }
-    for (const a of answers) {
+    for (const a of out.answers) {
       const call = this.calls.get(a.call);
       if (call === undefined) throw new Error(`sim: ${node.id} answered unknown call ${a.call}`);
       this.queue.schedule(now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "answer", call, outcome: a.outcome });
@@ -415,18 +407,12 @@ class Simulation {
   }
 
   /**
-   * Ticks come at the core's wakeAt, and every ~10 ms while the replica has work in hand
-   * (queued writes, pending reads, an open round, a catch-up), as the live actor ticks.
+   * Ticks come only when the core's wakeAt asks, by the rule the live actor's timer follows
+   * (releaseQueue.ts `nextTimer`): no periodic ticks that the live node would not have.
    */
   private scheduleTick(node: SimNode, group: string, replica: Replica, wakeAt: number | null): void {
-    const now = this.queue.now;
-    let at = wakeAt === null ? null : Math.max(Math.ceil(wakeAt), now + 1);
-    if (isBusy(replica.state)) {
-      const periodic = now + this.streams.ticks.int(...TICK_MS);
-      at = at === null ? periodic : Math.min(at, periodic);
-    }
+    const at = nextTimer(wakeAt, this.queue.now, replica.tick?.at ?? null);
     if (at === null) return;
-    if (replica.tick !== null && replica.tick.at > now && replica.tick.at <= at) return;
     const gen = (replica.tick?.gen ?? 0) + 1;
     replica.tick = { at, gen };
     this.queue.schedule(at, { kind: "tick", node: node.id, group, epoch: node.epoch, gen });
@@ -453,7 +439,7 @@ class Simulation {
       const lost = node.lost.delete(g.group);
       const state = restoreReplica(config, node.disks.get(g.group)!, { lost });
       if (lost) this.log(() => `${node.id} lost its copy of ${g.group}: recovering as a learner`);
-      const replica: Replica = { state, diskQueue: [], tick: null, convergedAt: -1 };
+      const replica: Replica = { state, releases: new ReleaseQueue({ replyBeforePersist: this.replyBeforePersist }), diskQueue: [], tick: null, convergedAt: -1 };
       node.replicas.set(g.group, replica);
       this.observe(node, replica, g.group, true, "restart");
     }
@@ -775,11 +761,6 @@ function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
     requestMemory: prng.chance(0.25) ? prng.int(2, 16) : DEFAULT_LIMITS.requestMemory,
   };
   return { timing, limits };
-}
-
-/** Has work in hand that needs time to pass (the live actor keeps ticking such a group). */
-function isBusy(state: GroupState): boolean {
-  return state.queue.length > 0 || state.reads.length > 0 || state.proposer.phase !== "idle" || state.catchUp.asked !== null;
 }
 
 /** What a replica is waiting on, for a note about its wakeAt. */
