@@ -360,6 +360,27 @@ class Simulation {
     this.observe(node, replica, group, false, what);
     this.handleReady(node, group, replica, ready);
     this.scheduleTick(node, group, replica, ready.wakeAt);
+    this.checkWake(node, group, replica.state, ready.wakeAt);
+  }
+
+  /**
+   * Ticks come only at the core's wakeAt (here as in the live actor), so wakeAt must name
+   * every time the core needs: a tick just before it, or at any time when it is null, must
+   * find nothing to do (nothing to send, answer or persist). Probed on a copy of the state,
+   * so the run goes on unchanged. Without this a wakeAt that is missing or late goes unseen
+   * whenever some message happens to step the replica in time.
+   */
+  private checkWake(node: SimNode, group: string, state: GroupState, wakeAt: number | null): void {
+    const now = this.queue.now;
+    const probeAt = wakeAt === null ? now + SETTLE_MS : Math.ceil(wakeAt) - 1;
+    if (probeAt <= now) return;
+    const ready = step(copyForProbe(state), probeAt, { type: "tick" });
+    const acts = ready.send.length + ready.answers.length + ready.answersNow.length + (ready.persist === null ? 0 : 1);
+    if (acts === 0) return;
+    fail(
+      "liveness",
+      `t=${now} ${node.id}/${group}: the core asked to wake ${wakeAt === null ? "never" : `at ${wakeAt}`}, but a tick at ${probeAt} would act: ${describeReady(ready, state)} (${describeWaits(state)})`,
+    );
   }
 
   /** Feeds the per-step checkers: agreement on every step, convergence when `chosen` moved. */
@@ -761,6 +782,26 @@ function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
     requestMemory: prng.chance(0.25) ? prng.int(2, 16) : DEFAULT_LIMITS.requestMemory,
   };
   return { timing, limits };
+}
+
+/**
+ * A copy of a replica's state deep enough that stepping a tick on it leaves the original
+ * untouched (entries and values are immutable and shared; structuredClone of every step's
+ * state would make the simulation several times slower).
+ */
+function copyForProbe(state: GroupState): GroupState {
+  const p = state.proposer;
+  const r = state.recovering;
+  return {
+    ...state,
+    data: new Map(state.data),
+    requests: new Map(state.requests),
+    proposer: { ...p, promises: new Map(p.promises), accepts: new Set(p.accepts) },
+    queue: state.queue.map((w) => ({ ...w })),
+    reads: state.reads.map((read) => ({ ...read, replies: new Map(read.replies) })),
+    catchUp: { ...state.catchUp, snapshot: state.catchUp.snapshot === null ? null : { ...state.catchUp.snapshot, items: new Map(state.catchUp.snapshot.items) } },
+    recovering: r === null ? null : { ...r, replies: new Map(r.replies) },
+  };
 }
 
 /** What a replica is waiting on, for a note about its wakeAt. */
