@@ -6,8 +6,9 @@
 // writer (group commit, one synced batch per tick across groups) and goes on to the next
 // message; the step's sends and answers are released only when that persist, and every
 // earlier one of this group, is durable. The mailbox never waits on the disk. What is released
-// when, and when the group's timer fires, is decided by protocol/releaseQueue.ts, the same
-// code the simulation drives; this file only does the I/O.
+// when, and when the group's timer fires, is done by groupDriver.ts (deciding by
+// protocol/releaseQueue.ts), the same code the simulation drives; this file only plugs in the
+// live I/O and the mailbox.
 
 import { randomInt } from "node:crypto";
 import type { NodeId } from "../protocol/ballot.js";
@@ -16,11 +17,11 @@ import { restoreReplica, step } from "../protocol/core.js";
 import { emptyDurableGroup } from "../protocol/durable.js";
 import type { CallId, Input, Outcome, Ready } from "../protocol/io.js";
 import type { PeerMessage } from "../protocol/messages.js";
-import { nextTimer, ReleaseQueue, type Release } from "../protocol/releaseQueue.js";
 import type { GroupState } from "../protocol/state.js";
 import { isStorageError } from "../storage/errors.js";
 import type { Storage } from "../storage/storage.js";
 import type { StorageWriter } from "../storage/writer.js";
+import { GroupDriver, type GroupPorts } from "./groupDriver.js";
 
 /** A group actor's messages are the core's inputs: the actor only adds the I/O around them. */
 export type GroupMsg = Input;
@@ -52,14 +53,13 @@ export interface GroupHandle {
   inflight: number;
   lastActive: number;
   replica: GroupState | null;
-  /** Persists of this group on their way to disk, and the sends and answers waiting on them. */
-  readonly releases: ReleaseQueue;
+  /** Does each step's I/O (shared with the simulation); made on the first message. */
+  driver: GroupDriver | null;
   timer: NodeJS.Timeout | null;
-  timerAt: number;
 }
 
 export function newGroupHandle(group: string, now: number): GroupHandle {
-  return { group, inflight: 0, lastActive: now, replica: null, releases: new ReleaseQueue(), timer: null, timerAt: 0 };
+  return { group, inflight: 0, lastActive: now, replica: null, driver: null, timer: null };
 }
 
 /** Counts group loads in this process: a reloaded group gets fresh value ids (see load). */
@@ -108,52 +108,33 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
 }
 
 function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number): void {
-  schedule(env, handle, ready.wakeAt, now);
-  const admitted = handle.releases.admit(ready);
-  release(env, admitted.now);
-  const persist = admitted.persist;
-  if (persist === null) return;
-  const releases = handle.releases;
-  env.writer.persist(persist.record).then(
-    () => {
-      // The writer settles batches in order, so this group's persists complete in order;
-      // `durable` throws if they did not, and a broken invariant stops the node.
-      try {
-        release(env, releases.durable(persist.ticket));
-      } catch (e) {
-        releases.fail();
-        env.fatal(e);
-      }
-    },
-    (err: unknown) => {
-      // A failed persist releases nothing: an unpersisted promise or accept must never be revealed.
-      releases.fail();
-      env.fatal(err);
-    },
-  );
+  handle.driver ??= new GroupDriver(livePorts(env, handle));
+  handle.driver.perform(ready, now);
 }
 
-function release(env: GroupEnv, out: Release): void {
-  for (const o of out.send) env.send(o.to, o.msg);
-  for (const a of out.answers) env.answer(a.call, a.outcome);
-}
-
-/** One timer per group, armed by the rule every driver of the core shares (releaseQueue.ts). */
-function schedule(env: GroupEnv, handle: GroupHandle, wakeAt: number | null, now: number): void {
-  const at = nextTimer(wakeAt, now, handle.timer === null ? null : handle.timerAt);
-  if (at === null) return;
-  if (handle.timer !== null) clearTimeout(handle.timer);
-  handle.timerAt = at;
-  handle.timer = setTimeout(() => {
-    handle.timer = null;
-    env.dispatchTick(handle.group);
-  }, at - now);
+/** The live I/O: the storage writer (group commit), the transport, and one setTimeout. */
+function livePorts(env: GroupEnv, handle: GroupHandle): GroupPorts {
+  return {
+    // The writer settles batches in order, so one group's persists complete in order.
+    persist: (record, durable, failed) => void env.writer.persist(record).then(durable, failed),
+    send: (to, msg) => env.send(to, msg),
+    answer: (call, outcome) => env.answer(call, outcome),
+    armTimer: (at, now) => {
+      if (handle.timer !== null) clearTimeout(handle.timer);
+      handle.timer = setTimeout(() => {
+        handle.timer = null;
+        handle.driver?.timerFired();
+        env.dispatchTick(handle.group);
+      }, at - now);
+    },
+    fatal: (error) => env.fatal(error),
+  };
 }
 
 /** Idle: nothing queued, nothing in flight, nothing waiting on the disk or the network. */
 export function isQuiescent(handle: GroupHandle): boolean {
   const r = handle.replica;
-  if (handle.inflight > 0 || handle.releases.pendingPersists > 0) return false;
+  if (handle.inflight > 0 || (handle.driver?.pendingPersists ?? 0) > 0) return false;
   if (r === null) return true;
   return r.queue.length === 0 && r.reads.length === 0 && r.proposer.phase === "idle" && r.catchUp.asked === null;
 }

@@ -13,6 +13,7 @@
 //   3. final reads: a linearizable get of every key at every replica, which forces every
 //      replica to catch up, then the end-of-seed checks.
 
+import { GroupDriver, type GroupPorts } from "../../src/actors/groupDriver.js";
 import type { NodeId } from "../../src/protocol/ballot.js";
 import type { BreakName, GroupConfig, Limits, Timing } from "../../src/protocol/config.js";
 import { DEFAULT_LIMITS, DEFAULT_TIMING } from "../../src/protocol/config.js";
@@ -22,7 +23,6 @@ import { applyPersist, emptyDurableGroup } from "../../src/protocol/durable.js";
 import type { CallId, Input, Outcome, Ready } from "../../src/protocol/io.js";
 import type { PeerMessage } from "../../src/protocol/messages.js";
 import type { ReadResult, WriteResult } from "../../src/protocol/ops.js";
-import { nextTimer, ReleaseQueue, type Release } from "../../src/protocol/releaseQueue.js";
 import type { GroupState } from "../../src/protocol/state.js";
 import { AgreementChecker } from "./checkers/agreement.js";
 import { ConvergenceChecker } from "./checkers/convergence.js";
@@ -117,18 +117,19 @@ type SimEvent =
 
 /** A persist on its way to the simulated disk (one replica's writes complete in order). */
 interface DiskWrite {
-  readonly ticket: number;
   readonly persist: Persist;
   readonly doneAt: number;
+  /** The driver's callback: releases what waited on this persist. */
+  readonly durable: () => void;
 }
 
 /**
- * One replica of one group on one node: the core's state, what waits on its persists (the
- * same ReleaseQueue the live actor uses) and its disk queue; all volatile.
+ * One replica of one group on one node: the core's state, the driver that does its steps' I/O
+ * (the live actor's GroupDriver, with simulated ports) and its disk queue; all volatile.
  */
 interface Replica {
   readonly state: GroupState;
-  readonly releases: ReleaseQueue;
+  readonly driver: GroupDriver;
   readonly diskQueue: DiskWrite[];
   tick: { at: number; gen: number } | null;
   /** The chosen index last shown to the convergence checker. */
@@ -279,6 +280,7 @@ class Simulation {
         const replica = node.replicas.get(e.group)!;
         if (replica.tick === null || replica.tick.gen !== e.gen) return;
         replica.tick = null;
+        replica.driver.timerFired();
         return this.step(node, e.group, { type: "tick" }, "tick");
       }
       case "request":
@@ -341,7 +343,7 @@ class Simulation {
     }
     applyPersist(node.disks.get(group)!, write.persist);
     this.log(() => `disk ${nodeId}/${group} synced ${describePersist(write.persist)}`);
-    this.release(node, group, replica.releases.durable(write.ticket));
+    write.durable();
   }
 
   // ---- the core ----------------------------------------------------------------------------
@@ -358,8 +360,7 @@ class Simulation {
       this.note("tick-in-the-past", () => `t=${now} ${node.id}/${group}: after a tick the core asks for one at ${ready.wakeAt} (${describeWaits(replica.state)})`);
     }
     this.observe(node, replica, group, false, what);
-    this.handleReady(node, group, replica, ready);
-    this.scheduleTick(node, group, replica, ready.wakeAt);
+    replica.driver.perform(ready, now);
     this.checkWake(node, group, replica.state, ready.wakeAt);
   }
 
@@ -396,47 +397,46 @@ class Simulation {
   }
 
   /**
-   * The Ready contract, decided by the ReleaseQueue the live actor uses too (persist first,
-   * then release, in order per replica); this only does the simulated I/O.
+   * The simulated I/O of one replica, plugged into the live actor's GroupDriver: it does what
+   * the driver says, with the checkers watching every release. A replica's disk writes
+   * complete in order (a FIFO with random latency); a crash voids them by epoch.
    */
-  private handleReady(node: SimNode, group: string, replica: Replica, ready: Ready): void {
-    const admitted = replica.releases.admit(ready);
-    this.release(node, group, admitted.now);
-    if (admitted.persist === null) return;
-    const tail = replica.diskQueue[replica.diskQueue.length - 1];
-    const start = Math.max(this.queue.now, tail?.doneAt ?? 0);
-    const doneAt = start + this.streams.disk.int(...this.faults.diskMs);
-    replica.diskQueue.push({ ticket: admitted.persist.ticket, persist: admitted.persist.record, doneAt });
-    this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch });
-  }
-
-  private release(node: SimNode, group: string, out: Release): void {
-    const now = this.queue.now;
-    for (const { to, msg } of out.send) {
-      checkPersistBeforeSend(node.id, to, msg, node.disks.get(group), now);
-      this.fastRound.onRelease(node.id, msg, now);
-      this.stats.messages++;
-      const delays = this.network.plan(node.id, to);
-      if (delays.length === 0) this.log(() => `lose ${node.id}->${to} ${describeMessage(msg)}`);
-      for (const d of delays) this.queue.schedule(now + d, { kind: "deliver", from: node.id, to, msg });
-    }
-    for (const a of out.answers) {
-      const call = this.calls.get(a.call);
-      if (call === undefined) throw new Error(`sim: ${node.id} answered unknown call ${a.call}`);
-      this.queue.schedule(now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "answer", call, outcome: a.outcome });
-    }
-  }
-
-  /**
-   * Ticks come only when the core's wakeAt asks, by the rule the live actor's timer follows
-   * (releaseQueue.ts `nextTimer`): no periodic ticks that the live node would not have.
-   */
-  private scheduleTick(node: SimNode, group: string, replica: Replica, wakeAt: number | null): void {
-    const at = nextTimer(wakeAt, this.queue.now, replica.tick?.at ?? null);
-    if (at === null) return;
-    const gen = (replica.tick?.gen ?? 0) + 1;
-    replica.tick = { at, gen };
-    this.queue.schedule(at, { kind: "tick", node: node.id, group, epoch: node.epoch, gen });
+  private ports(node: SimNode, group: string, replica: () => Replica): GroupPorts {
+    return {
+      persist: (persist, durable) => {
+        const r = replica();
+        const tail = r.diskQueue[r.diskQueue.length - 1];
+        const start = Math.max(this.queue.now, tail?.doneAt ?? 0);
+        const doneAt = start + this.streams.disk.int(...this.faults.diskMs);
+        r.diskQueue.push({ persist, doneAt, durable });
+        this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch });
+      },
+      send: (to, msg) => {
+        const now = this.queue.now;
+        checkPersistBeforeSend(node.id, to, msg, node.disks.get(group), now);
+        this.fastRound.onRelease(node.id, msg, now);
+        this.stats.messages++;
+        const delays = this.network.plan(node.id, to);
+        if (delays.length === 0) this.log(() => `lose ${node.id}->${to} ${describeMessage(msg)}`);
+        for (const d of delays) this.queue.schedule(now + d, { kind: "deliver", from: node.id, to, msg });
+      },
+      answer: (callId, outcome) => {
+        const call = this.calls.get(callId);
+        if (call === undefined) throw new Error(`sim: ${node.id} answered unknown call ${callId}`);
+        this.queue.schedule(this.queue.now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "answer", call, outcome });
+      },
+      // Ticks come only when the driver arms the timer, by the live actor's rule
+      // (releaseQueue.ts nextTimer): no periodic ticks that the live node would not have.
+      armTimer: (at) => {
+        const r = replica();
+        const gen = (r.tick?.gen ?? 0) + 1;
+        r.tick = { at, gen };
+        this.queue.schedule(at, { kind: "tick", node: node.id, group, epoch: node.epoch, gen });
+      },
+      fatal: (error) => {
+        throw error;
+      },
+    };
   }
 
   // ---- nodes: start, crash, restart -----------------------------------------------------------
@@ -460,7 +460,8 @@ class Simulation {
       const lost = node.lost.delete(g.group);
       const state = restoreReplica(config, node.disks.get(g.group)!, { lost });
       if (lost) this.log(() => `${node.id} lost its copy of ${g.group}: recovering as a learner`);
-      const replica: Replica = { state, releases: new ReleaseQueue({ replyBeforePersist: this.replyBeforePersist }), diskQueue: [], tick: null, convergedAt: -1 };
+      const driver = new GroupDriver(this.ports(node, g.group, () => replica), { replyBeforePersist: this.replyBeforePersist });
+      const replica: Replica = { state, driver, diskQueue: [], tick: null, convergedAt: -1 };
       node.replicas.set(g.group, replica);
       this.observe(node, replica, g.group, true, "restart");
     }
