@@ -1,10 +1,10 @@
 // One seed of the deterministic simulation: N replicas of the REAL Paxos core (src/protocol)
 // for 1-4 key-groups, each driven by the live actor's GroupDriver (src/actors/groupDriver.ts:
 // persist before release, the timer at wakeAt) with simulated ports: a virtual clock and one
-// event queue, a simulated network
-// (drops, duplicates, delays, partitions) and simulated disks (random write latency; a crash
-// loses every write not yet completed), with concurrent clients. Every step is checked
-// (agreement, convergence, persist-before-send, fast-round); the history is checked at seed end
+// event queue, a simulated network (drops, duplicates, delays, partitions) and simulated disks
+// (random write latency; a crash loses every write not yet completed), with concurrent
+// clients. Every step is checked (agreement, convergence, persist-before-send, fast-round, and
+// that wakeAt names every time the core needs a tick); the history is checked at seed end
 // (durability, linearizability). Everything random comes from the seed, so a failing seed
 // replays exactly (see cli.ts).
 //
