@@ -108,7 +108,9 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
 }
 
 function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number): void {
-  handle.driver ??= new GroupDriver(livePorts(env, handle));
+  // The reply-before-persist bug is a switch on the release queue; only a test sets it.
+  const replyBeforePersist = handle.replica?.config.breaks?.has("reply-before-persist") ?? false;
+  handle.driver ??= new GroupDriver(livePorts(env, handle), { replyBeforePersist });
   handle.driver.perform(ready, now);
 }
 
