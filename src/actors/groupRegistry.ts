@@ -61,8 +61,8 @@ export class GroupRegistry {
         // persists, in order: they are what this actor made durable.
         if (this.live.get(group)?.handle === handle) this.live.delete(group);
         if (handle.timer !== null) clearTimeout(handle.timer);
-        if (handle.pendingPersists > 0) {
-          const settled = handle.lastPersist.catch(() => undefined);
+        if (handle.driver !== null && handle.driver.pendingPersists > 0) {
+          const settled = handle.driver.settled();
           this.settling.set(group, settled);
           void settled.then(() => {
             if (this.settling.get(group) === settled) this.settling.delete(group);

@@ -211,7 +211,8 @@ function wakeAt(state: GroupState): number | null {
   if (p.phase !== "idle") consider(p.phaseDeadline);
   // Only a proposal that may start needs its backoff's end (not while a copy is installed).
   else if ((state.queue.length > 0 || p.settle) && state.catchUp.snapshot === null && state.recovering === null) consider(p.backoffUntil);
-  for (const w of state.queue) consider(w.deadline);
+  // (The deliberate bug "wake-ignores-write-deadlines" proves the simulation sees a late wake.)
+  if (!(state.config.breaks?.has("wake-ignores-write-deadlines") ?? false)) for (const w of state.queue) consider(w.deadline);
   if (state.catchUp.asked !== null) consider(state.catchUp.askedAt + state.config.timing.catchUpRetryMs);
   return at;
 }

@@ -1,8 +1,10 @@
 // One seed of the deterministic simulation: N replicas of the REAL Paxos core (src/protocol)
-// for 1-4 key-groups, driven by a virtual clock and one event queue, over a simulated network
-// (drops, duplicates, delays, partitions) and simulated disks (random write latency; a crash
-// loses every write not yet completed), with concurrent clients. Every step is checked
-// (agreement, convergence, persist-before-send, fast-round); the history is checked at seed end
+// for 1-4 key-groups, each driven by the live actor's GroupDriver (src/actors/groupDriver.ts:
+// persist before release, the timer at wakeAt) with simulated ports: a virtual clock and one
+// event queue, a simulated network (drops, duplicates, delays, partitions) and simulated disks
+// (random write latency; a crash loses every write not yet completed), with concurrent
+// clients. Every step is checked (agreement, convergence, persist-before-send, fast-round, and
+// that wakeAt names every time the core needs a tick); the history is checked at seed end
 // (durability, linearizability). Everything random comes from the seed, so a failing seed
 // replays exactly (see cli.ts).
 //
@@ -13,14 +15,15 @@
 //   3. final reads: a linearizable get of every key at every replica, which forces every
 //      replica to catch up, then the end-of-seed checks.
 
+import { GroupDriver, type GroupPorts } from "../../src/actors/groupDriver.js";
 import type { NodeId } from "../../src/protocol/ballot.js";
 import type { BreakName, GroupConfig, Limits, Timing } from "../../src/protocol/config.js";
 import { DEFAULT_LIMITS, DEFAULT_TIMING } from "../../src/protocol/config.js";
 import { restoreReplica, step } from "../../src/protocol/core.js";
 import type { DurableGroup, Persist } from "../../src/protocol/durable.js";
 import { applyPersist, emptyDurableGroup } from "../../src/protocol/durable.js";
-import type { Answer, CallId, Input, Outcome, Ready } from "../../src/protocol/io.js";
-import type { Outbound, PeerMessage } from "../../src/protocol/messages.js";
+import type { CallId, Input, Outcome, Ready } from "../../src/protocol/io.js";
+import type { PeerMessage } from "../../src/protocol/messages.js";
 import type { ReadResult, WriteResult } from "../../src/protocol/ops.js";
 import type { GroupState } from "../../src/protocol/state.js";
 import { AgreementChecker } from "./checkers/agreement.js";
@@ -91,7 +94,6 @@ interface FaultPlan {
   readonly diskMs: readonly [number, number];
 }
 
-const TICK_MS: readonly [number, number] = [8, 12];
 /** Client <-> replica hop (not subject to network faults: a crashed replica loses the call). */
 const CLIENT_HOP_MS: readonly [number, number] = [1, 3];
 /** A client that heard nothing this long after its deadline assumes the replica died. */
@@ -125,16 +127,21 @@ type SimEvent =
   | { readonly kind: "partitionHeal"; readonly generation: number }
   | { readonly kind: "heal" };
 
-/** A persist on its way to disk, and what waits for it (in order, per replica). */
+/** A persist on its way to the simulated disk (one replica's writes complete in order). */
 interface DiskWrite {
   readonly persist: Persist;
   readonly doneAt: number;
-  readonly releases: { send: readonly Outbound[]; answers: readonly Answer[] }[];
+  /** The driver's callback: releases what waited on this persist. */
+  readonly durable: () => void;
 }
 
-/** One replica of one group on one node: the core's state and its disk queue (both volatile). */
+/**
+ * One replica of one group on one node: the core's state, the driver that does its steps' I/O
+ * (the live actor's GroupDriver, with simulated ports) and its disk queue; all volatile.
+ */
 interface Replica {
   readonly state: GroupState;
+  readonly driver: GroupDriver;
   readonly diskQueue: DiskWrite[];
   tick: { at: number; gen: number } | null;
   /** The chosen index last shown to the convergence checker. */
@@ -291,6 +298,7 @@ class Simulation {
         const replica = node.replicas.get(e.group)!;
         if (replica.tick === null || replica.tick.gen !== e.gen) return;
         replica.tick = null;
+        replica.driver.timerFired();
         return this.step(node, e.group, { type: "tick" }, "tick");
       }
       case "request":
@@ -356,7 +364,7 @@ class Simulation {
     }
     applyPersist(node.disks.get(group)!, write.persist);
     this.log(() => `disk ${nodeId}/${group} synced ${describePersist(write.persist)}`);
-    for (const r of write.releases) this.release(node, group, r.send, r.answers);
+    write.durable();
   }
 
   // ---- the core ----------------------------------------------------------------------------
@@ -376,8 +384,28 @@ class Simulation {
     if (ready.persist !== null) replica.mirror.apply(node.id, ready.persist, `t=${now} ${what}`);
     // A lost group's state is empty before its first step wipes the bad copy: nothing to compare.
     if (!node.lost.has(group)) replica.mirror.check(node.id, replica.state, ready.persist, `t=${now} ${what}`);
-    this.handleReady(node, group, replica, ready);
-    this.scheduleTick(node, group, replica, ready.wakeAt);
+    replica.driver.perform(ready, now);
+    this.checkWake(node, group, replica.state, ready.wakeAt);
+  }
+
+  /**
+   * Ticks come only at the core's wakeAt (here as in the live actor), so wakeAt must name
+   * every time the core needs: a tick just before it, or at any time when it is null, must
+   * find nothing to do (nothing to send, answer or persist). Probed on a copy of the state,
+   * so the run goes on unchanged. Without this a wakeAt that is missing or late goes unseen
+   * whenever some message happens to step the replica in time.
+   */
+  private checkWake(node: SimNode, group: string, state: GroupState, wakeAt: number | null): void {
+    const now = this.queue.now;
+    const probeAt = wakeAt === null ? now + SETTLE_MS : Math.ceil(wakeAt) - 1;
+    if (probeAt <= now) return;
+    const ready = step(copyForProbe(state), probeAt, { type: "tick" });
+    const acts = ready.send.length + ready.answers.length + ready.answersNow.length + (ready.persist === null ? 0 : 1);
+    if (acts === 0) return;
+    fail(
+      "liveness",
+      `t=${now} ${node.id}/${group}: the core asked to wake ${wakeAt === null ? "never" : `at ${wakeAt}`}, but a tick at ${probeAt} would act: ${describeReady(ready, state)} (${describeWaits(state)})`,
+    );
   }
 
   /** Feeds the per-step checkers: agreement on every step, convergence when `chosen` moved. */
@@ -393,69 +421,50 @@ class Simulation {
   }
 
   /**
-   * The Ready contract: persist first, then release sends and answers, in order per replica:
-   * a step with nothing to persist still waits behind earlier persists (it may repeat a
-   * Promise whose persist is still on its way to disk).
+   * The simulated I/O of one replica, plugged into the live actor's GroupDriver: it does what
+   * the driver says, with the checkers watching every release. A replica's disk writes
+   * complete in order (a FIFO with random latency); a crash voids them by epoch.
    */
-  private handleReady(node: SimNode, group: string, replica: Replica, ready: Ready): void {
-    // Answers whose values are chosen by durable votes leave at once (Ready.answersNow).
-    if (ready.answersNow.length > 0) this.release(node, group, [], ready.answersNow);
-    let send = ready.send;
-    if (this.replyBeforePersist && send.length > 0) {
-      // The deliberate bug: messages leave at once, before the disk has what they reveal.
-      this.release(node, group, send, []);
-      send = [];
-    }
-    if (ready.persist === null) {
-      const tail = replica.diskQueue[replica.diskQueue.length - 1];
-      if (tail === undefined) this.release(node, group, send, ready.answers);
-      else tail.releases.push({ send, answers: ready.answers });
-      return;
-    }
-    const tail = replica.diskQueue[replica.diskQueue.length - 1];
-    const start = Math.max(this.queue.now, tail?.doneAt ?? 0);
-    const doneAt = start + this.streams.disk.int(...this.faults.diskMs);
-    replica.diskQueue.push({ persist: ready.persist, doneAt, releases: [{ send, answers: ready.answers }] });
-    this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch });
-  }
-
-  private release(node: SimNode, group: string, send: readonly Outbound[], answers: readonly Answer[]): void {
-    const now = this.queue.now;
-    for (const { to, msg } of send) {
-      checkPersistBeforeSend(node.id, to, msg, node.disks.get(group), now);
-      this.fastRound.onRelease(node.id, msg, now);
-      this.stats.messages++;
-      const delays = this.network.plan(node.id, to);
-      if (delays.length === 0) this.log(() => `lose ${node.id}->${to} ${describeMessage(msg)}`);
-      for (const d of delays) this.queue.schedule(now + d, { kind: "deliver", from: node.id, to, msg });
-    }
-    for (const a of answers) {
-      const call = this.calls.get(a.call);
-      if (call === undefined) {
-        // A call its client stopped waiting for: the answer goes nowhere.
-        if (this.abandoned.has(a.call)) continue;
-        throw new Error(`sim: ${node.id} answered unknown call ${a.call}`);
-      }
-      this.queue.schedule(now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "answer", call, outcome: a.outcome });
-    }
-  }
-
-  /**
-   * Ticks come at the core's wakeAt, and every ~10 ms while the replica has work in hand
-   * (queued writes, pending reads, an open round, a catch-up), as the live actor ticks.
-   */
-  private scheduleTick(node: SimNode, group: string, replica: Replica, wakeAt: number | null): void {
-    const now = this.queue.now;
-    let at = wakeAt === null ? null : Math.max(Math.ceil(wakeAt), now + 1);
-    if (isBusy(replica.state)) {
-      const periodic = now + this.streams.ticks.int(...TICK_MS);
-      at = at === null ? periodic : Math.min(at, periodic);
-    }
-    if (at === null) return;
-    if (replica.tick !== null && replica.tick.at > now && replica.tick.at <= at) return;
-    const gen = (replica.tick?.gen ?? 0) + 1;
-    replica.tick = { at, gen };
-    this.queue.schedule(at, { kind: "tick", node: node.id, group, epoch: node.epoch, gen });
+  private ports(node: SimNode, group: string, replica: () => Replica): GroupPorts {
+    return {
+      persist: (persist, durable) => {
+        const r = replica();
+        const tail = r.diskQueue[r.diskQueue.length - 1];
+        const start = Math.max(this.queue.now, tail?.doneAt ?? 0);
+        const doneAt = start + this.streams.disk.int(...this.faults.diskMs);
+        r.diskQueue.push({ persist, doneAt, durable });
+        this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch });
+      },
+      send: (to, msg) => {
+        const now = this.queue.now;
+        checkPersistBeforeSend(node.id, to, msg, node.disks.get(group), now);
+        this.fastRound.onRelease(node.id, msg, now);
+        this.stats.messages++;
+        const delays = this.network.plan(node.id, to);
+        if (delays.length === 0) this.log(() => `lose ${node.id}->${to} ${describeMessage(msg)}`);
+        for (const d of delays) this.queue.schedule(now + d, { kind: "deliver", from: node.id, to, msg });
+      },
+      answer: (callId, outcome) => {
+        const call = this.calls.get(callId);
+        if (call === undefined) {
+          // A call its client stopped waiting for: the answer goes nowhere.
+          if (this.abandoned.has(callId)) return;
+          throw new Error(`sim: ${node.id} answered unknown call ${callId}`);
+        }
+        this.queue.schedule(this.queue.now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "answer", call, outcome });
+      },
+      // Ticks come only when the driver arms the timer, by the live actor's rule
+      // (releaseQueue.ts nextTimer): no periodic ticks that the live node would not have.
+      armTimer: (at) => {
+        const r = replica();
+        const gen = (r.tick?.gen ?? 0) + 1;
+        r.tick = { at, gen };
+        this.queue.schedule(at, { kind: "tick", node: node.id, group, epoch: node.epoch, gen });
+      },
+      fatal: (error) => {
+        throw error;
+      },
+    };
   }
 
   // ---- nodes: start, crash, restart -----------------------------------------------------------
@@ -479,7 +488,8 @@ class Simulation {
       const lost = node.lost.delete(g.group);
       const state = restoreReplica(config, node.disks.get(g.group)!, { lost });
       if (lost) this.log(() => `${node.id} lost its copy of ${g.group}: recovering as a learner`);
-      const replica: Replica = { state, diskQueue: [], tick: null, convergedAt: -1, mirror: new DurableMirror(node.disks.get(g.group)!) };
+      const driver = new GroupDriver(this.ports(node, g.group, () => replica), { replyBeforePersist: this.replyBeforePersist });
+      const replica: Replica = { state, driver, diskQueue: [], tick: null, convergedAt: -1, mirror: new DurableMirror(node.disks.get(g.group)!) };
       node.replicas.set(g.group, replica);
       this.observe(node, replica, g.group, true, "restart");
     }
@@ -862,9 +872,24 @@ function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
   return { timing, limits };
 }
 
-/** Has work in hand that needs time to pass (the live actor keeps ticking such a group). */
-function isBusy(state: GroupState): boolean {
-  return state.queue.length > 0 || state.reads.length > 0 || state.proposer.phase !== "idle" || state.catchUp.asked !== null;
+/**
+ * A copy of a replica's state deep enough that stepping a tick on it leaves the original
+ * untouched (entries and values are immutable and shared; structuredClone of every step's
+ * state would make the simulation several times slower).
+ */
+function copyForProbe(state: GroupState): GroupState {
+  const p = state.proposer;
+  const r = state.recovering;
+  return {
+    ...state,
+    data: new Map(state.data),
+    requests: new Map(state.requests),
+    proposer: { ...p, promises: new Map(p.promises), accepts: new Set(p.accepts) },
+    queue: state.queue.map((w) => ({ ...w })),
+    reads: state.reads.map((read) => ({ ...read, replies: new Map(read.replies) })),
+    catchUp: { ...state.catchUp, snapshot: state.catchUp.snapshot === null ? null : { ...state.catchUp.snapshot, items: new Map(state.catchUp.snapshot.items) } },
+    recovering: r === null ? null : { ...r, replies: new Map(r.replies) },
+  };
 }
 
 /** What a replica is waiting on, for a note about its wakeAt. */
