@@ -1,0 +1,283 @@
+// A node that lost its data directory (new disk, wiped by mistake, wrong mount of an empty dir)
+// must not vote with the promises and accepts it forgot: an acceptor that forgets them can let
+// two values be chosen at one instance. This file decides, at start, whether an empty directory
+// is a NEW node or a LOST disk, and runs the lost-disk mode until voting is safe everywhere.
+//
+// Deciding (before anything of Paxos starts on this node):
+//   - the directory has an identity (identity.ts): the node is known; its lost-disk state, if
+//     any, is on disk next to it;
+//   - no identity, but group records: data from before identities existed; adopt it;
+//   - no identity, no records: ask EVERY peer "have you seen me?" (peerControl.ts). One "yes"
+//     proves a lost disk. "New" needs a "no" from every peer: a node registers its identity with
+//     every peer before it votes at all (the question itself registers it, durably), so any node
+//     that ever voted is remembered by all of them. While a peer does not answer, wait and retry;
+//     never guess "new". `--new-node` skips the question (the operator vouches for it).
+//
+// The lost-disk mode (durable record "lost-disk", written with the identity in one batch):
+//   listing:    every group this node loads with no local record starts in recovery
+//               (protocol/recovery.ts: a learner that neither votes nor answers probes until it
+//               has learned a chosen index above anything it could have voted in); meanwhile
+//               each peer is asked for every group it holds a record of where this node is a
+//               replica, until ALL peers have answered.
+//   recovering: only the listed groups start in recovery when loaded with no local record; each
+//               is loaded (nudged) so that it starts recovering; the mode ends when every listed
+//               group has finished its recovery.
+// Why a group no peer lists is safe to start fresh: this node's vote in a group is a promise or
+// an accept made on another replica's Prepare or Accept (its own votes on its own proposals
+// alone decide nothing: a majority needs another replica's vote, which that replica makes
+// durable, and so holds a record of the group). The sender of a Prepare/Accept made it durable
+// (its own promise/accept) before sending it (the Ready pattern), and group records are never
+// deleted. So every group in which this node cast a vote that any quorum may count is recorded
+// on some other replica, and every other replica is a peer that answered. A group with no
+// record at any peer has had no vote of ours that matters, and no decision at all.
+// A record with the group on this node was written after the loss, by a group that started in
+// recovery (or finished it): it is trusted as it is.
+
+import { setTimeout as sleep } from "node:timers/promises";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import type { NodeId } from "../protocol/ballot.js";
+import type { GroupState } from "../protocol/state.js";
+import type { Storage } from "../storage/storage.js";
+import { IDENTITY_RECORD, newIdentity, readIdentity, type NodeIdentity } from "./identity.js";
+import { ask, type GroupsReply, type SeenReply } from "./peerControl.js";
+
+export const LOST_DISK_RECORD = "lost-disk";
+/** Kept across restarts: a node that crashes while asking re-asks under the same identity. */
+const PROPOSED_IDENTITY_RECORD = "identity-proposed";
+
+export type LostDiskState =
+  | { readonly phase: "listing"; readonly detectedAt: number }
+  | { readonly phase: "recovering"; readonly detectedAt: number; readonly groups: readonly string[] };
+
+export interface PeerQuestions {
+  readonly nc: NatsConnection;
+  readonly prefix: string;
+  readonly cluster: string;
+  readonly self: NodeId;
+  readonly members: readonly NodeId[];
+  readonly log: Logger;
+  /** Per question. */
+  readonly askTimeoutMs?: number;
+  /** Between rounds of questions to peers that did not answer. */
+  readonly retryMs?: number;
+}
+
+export interface IdentityOptions extends PeerQuestions {
+  readonly storage: Storage;
+  readonly dataDir: string;
+  /** The operator vouches that this empty directory is a brand-new node (--new-node). */
+  readonly newNode: boolean;
+  /** Resolves to true when the node is being stopped: give up waiting. */
+  readonly stopping?: () => boolean;
+}
+
+export interface Resolved {
+  readonly identity: NodeIdentity;
+  readonly lostDisk: LostDiskState | null;
+}
+
+/** Reads or establishes this node's identity, asking the peers when the directory is empty. */
+export async function resolveIdentity(o: IdentityOptions): Promise<Resolved> {
+  const known = await readIdentity(o.storage, o.dataDir, o.self, o.cluster);
+  if (known !== null) return { identity: known, lostDisk: readLostDisk(await o.storage.getNodeRecord(LOST_DISK_RECORD)) };
+
+  for await (const _ of o.storage.listGroups()) {
+    const identity = newIdentity(o.self, o.cluster);
+    o.log.info({ identityId: identity.identityId }, "this data directory holds groups but no identity (written before identities existed): adopting it");
+    await o.storage.putNodeRecords([[IDENTITY_RECORD, identity]]);
+    return { identity, lostDisk: null };
+  }
+
+  const peers = o.members.filter((m) => m !== o.self);
+  if (o.newNode || peers.length === 0) {
+    const identity = newIdentity(o.self, o.cluster);
+    if (o.newNode) o.log.warn({ identityId: identity.identityId }, "empty data directory taken as a brand-new node without asking the peers (--new-node)");
+    await o.storage.putNodeRecords([[IDENTITY_RECORD, identity], [PROPOSED_IDENTITY_RECORD, undefined]]);
+    return { identity, lostDisk: null };
+  }
+
+  const proposed = readProposed(await o.storage.getNodeRecord(PROPOSED_IDENTITY_RECORD), o.self, o.cluster) ?? newIdentity(o.self, o.cluster);
+  await o.storage.putNodeRecords([[PROPOSED_IDENTITY_RECORD, proposed]]);
+  const verdict = await askWhetherSeen(o, peers, proposed.identityId);
+  if (verdict === "lost") {
+    const lostDisk: LostDiskState = { phase: "listing", detectedAt: Date.now() };
+    // One batch: an identity on disk without its lost-disk mode would vote with forgotten promises.
+    await o.storage.putNodeRecords([[IDENTITY_RECORD, proposed], [LOST_DISK_RECORD, lostDisk], [PROPOSED_IDENTITY_RECORD, undefined]]);
+    return { identity: proposed, lostDisk };
+  }
+  await o.storage.putNodeRecords([[IDENTITY_RECORD, proposed], [PROPOSED_IDENTITY_RECORD, undefined]]);
+  return { identity: proposed, lostDisk: null };
+}
+
+async function askWhetherSeen(o: IdentityOptions, peers: readonly NodeId[], identityId: string): Promise<"new" | "lost"> {
+  const answered = new Set<NodeId>();
+  const timeoutMs = o.askTimeoutMs ?? 2_000;
+  for (let round = 0; ; round++) {
+    const waiting = peers.filter((p) => !answered.has(p));
+    const replies = await Promise.all(waiting.map((p) => ask<SeenReply>(o.nc, o.prefix, p, "seen", { cluster: o.cluster, from: o.self, identityId }, timeoutMs)));
+    for (let i = 0; i < waiting.length; i++) {
+      const r = replies[i];
+      if (r === null || r === undefined || !r.ok) continue;
+      // Remembered under the identity we are asking with: that is this very question (or an
+      // earlier try of it), not an earlier life of this node.
+      if (r.seen !== null && r.seen.identityId !== identityId) {
+        o.log.warn(
+          { peer: waiting[i], seenSince: new Date(r.seen.since).toISOString(), identityId },
+          `LOST DISK: data directory ${o.dataDir} is empty but peer ${waiting[i]} has seen node ${o.self} before; every group this node may have voted in recovers from the peers before it votes again`,
+        );
+        return "lost";
+      }
+      answered.add(waiting[i]!);
+    }
+    if (answered.size === peers.length) {
+      o.log.info({ peers }, `empty data directory and no peer has seen node ${o.self}: starting as a brand-new node`);
+      return "new";
+    }
+    if (o.stopping?.()) throw new Error("stopped while asking the peers whether they have seen this node");
+    if (round % 5 === 0)
+      o.log.warn(
+        { waitingFor: peers.filter((p) => !answered.has(p)) },
+        `data directory ${o.dataDir} is empty: waiting for every peer to say whether it has seen node ${o.self} before (a lost disk must not vote); retrying. Start with --new-node only if this node never ran before`,
+      );
+    await sleep(o.retryMs ?? 1_000);
+  }
+}
+
+function readLostDisk(x: unknown): LostDiskState | null {
+  if (x === undefined) return null;
+  const r = x as Record<string, unknown>;
+  if (r.phase === "listing" && typeof r.detectedAt === "number") return { phase: "listing", detectedAt: r.detectedAt };
+  if (r.phase === "recovering" && typeof r.detectedAt === "number" && Array.isArray(r.groups) && r.groups.every((g) => typeof g === "string"))
+    return { phase: "recovering", detectedAt: r.detectedAt, groups: r.groups as string[] };
+  // Unreadable: the safe reading is the widest one.
+  return { phase: "listing", detectedAt: typeof r?.detectedAt === "number" ? r.detectedAt : Date.now() };
+}
+
+function readProposed(x: unknown, nodeId: string, cluster: string): NodeIdentity | null {
+  const r = x as NodeIdentity | undefined;
+  return r !== undefined && r.nodeId === nodeId && r.cluster === cluster && typeof r.identityId === "string" ? r : null;
+}
+
+// ---- the lost-disk mode ------------------------------------------------------------------------
+
+export interface LostDiskOptions extends PeerQuestions {
+  readonly storage: Storage;
+  readonly state: LostDiskState;
+  /** The loaded core state of a group if its actor is live, else null. */
+  replicaOf(group: string): GroupState | null;
+  /** Loads the group (a tick), so that it starts recovering. */
+  nudge(group: string): void;
+  /** How often progress is checked, and logged (ms). */
+  readonly checkEveryMs?: number;
+  readonly logEveryMs?: number;
+  /** Groups nudged per check: loading is spread out, not a flood. */
+  readonly nudgesPerCheck?: number;
+}
+
+export class LostDiskMode {
+  private state: LostDiskState | null;
+  private pending = new Set<string>();
+  private toNudge: string[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private lastLogAt = 0;
+  private listed = 0;
+
+  constructor(private readonly o: LostDiskOptions) {
+    this.state = o.state;
+    if (o.state.phase === "recovering") this.beginRecovering(o.state.groups);
+  }
+
+  /** Must a group with no local record start in recovery? (keyGroup.ts: load) */
+  mustRecover(group: string): boolean {
+    const s = this.state;
+    if (s === null) return false;
+    return s.phase === "listing" || this.pending.has(group);
+  }
+
+  get active(): boolean {
+    return this.state !== null;
+  }
+
+  stats(): { phase: string; groupsListed: number; groupsPending: number } {
+    return { phase: this.state?.phase ?? "done", groupsListed: this.listed, groupsPending: this.pending.size };
+  }
+
+  start(): void {
+    if (this.state?.phase === "listing") void this.list();
+    this.timer = setInterval(() => this.check(), this.o.checkEveryMs ?? 1_000);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Asks every peer for its groups where this node is a replica, until all have answered. */
+  private async list(): Promise<void> {
+    const peers = this.o.members.filter((m) => m !== this.o.self);
+    const groups = new Set<string>();
+    const cursor = new Map<NodeId, string | null>(peers.map((p) => [p, null]));
+    const done = new Set<NodeId>();
+    for (let round = 0; done.size < peers.length; round++) {
+      for (const peer of peers) {
+        while (!done.has(peer) && !this.stopped) {
+          const r = await ask<GroupsReply>(this.o.nc, this.o.prefix, peer, "groups", { cluster: this.o.cluster, from: this.o.self, after: cursor.get(peer)! }, this.o.askTimeoutMs ?? 5_000);
+          if (r === null || !r.ok || !Array.isArray(r.groups)) break;
+          for (const g of r.groups) if (typeof g === "string") groups.add(g);
+          if (typeof r.next === "string") cursor.set(peer, r.next);
+          else done.add(peer);
+        }
+      }
+      if (this.stopped) return;
+      if (done.size < peers.length) {
+        if (round % 5 === 0)
+          this.o.log.warn({ waitingFor: peers.filter((p) => !done.has(p)) }, "lost disk: waiting for every peer to list the groups it holds where this node is a replica; until then every group this node loads starts in recovery");
+        await sleep(this.o.retryMs ?? 1_000);
+      }
+    }
+    const state: LostDiskState = { phase: "recovering", detectedAt: this.state!.detectedAt, groups: [...groups] };
+    await this.o.storage.putNodeRecords([[LOST_DISK_RECORD, state]]);
+    this.o.log.warn({ groups: groups.size }, `lost disk: the peers list ${groups.size} groups where this node is a replica; each recovers before this node votes in it (other groups vote at once)`);
+    this.state = state;
+    this.beginRecovering(state.groups);
+  }
+
+  private beginRecovering(groups: readonly string[]): void {
+    this.listed = groups.length;
+    this.pending = new Set(groups);
+    this.toNudge = [...groups];
+  }
+
+  private check(): void {
+    if (this.state?.phase !== "recovering" || this.stopped) return;
+    for (let n = this.o.nudgesPerCheck ?? 500; n > 0 && this.toNudge.length > 0; n--) this.o.nudge(this.toNudge.pop()!);
+    for (const group of this.pending) {
+      const replica = this.o.replicaOf(group);
+      if (replica !== null && replica.recovering === null) this.pending.delete(group);
+    }
+    if (this.pending.size === 0) {
+      void this.finish();
+      return;
+    }
+    const now = Date.now();
+    if (now - this.lastLogAt >= (this.o.logEveryMs ?? 10_000)) {
+      this.lastLogAt = now;
+      this.o.log.info(
+        { groupsPending: this.pending.size, groupsListed: this.listed, some: [...this.pending].slice(0, 5) },
+        "lost disk: groups still recovering (each finishes once a write is chosen in it after the restart); this node does not vote in them yet",
+      );
+    }
+  }
+
+  private async finish(): Promise<void> {
+    if (this.state === null) return;
+    const since = this.state.detectedAt;
+    this.state = null;
+    this.stop();
+    await this.o.storage.putNodeRecords([[LOST_DISK_RECORD, undefined]]);
+    this.o.log.warn({ groupsRecovered: this.listed, tookMs: Date.now() - since }, "lost disk: recovery complete; this node votes in every group again");
+  }
+}
