@@ -21,6 +21,7 @@ import { StorageWriter } from "../storage/writer.js";
 import { ApiHandler } from "./apiHandler.js";
 import { GroupRegistry } from "./groupRegistry.js";
 import type { NatsOptions, NodeConfig } from "./nodeConfig.js";
+import { readIdentity } from "./identity.js";
 import { LostDiskMode } from "./lostDisk.js";
 import { startMembership, type Membership } from "./membership.js";
 import { Transport } from "./transport.js";
@@ -79,6 +80,13 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   await mkdir(config.dataDir, { recursive: true });
   const storage = new LevelStorage(config.dataDir);
   await storage.open();
+  try {
+    // A wrong mount is refused before anything else, even with NATS unreachable.
+    await readIdentity(storage, config.dataDir, config.nodeId, config.cluster);
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
   const writer = new StorageWriter(storage);
   let nc: NatsConnection;
   try {
