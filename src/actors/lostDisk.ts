@@ -119,9 +119,9 @@ async function askWhetherSeen(o: IdentityOptions, peers: readonly NodeId[], iden
     for (let i = 0; i < waiting.length; i++) {
       const r = replies[i];
       if (r === null || r === undefined || !r.ok) continue;
-      // Remembered under the identity we are asking with: that is this very question (or an
-      // earlier try of it), not an earlier life of this node.
-      if (r.seen !== null && r.seen.identityId !== identityId) {
+      // Remembered under the identity we are asking with, and under nothing before it: that is
+      // this very question (or an earlier try of it, before a crash), not an earlier life.
+      if (r.seen !== null && (r.seen.identityId !== identityId || r.seen.replacedEarlier === true)) {
         o.log.warn(
           { peer: waiting[i], seenSince: new Date(r.seen.since).toISOString(), identityId },
           `LOST DISK: data directory ${o.dataDir} is empty but peer ${waiting[i]} has seen node ${o.self} before; every group this node may have voted in recovers from the peers before it votes again`,
@@ -205,7 +205,11 @@ export class LostDiskMode {
   }
 
   start(): void {
-    if (this.state?.phase === "listing") void this.list();
+    if (this.state?.phase === "listing")
+      this.list().catch((e: unknown) => {
+        // Storage closed under it (the node stops) or failed: the mode stays on disk as it was.
+        if (!this.stopped) this.o.log.error({ err: e }, "lost disk: listing the groups failed; every group keeps starting in recovery until the node restarts");
+      });
     this.timer = setInterval(() => this.check(), this.o.checkEveryMs ?? 1_000);
   }
 
@@ -259,7 +263,7 @@ export class LostDiskMode {
       if (replica !== null && replica.recovering === null) this.pending.delete(group);
     }
     if (this.pending.size === 0) {
-      void this.finish();
+      this.finish().catch((e: unknown) => this.o.log.error({ err: e }, "lost disk: recording the end of recovery failed; it is checked again at the next start"));
       return;
     }
     const now = Date.now();

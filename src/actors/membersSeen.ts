@@ -17,6 +17,12 @@ export interface SeenMember {
   readonly identityId: string | null;
   /** ms since the epoch, first heard of. */
   readonly since: number;
+  /**
+   * It presented this identity after having been seen without it (another identity, or frames
+   * before any identity): the identity belongs to a node that lost its disk. Kept so that the
+   * node, asking again after a crash under the same identity, still learns it is not new.
+   */
+  readonly replacedEarlier?: true;
 }
 
 export class MembersSeen {
@@ -33,7 +39,8 @@ export class MembersSeen {
     const stored = await this.storage.getNodeRecord(MEMBERS_SEEN_RECORD);
     if (stored === undefined) return;
     if (typeof stored !== "object" || stored === null) throw new Error(`the ${MEMBERS_SEEN_RECORD} record is malformed`);
-    for (const [member, entry] of Object.entries(stored as Record<string, SeenMember>)) this.seen.set(member, { identityId: entry.identityId ?? null, since: entry.since ?? 0 });
+    for (const [member, entry] of Object.entries(stored as Record<string, SeenMember>))
+      this.seen.set(member, { identityId: entry.identityId ?? null, since: entry.since ?? 0, ...(entry.replacedEarlier === true ? { replacedEarlier: true as const } : {}) });
   }
 
   get(member: string): SeenMember | undefined {
@@ -49,7 +56,8 @@ export class MembersSeen {
     if (before !== undefined && (identityId === null || before.identityId === identityId)) return this.tail.then(() => before);
     if (before?.identityId && identityId !== null)
       this.log.warn({ member, was: before.identityId, now: identityId }, `member ${member} presents a new identity: its data directory was replaced (it recovers as a node that lost its disk)`);
-    this.seen.set(member, { identityId, since: before?.since ?? Date.now() });
+    const replacedEarlier = before !== undefined && (before.replacedEarlier === true || before.identityId !== identityId);
+    this.seen.set(member, { identityId, since: before?.since ?? Date.now(), ...(replacedEarlier ? { replacedEarlier: true as const } : {}) });
     const snapshot = Object.fromEntries(this.seen);
     const written = this.tail.then(() => this.storage.putNodeRecords([[MEMBERS_SEEN_RECORD, snapshot]]));
     this.tail = written.catch(() => undefined);
