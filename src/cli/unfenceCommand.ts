@@ -11,6 +11,8 @@
 // different value may be chosen at its index; and unfencing BOTH lost replicas would let them
 // choose values without the survivor, against its history.
 
+import { existsSync } from "node:fs";
+import path from "node:path";
 import type { Command } from "commander";
 
 export const RISK = [
@@ -37,6 +39,11 @@ export async function unfenceGroup(dataDir: string, group: string, confirmed: bo
   const { LevelStorage } = await import("../storage/leveldb.js");
   const { isStorageError } = await import("../storage/errors.js");
   const { EMPTY_META } = await import("../protocol/durable.js");
+  // Opening would create a missing directory: a mistyped path must not look like a fresh node.
+  if (!existsSync(path.join(dataDir, "CURRENT"))) {
+    say(`unfence-group: ${dataDir} is not a node's data directory`);
+    return 2;
+  }
   const storage = new LevelStorage(dataDir);
   try {
     await storage.open();
@@ -52,7 +59,7 @@ export async function unfenceGroup(dataDir: string, group: string, confirmed: bo
       // No record: after a lost disk the node would start the group in recovery (lostDisk.ts);
       // an empty, non-recovering record is what a fresh replica has, and stops that.
       if (stored === null) {
-        say(`unfence-group: ${dataDir} holds no record of group ${JSON.stringify(group)}: an empty one that votes is written`);
+        say(`unfence-group: ${dataDir} holds no record of group ${JSON.stringify(group)} (a lost disk starts it in recovery): the fix writes an empty record that votes`);
       } else if (stored.meta.recovering !== true) {
         say(`unfence-group: group ${JSON.stringify(group)} is not recovering on this node: nothing to unfence`);
         return 1;
