@@ -8,8 +8,9 @@ import type { Logger } from "pino";
 import type { NodeId } from "../protocol/ballot.js";
 import type { Storage } from "../storage/storage.js";
 import type { NodeIdentity } from "./identity.js";
-import { resolveIdentity, type LostDiskState } from "./lostDisk.js";
+import type { LostDiskState } from "./lostDisk.js";
 import { MembersSeen } from "./membersSeen.js";
+import { resolveIdentity } from "./newOrLost.js";
 import type { NodeConfig } from "./nodeConfig.js";
 import { ask, PeerControl, type SeenReply } from "./peerControl.js";
 

@@ -48,6 +48,19 @@ export interface PeerControlOptions {
   readonly log: Logger;
 }
 
+export interface PeerQuestions {
+  readonly nc: NatsConnection;
+  readonly prefix: string;
+  readonly cluster: string;
+  readonly self: NodeId;
+  readonly members: readonly NodeId[];
+  readonly log: Logger;
+  /** Per question. */
+  readonly askTimeoutMs?: number;
+  /** Between rounds of questions to peers that did not answer. */
+  readonly retryMs?: number;
+}
+
 export function controlSubject(prefix: string, node: NodeId, question: "seen" | "groups"): string {
   return `${prefix}.peer.${node}.${question}`;
 }
