@@ -3,7 +3,7 @@
 // checked at every start:
 //   - a record naming another node or cluster: the wrong directory is mounted; refuse to start
 //     (IDENTITY_MISMATCH, exit code 2): voting with another node's promises breaks Paxos;
-//   - no record: the directory is new or lost; the cluster decides which (lostDisk.ts);
+//   - no record: the directory is new or lost; the cluster decides which (newOrLost.ts);
 //   - a record that fails its checksum: refuse (IDENTITY_CORRUPT); the operator decides.
 // The lost-disk state lives in its own record, written in the same synced batch as the identity,
 // so no crash can leave an identity without the lost-disk mode it needs.

@@ -1,6 +1,6 @@
 // What this node durably remembers of the other members: that it has heard from them, and under
 // which identity (identity.ts). A node with an empty data directory asks its peers about itself
-// (lostDisk.ts): a peer that remembers it proves the cluster has seen it, so the empty directory
+// (newOrLost.ts): a peer that remembers it proves the cluster has seen it, so the empty directory
 // is a LOST disk, not a new node.
 //
 // A member is remembered when it asks (it registers its identity with the question, synced

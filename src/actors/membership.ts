@@ -1,6 +1,6 @@
 // This node's place in the cluster, outside Paxos: who it is (identity.ts), which members it has
 // seen (membersSeen.ts), the questions it answers for its peers (peerControl.ts), and, at start,
-// whether an empty data directory is a new node or a lost disk (lostDisk.ts). The node starts
+// whether an empty data directory is a new node or a lost disk (newOrLost.ts). The node starts
 // this before any Paxos traffic and keeps it running.
 
 import type { NatsConnection } from "@nats-io/transport-node";

@@ -96,7 +96,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     throw e;
   }
 
-  // Who this data directory belongs to, and whether it is a lost disk (lostDisk.ts): decided
+  // Who this data directory belongs to, and whether it is a lost disk (newOrLost.ts): decided
   // before any Paxos traffic starts, so a lost disk never votes with forgotten promises.
   let membership: Membership;
   try {
