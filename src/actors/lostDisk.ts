@@ -58,6 +58,11 @@ export interface LostDiskOptions extends PeerQuestions {
   readonly logEveryMs?: number;
   /** Groups nudged per check: loading is spread out, not a flood. */
   readonly nudgesPerCheck?: number;
+  /**
+   * Pending groups not in memory are nudged again this often: one that finished and was
+   * passivated between two checks is then seen finished (ms).
+   */
+  readonly renudgeEveryMs?: number;
 }
 
 export class LostDiskMode {
@@ -67,6 +72,7 @@ export class LostDiskMode {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private lastLogAt = 0;
+  private lastRenudgeAt = Date.now();
   private listed = 0;
 
   constructor(private readonly o: LostDiskOptions) {
@@ -152,6 +158,10 @@ export class LostDiskMode {
       return;
     }
     const now = Date.now();
+    if (this.toNudge.length === 0 && now - this.lastRenudgeAt >= (this.o.renudgeEveryMs ?? 30_000)) {
+      this.lastRenudgeAt = now;
+      for (const group of this.pending) if (this.o.replicaOf(group) === null) this.toNudge.push(group);
+    }
     if (now - this.lastLogAt >= (this.o.logEveryMs ?? 10_000)) {
       this.lastLogAt = now;
       this.o.log.info(

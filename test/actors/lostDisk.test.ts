@@ -130,6 +130,7 @@ describe("lost-disk detection", () => {
     const state: LostDiskState = { phase: "listing", detectedAt: Date.now() };
     const recovered = new Set<string>();
     const nudged: string[] = [];
+    let live = true;
     const mode = new LostDiskMode({
       nc,
       prefix,
@@ -139,10 +140,12 @@ describe("lost-disk detection", () => {
       log,
       storage,
       state,
-      replicaOf: (g) => (recovered.has(g) ? ({ recovering: null } as GroupState) : null),
+      // Live with a finished recovery, or (while `live` is false for the last group) passivated.
+      replicaOf: (g) => (!recovered.has(g) ? ({ recovering: {} } as GroupState) : live || g !== "only-on-n3" ? ({ recovering: null } as GroupState) : null),
       nudge: (g) => nudged.push(g),
       checkEveryMs: 20,
       nudgesPerCheck: 1_000,
+      renudgeEveryMs: 300,
     });
     // While listing, every group starts in recovery.
     expect(mode.mustRecover("anything")).toBe(true);
@@ -162,7 +165,14 @@ describe("lost-disk detection", () => {
       for (const g of many) recovered.add(g);
       await new Promise((r) => setTimeout(r, 200));
       expect(mode.active).toBe(true);
+      // A group that finished while out of memory (passivated) is nudged again and seen done.
+      const nudges = nudged.length;
+      live = false;
       recovered.add("only-on-n3");
+      while (nudged.length === nudges && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(nudged.slice(nudges)).toEqual(["only-on-n3"]);
+      expect(mode.active).toBe(true);
+      live = true;
       while (mode.active && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       expect(mode.active).toBe(false);
       await new Promise((r) => setTimeout(r, 50));
