@@ -166,7 +166,7 @@ export class LostDiskMode {
       this.lastLogAt = now;
       this.o.log.info(
         { groupsPending: this.pending.size, groupsListed: this.listed, some: [...this.pending].slice(0, 5) },
-        "lost disk: groups still recovering (each finishes once a write is chosen in it after the restart); this node does not vote in them yet",
+        "lost disk: groups still recovering (each finishes once a write is chosen in it while it is loaded here); this node does not vote in them yet",
       );
     }
   }
