@@ -88,18 +88,21 @@ describe("a node whose data directory was wiped under write load", () => {
       // It started as a learner: its groups recover before it votes; the writers go on. A
       // linearizable read through it of the latest acknowledged write sees that write.
       const acksAtRestart = ledger.acked().length;
+      // (A read that fails is no violation, one that shows other data is; most must succeed.)
       const readProblems: string[] = [];
+      const readFailures: string[] = [];
       let reads = 0;
       while (ledger.acked().length < acksAtRestart + 30 || reads < 20) {
         const acked = ledger.acked();
         const w = acked[acked.length - 1]!;
         const r = await attempt(c, { op: "get", group: w.group, key: w.key }, victim, 5_000);
-        if (r.kind !== "ok") readProblems.push(`${w.group}/${w.key} via ${victim}: ${r.kind} ${"body" in r ? JSON.stringify(r.body) : ""}`);
+        if (r.kind !== "ok") readFailures.push(`${w.group}/${w.key} via ${victim}: ${r.kind} ${"body" in r ? JSON.stringify(r.body) : ""}`);
         else if (r.body.value !== w.value || r.body.version !== w.version) readProblems.push(`${w.group}/${w.key} acked v${w.version}, read ${JSON.stringify(r.body)}`);
         reads++;
         if (reads > 2_000) throw new Error("the writers made no progress after the restart");
       }
       expect(readProblems).toEqual([]);
+      expect(readFailures.length, readFailures.slice(0, 5).join("\n")).toBeLessThanOrEqual(reads / 4);
     } finally {
       for (const w of writers) w.stop();
       await Promise.all(writers.map((w) => w.done));
