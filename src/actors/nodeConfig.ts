@@ -35,6 +35,11 @@ export interface NodeConfig {
   readonly requestTimeoutMs: number;
   readonly timing: Timing;
   readonly logLevel: string;
+  /**
+   * The operator vouches that an EMPTY data directory is a brand-new node that never ran
+   * (--new-node): skip asking the peers whether they have seen it (docs/OPERATIONS.md).
+   */
+  readonly newNode: boolean;
 }
 
 export class ConfigError extends Error {
@@ -98,6 +103,7 @@ export function loadNodeConfig(file: string | undefined, env: NodeJS.ProcessEnv,
     requestTimeoutMs: int(pick("requestTimeoutMs", "PAXOSSTORE_REQUEST_TIMEOUT_MS", fromFile.requestTimeoutMs) ?? 5_000, "requestTimeoutMs", 10, 600_000),
     timing: { ...DEFAULT_TIMING, ...((fromFile.timing as Partial<Timing>) ?? {}) },
     logLevel: str(pick("logLevel", "PAXOSSTORE_LOG_LEVEL", fromFile.logLevel) ?? "info", "logLevel"),
+    newNode: bool(pick("newNode", "PAXOSSTORE_NEW_NODE", fromFile.newNode) ?? false, "newNode (PAXOSSTORE_NEW_NODE)"),
   };
 }
 
@@ -119,4 +125,10 @@ function int(v: unknown, what: string, min: number, max: number): number {
   const n = typeof v === "number" ? v : Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${what} must be an integer in [${min}, ${max}], got ${String(v)}`);
   return n;
+}
+
+function bool(v: unknown, what: string): boolean {
+  if (v === true || v === "true" || v === "1") return true;
+  if (v === false || v === "false" || v === "0" || v === "") return false;
+  throw new ConfigError(`${what} must be true or false, got ${String(v)}`);
 }
