@@ -23,9 +23,12 @@ export interface NodeIdentity {
   readonly createdAt: number;
 }
 
-export type IdentityErrorCode = "IDENTITY_MISMATCH" | "IDENTITY_CORRUPT";
+export type IdentityErrorCode = "IDENTITY_MISMATCH" | "IDENTITY_CORRUPT" | "SETTING_MISMATCH";
 
-/** The data directory cannot be used by this node: the CLI prints the message and exits 2. */
+/**
+ * The data directory cannot be used by this node, or the node does not fit its cluster (a
+ * setting every node must share differs from a peer's): the CLI prints the message and exits 2.
+ */
 export class IdentityError extends Error {
   constructor(
     readonly code: IdentityErrorCode,

@@ -12,7 +12,8 @@ import type { LostDiskState } from "./lostDisk.js";
 import { MembersSeen } from "./membersSeen.js";
 import { resolveIdentity } from "./newOrLost.js";
 import type { NodeConfig } from "./nodeConfig.js";
-import { ask, PeerControl, type SeenReply } from "./peerControl.js";
+import { IdentityError } from "./identity.js";
+import { ask, PeerControl, type ClusterSettings, type SeenReply, type SettingsReply } from "./peerControl.js";
 
 export interface Membership {
   readonly identity: NodeIdentity;
@@ -33,11 +34,13 @@ export async function startMembership(
 ): Promise<Membership> {
   const seen = new MembersSeen(storage, log);
   await seen.load();
-  const control = new PeerControl({ nc, prefix, cluster: config.cluster, self: config.nodeId, members: config.members, storage, seen, replicasFor, log });
+  const settings: ClusterSettings = { requestMemory: config.requestMemory };
+  const control = new PeerControl({ nc, prefix, cluster: config.cluster, self: config.nodeId, members: config.members, storage, seen, settings, replicasFor, log });
   control.start();
   let resolved;
   try {
     resolved = await resolveIdentity({ nc, prefix, cluster: config.cluster, self: config.nodeId, members: config.members, log, storage, dataDir: config.dataDir, newNode: config.newNode });
+    await checkSettings(nc, prefix, config, settings);
   } catch (e) {
     control.stop();
     throw e;
@@ -77,4 +80,23 @@ export async function startMembership(
       control.stop();
     },
   };
+}
+
+/**
+ * Refuses to start when a peer that answers has other cluster-wide settings (ClusterSettings).
+ * Best effort by design: a peer that is down is not waited for; it makes the same check
+ * against this node when it starts, so of two mismatched nodes the later one refuses.
+ */
+async function checkSettings(nc: NatsConnection, prefix: string, config: NodeConfig, settings: ClusterSettings): Promise<void> {
+  const peers = config.members.filter((m) => m !== config.nodeId);
+  const replies = await Promise.all(peers.map((peer) => ask<SettingsReply>(nc, prefix, peer, "settings", { cluster: config.cluster, from: config.nodeId }, 2_000)));
+  for (const r of replies) {
+    if (r === null || !r.ok) continue;
+    if (r.requestMemory !== settings.requestMemory) {
+      throw new IdentityError(
+        "SETTING_MISMATCH",
+        `requestMemory is ${settings.requestMemory} here but ${r.requestMemory} on ${r.node}: it must be the same on every node (the at-most-once window decides how every replica applies retries); refusing to start`,
+      );
+    }
+  }
 }

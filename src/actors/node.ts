@@ -135,7 +135,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       nodeId: config.nodeId,
       incarnation,
       timing: config.timing,
-      limits: DEFAULT_LIMITS,
+      limits: { ...DEFAULT_LIMITS, requestMemory: config.requestMemory },
       storage,
       writer,
       replicasFor: replicasOf,

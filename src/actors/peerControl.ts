@@ -1,6 +1,7 @@
 // Node-to-node questions about membership, outside Paxos, as NATS request/reply:
 //   <prefix>.peer.<node>.seen    "have you seen me before?" (and: remember me under this identity)
 //   <prefix>.peer.<node>.groups  "which groups do you hold a record of where I am a replica?"
+//   <prefix>.peer.<node>.settings "what are your cluster-wide settings?" (they must be equal)
 // They are under `<prefix>.peer.>`, which the secured nats-server config (infra/nats) lets only
 // nodes use: a client cannot register an identity or read the list. The Paxos transport listens
 // on `<prefix>.peer.<node>` exactly, so these subjects never reach it.
@@ -29,6 +30,22 @@ export interface GroupsRequest {
   readonly after: string | null;
 }
 
+export interface SettingsRequest {
+  readonly cluster: string;
+  readonly from: NodeId;
+}
+
+/**
+ * Settings every node must share. requestMemory: every replica decides dedupe by the same rule
+ * on the same log; with different windows one replica applies a retry its peers deduplicate,
+ * and the replicas' data differ at one chosen index.
+ */
+export interface ClusterSettings {
+  readonly requestMemory: number;
+}
+
+export type SettingsReply = ({ readonly ok: true; readonly node: NodeId } & ClusterSettings) | { readonly ok: false; readonly error: string };
+
 export type SeenReply = { readonly ok: true; readonly node: NodeId; readonly seen: SeenMember | null } | { readonly ok: false; readonly error: string };
 export type GroupsReply = { readonly ok: true; readonly node: NodeId; readonly groups: string[]; readonly next: string | null } | { readonly ok: false; readonly error: string };
 
@@ -44,6 +61,7 @@ export interface PeerControlOptions {
   readonly members: readonly NodeId[];
   readonly storage: Storage;
   readonly seen: MembersSeen;
+  readonly settings: ClusterSettings;
   replicasFor(group: string): readonly NodeId[];
   readonly log: Logger;
 }
@@ -61,7 +79,10 @@ export interface PeerQuestions {
   readonly retryMs?: number;
 }
 
-export function controlSubject(prefix: string, node: NodeId, question: "seen" | "groups"): string {
+export type ControlQuestion = "seen" | "groups" | "settings";
+type ControlReply = SeenReply | GroupsReply | SettingsReply;
+
+export function controlSubject(prefix: string, node: NodeId, question: ControlQuestion): string {
   return `${prefix}.peer.${node}.${question}`;
 }
 
@@ -72,13 +93,17 @@ export class PeerControl {
 
   start(): void {
     const { nc, prefix, self } = this.opts;
-    const on = (question: "seen" | "groups", handle: (b: Record<string, unknown>) => Promise<SeenReply | GroupsReply>): Subscription =>
+    const on = (question: ControlQuestion, handle: (b: Record<string, unknown>) => Promise<ControlReply>): Subscription =>
       nc.subscribe(controlSubject(prefix, self, question), {
         callback: (err, msg) => {
           if (err === null) void this.answer(msg, handle);
         },
       });
-    this.subs.push(on("seen", (b) => this.onSeen(b)), on("groups", (b) => this.onGroups(b)));
+    this.subs.push(
+      on("seen", (b) => this.onSeen(b)),
+      on("groups", (b) => this.onGroups(b)),
+      on("settings", () => Promise.resolve({ ok: true, node: this.opts.self, ...this.opts.settings })),
+    );
   }
 
   stop(): void {
@@ -86,8 +111,8 @@ export class PeerControl {
     this.subs = [];
   }
 
-  private async answer(msg: Msg, handle: (body: Record<string, unknown>) => Promise<SeenReply | GroupsReply>): Promise<void> {
-    let reply: SeenReply | GroupsReply;
+  private async answer(msg: Msg, handle: (body: Record<string, unknown>) => Promise<ControlReply>): Promise<void> {
+    let reply: ControlReply;
     try {
       const body = JSON.parse(new TextDecoder().decode(msg.data)) as unknown;
       if (typeof body !== "object" || body === null) throw new Error("not a JSON object");
@@ -138,7 +163,7 @@ export class PeerControl {
 }
 
 /** Asks `peer` one question; null when it does not answer in time (down, or no responders). */
-export async function ask<R extends SeenReply | GroupsReply>(nc: NatsConnection, prefix: string, peer: NodeId, question: "seen" | "groups", body: SeenRequest | GroupsRequest, timeoutMs: number): Promise<R | null> {
+export async function ask<R extends ControlReply>(nc: NatsConnection, prefix: string, peer: NodeId, question: ControlQuestion, body: SeenRequest | GroupsRequest | SettingsRequest, timeoutMs: number): Promise<R | null> {
   try {
     const m = await nc.request(controlSubject(prefix, peer, question), new TextEncoder().encode(JSON.stringify(body)), { timeout: timeoutMs });
     return JSON.parse(new TextDecoder().decode(m.data)) as R;

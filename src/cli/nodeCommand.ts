@@ -24,6 +24,7 @@ export function registerNodeCommand(program: Command): void {
     .option("--tls-cert <file>", "client certificate for NATS TLS")
     .option("--tls-key <file>", "client key for NATS TLS")
     .option("--log-level <level>", "fatal|error|warn|info|debug (PAXOSSTORE_LOG_LEVEL, default info)")
+    .option("--request-memory <n>", "request ids each key-group remembers for retries: the at-most-once window, in writes (PAXOSSTORE_REQUEST_MEMORY, default 1024; the SAME on every node)")
     .option("--new-node", "an EMPTY data dir is a brand-new node: do not ask the peers whether they have seen it (PAXOSSTORE_NEW_NODE; never after a lost disk: docs/OPERATIONS.md)")
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config;
@@ -44,6 +45,7 @@ export function registerNodeCommand(program: Command): void {
           tlsKey: opts.tlsKey,
           logLevel: opts.logLevel,
           newNode: opts.newNode,
+          requestMemory: opts.requestMemory,
         });
       } catch (e) {
         if (e instanceof ConfigError) {

@@ -37,7 +37,7 @@ describe("lost-disk detection", () => {
     const storage = new MemoryStorage();
     const seen = new MembersSeen(storage, log);
     await seen.load();
-    const control = new PeerControl({ nc, prefix, cluster: "u", self: id, members, storage, seen, replicasFor, log });
+    const control = new PeerControl({ nc, prefix, cluster: "u", self: id, members, storage, seen, settings: { requestMemory: 1024 }, replicasFor, log });
     control.start();
     await nc.flush();
     const peer = { storage, seen, control };

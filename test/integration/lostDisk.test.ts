@@ -198,13 +198,14 @@ describe("a wiped node that rejoins next to a node that missed the last write", 
     const since = (text: string): boolean => lines.slice(from).some((l) => l.includes(text));
     const started = c.start("n3");
     started.catch(() => undefined);
-    await waitFor("n3 says it waits for its peers", async () => since("waiting for every peer to say whether it has seen node n3"), 20_000);
+    // Generous: a node started from source on a busy 2-core machine takes a while to say anything.
+    await waitFor("n3 says it waits for its peers", async () => since("waiting for every peer to say whether it has seen node n3"), 90_000);
     expect(since("paxosstore node n3 ready")).toBe(false);
     await c.start("n2");
     await started;
     expect(since("LOST DISK")).toBe(true);
     await c.start("n1");
-  }, 120_000);
+  }, 240_000);
 
   it("a group passivated during lost-disk mode reloads still recovering, and recovers at its next write", async () => {
     // A group with nothing open anywhere: only a new write can finish its recovery on n3.
@@ -258,6 +259,10 @@ describe("a wiped node that rejoins next to a node that missed the last write", 
     const wrongCluster = await runCli([...common, "--node-id", "n2", "--cluster", "other"]);
     expect(wrongCluster.code).toBe(2);
     expect(wrongCluster.output).toContain(`belongs to node "n2" of cluster "${c.cluster}", not node "n2" of cluster "other"`);
+    // A window of request ids other than its peers': replicas would apply retries differently.
+    const otherWindow = await runCli([...common, "--node-id", "n2", "--cluster", c.cluster, "--request-memory", "512"], 60_000);
+    expect(otherWindow.code).toBe(2);
+    expect(otherWindow.output).toContain("requestMemory is 512 here but 1024 on n");
     await c.start("n2");
     expect(await ok(c, { op: "get", group: "missed", key: "a" }, "n2")).toMatchObject({ found: true, value: "a" });
   }, 60_000);
