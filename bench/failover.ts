@@ -7,6 +7,8 @@
 //   npm run build && npm run bench:failover -- [--faults kill,pause] [--keys hot,many]
 //       [--kinds queue,node,ts] [--faults-per-run 10] [--every 5000] [--clients 12]
 //       [--separate] [--json bench/results/failover.json]
+// `--faults none` measures the same windows with no fault: the noise floor of this machine
+// (a busy shared machine has stretches of 100 ms and more with nothing failing).
 //
 // Kinds of client (12 each; with --separate one kind at a time, else all kinds at once on one
 // cluster, so their numbers come from the same faults):
@@ -34,7 +36,7 @@ const WINDOW_MS = 3_000;
 const OP_TIMEOUT_MS = 1_000;
 
 type Kind = "queue" | "node" | "ts";
-type Fault = "kill" | "pause";
+type Fault = "kill" | "pause" | "none";
 type Keys = "hot" | "many";
 
 const arg = (name: string, def: string): string => {
@@ -237,6 +239,8 @@ interface FaultRecord {
   readonly stretchMs: Partial<Record<Kind, number>>;
   /** Where each kind's longest stretch began, ms after the fault. */
   readonly stretchAtMs: Partial<Record<Kind, number>>;
+  /** The bench process's own worst event-loop stall in the window. */
+  readonly benchStallMs: number;
 }
 
 interface RunResult {
@@ -266,6 +270,26 @@ function longestStretch(sorted: readonly number[], from: number): { ms: number; 
   }
   see(to);
   return longest;
+}
+
+/**
+ * The bench's own event-loop stalls (GC, a starved CPU): a stall here delays every client's
+ * answers at once and shows as a stretch that is not the cluster's. Reported beside them.
+ */
+const stalls: { at: number; ms: number }[] = [];
+{
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    if (now - last > 30) stalls.push({ at: last, ms: now - last - 10 });
+    last = now;
+  }, 10).unref();
+}
+
+function worstStall(from: number): number {
+  let worst = 0;
+  for (const s of stalls) if (s.at >= from && s.at <= from + WINDOW_MS) worst = Math.max(worst, s.ms);
+  return Math.round(worst);
 }
 
 function median(xs: readonly number[]): number {
@@ -308,11 +332,13 @@ async function run(fault: Fault, keysName: Keys, runKinds: Kind[]): Promise<RunR
       await sleep(downMs - (performance.now() - at));
       backAfterMs = performance.now() - at;
       await cluster.startNode(node);
-    } else {
+    } else if (fault === "pause") {
       cluster.signal(node, "SIGSTOP");
       await sleep(2_000);
       backAfterMs = performance.now() - at;
       cluster.signal(node, "SIGCONT");
+    } else {
+      backAfterMs = 0; // the control: the same windows with no fault, the noise floor
     }
     records.push({ node, at, backAfterMs: Math.round(backAfterMs) });
     await sleep(Math.max(0, at + everyMs - performance.now()));
@@ -322,7 +348,7 @@ async function run(fault: Fault, keysName: Keys, runKinds: Kind[]): Promise<RunR
         return `${k} ${s.ms.toFixed(0)} ms (from +${s.atMs.toFixed(0)})`;
       })
       .join(", ");
-    console.log(`  ${fault} ${f + 1}/${faultsPerRun} ${node} (back at +${backAfterMs.toFixed(0)} ms): longest stretch without a decided answer: ${line}`);
+    console.log(`  ${fault} ${f + 1}/${faultsPerRun} ${node} (back at +${backAfterMs.toFixed(0)} ms): longest stretch without a decided answer: ${line}; bench's own worst stall ${worstStall(at)} ms`);
   }
   on = false;
   await Promise.race([Promise.all(loops), sleep(3_000)]);
@@ -336,6 +362,7 @@ async function run(fault: Fault, keysName: Keys, runKinds: Kind[]): Promise<RunR
       at: Math.round(r.at),
       stretchMs: Object.fromEntries(s.map(([k, x]) => [k, Math.round(x.ms)])),
       stretchAtMs: Object.fromEntries(s.map(([k, x]) => [k, Math.round(x.atMs)])),
+      benchStallMs: worstStall(r.at),
     };
   });
   const summary: RunResult["summary"] = {};
@@ -366,7 +393,7 @@ async function main(): Promise<void> {
     for (const k of r.kinds) {
       const s = r.summary[k]!;
       const other = Object.entries(s.other).map(([w, n]) => `${w} ${n}`).join(", ") || "-";
-      const faultLabel = r.fault === "kill" ? "kill -9, restart 1-2 s later" : "SIGSTOP 2 s";
+      const faultLabel = r.fault === "kill" ? "kill -9, restart 1-2 s later" : r.fault === "pause" ? "SIGSTOP 2 s" : "none (control)";
       console.log(`| ${faultLabel} | ${r.keys === "hot" ? "8 hot" : "200"} | ${KIND_LABEL[k]} | ${s.medianMs} ms | ${s.longestMs} ms | ${s.decided} | ${other} |`);
     }
   const out = { date: new Date().toISOString(), windowMs: WINDOW_MS, opTimeoutMs: OP_TIMEOUT_MS, clientsPerKind, everyMs, separate, results };
