@@ -6,7 +6,7 @@
 //
 //   npm run build && npm run bench:failover -- [--faults kill,pause] [--keys hot,many]
 //       [--kinds queue,node,ts] [--faults-per-run 10] [--every 5000] [--clients 12]
-//       [--separate] [--json bench/results/failover.json]
+//       [--separate] [--root other/checkout] [--json bench/results/failover.json]
 // `--faults none` measures the same windows with no fault: the noise floor of this machine
 // (a busy shared machine has stretches of 100 ms and more with nothing failing).
 //
@@ -27,10 +27,17 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect as natsConnect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
-import { connect as storeConnect, type PaxosStoreClient } from "../src/client/index.js";
+import type { PaxosStoreClient, connect as StoreConnect } from "../src/client/index.js";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const arg = (name: string, def: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : def;
+};
+// The build to measure (nodes and TypeScript client): this checkout, or another one's folder
+// (`--root /path/to/other/checkout`, built), to compare two versions on one machine in one run.
+const ROOT = arg("root", join(dirname(fileURLToPath(import.meta.url)), ".."));
 const BIN = join(ROOT, "bin/paxosstore.mjs");
+const storeConnect = ((await import(join(ROOT, "dist/client/index.js"))) as { connect: typeof StoreConnect }).connect;
 const NATS_BIN = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
 const WINDOW_MS = 3_000;
 const OP_TIMEOUT_MS = 1_000;
@@ -39,10 +46,6 @@ type Kind = "queue" | "node" | "ts";
 type Fault = "kill" | "pause" | "none";
 type Keys = "hot" | "many";
 
-const arg = (name: string, def: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : def;
-};
 const flag = (name: string): boolean => process.argv.includes(`--${name}`);
 const faults = arg("faults", "kill,pause").split(",") as Fault[];
 const keySets = arg("keys", "hot,many").split(",") as Keys[];
