@@ -22,12 +22,12 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect as natsConnect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import type { PaxosStoreClient, connect as StoreConnect } from "../src/client/index.js";
+import { freePort, longestStretch, median, sleep, WINDOW_MS, worstStall } from "./stretch.js";
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -39,7 +39,6 @@ const ROOT = arg("root", join(dirname(fileURLToPath(import.meta.url)), ".."));
 const BIN = join(ROOT, "bin/paxosstore.mjs");
 const storeConnect = ((await import(join(ROOT, "dist/client/index.js"))) as { connect: typeof StoreConnect }).connect;
 const NATS_BIN = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
-const WINDOW_MS = 3_000;
 const OP_TIMEOUT_MS = 1_000;
 
 type Kind = "queue" | "node" | "ts";
@@ -58,21 +57,6 @@ const jsonOut = arg("json", "");
 const members = ["n1", "n2", "n3"];
 const CLUSTER = "fo";
 const PREFIX = `paxosstore.${CLUSTER}`;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-    s.on("error", rej);
-  });
-}
 
 // ---- The cluster -------------------------------------------------------------------------
 
@@ -252,54 +236,6 @@ interface RunResult {
   readonly kinds: Kind[];
   readonly faults: FaultRecord[];
   readonly summary: Partial<Record<Kind, { medianMs: number; longestMs: number; decided: number; other: Record<string, number> }>>;
-}
-
-/**
- * The longest gap in [from, from + WINDOW_MS] between `from`, the decided answers, and the
- * window's end; and where it began, in ms after `from` (to tell the fault from the restart).
- */
-function longestStretch(sorted: readonly number[], from: number): { ms: number; atMs: number } {
-  const to = from + WINDOW_MS;
-  let prev = from;
-  let longest = { ms: 0, atMs: 0 };
-  const see = (t: number): void => {
-    if (t - prev > longest.ms) longest = { ms: t - prev, atMs: prev - from };
-    prev = t;
-  };
-  for (const t of sorted) {
-    if (t <= from) continue;
-    if (t > to) break;
-    see(t);
-  }
-  see(to);
-  return longest;
-}
-
-/**
- * The bench's own event-loop stalls (GC, a starved CPU): a stall here delays every client's
- * answers at once and shows as a stretch that is not the cluster's. Reported beside them.
- */
-const stalls: { at: number; ms: number }[] = [];
-{
-  let last = performance.now();
-  setInterval(() => {
-    const now = performance.now();
-    if (now - last > 30) stalls.push({ at: last, ms: now - last - 10 });
-    last = now;
-  }, 10).unref();
-}
-
-function worstStall(from: number): number {
-  let worst = 0;
-  for (const s of stalls) if (s.at >= from && s.at <= from + WINDOW_MS) worst = Math.max(worst, s.ms);
-  return Math.round(worst);
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function run(fault: Fault, keysName: Keys, runKinds: Kind[]): Promise<RunResult> {
