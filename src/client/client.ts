@@ -262,7 +262,7 @@ export class PaxosStoreClient {
   /** Per node, the attempts waiting on it that would hedge at once if it turned suspect. */
   private readonly hedgeWaiters = new Map<string, Set<() => void>>();
   /** Moving average of answered attempts' latency: sets how long before an attempt is hedged. */
-  private latencyEwmaMs = 10;
+  private latencyEwmaMs = 20;
   private refreshing: Promise<readonly string[] | null> | null = null;
   private lastRefreshAt = -Infinity;
   private closed = false;
@@ -558,7 +558,7 @@ export class PaxosStoreClient {
     if (second === null || second === first) return [await primary];
     this.stats.hedges++;
     const hedge = run(second, left);
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const settled: Tried[] = [];
       const settle = (t: Tried): void => {
         if (settled.length === 2) return;
@@ -572,8 +572,14 @@ export class PaxosStoreClient {
         }
         if (settled.length === 2) resolve(settled);
       };
-      void primary.then(settle);
-      void hedge.then(settle);
+      // A copy throws only when the client closes: the call fails with that, once.
+      const fail = (e: unknown): void => {
+        if (settled.length === 2) return;
+        settled.length = 2;
+        reject(e);
+      };
+      primary.then(settle, fail);
+      hedge.then(settle, fail);
     });
   }
 

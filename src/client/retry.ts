@@ -56,8 +56,8 @@ export function backoffMs(attempt: number, targets: number, random: number): num
   return Math.floor(cap * (0.5 + random / 2));
 }
 
-export const HEDGE_MS_MIN = 40;
-export const HEDGE_MS_MAX = 200;
+export const HEDGE_MS_MIN = 75;
+export const HEDGE_MS_MAX = 250;
 
 /** How long an attempt waits before a hedged copy goes to another replica: 4x the usual latency, bounded. */
 export function hedgeDelayMs(latencyEwmaMs: number): number {
