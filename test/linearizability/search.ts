@@ -274,7 +274,7 @@ function buildList(ops: readonly SearchOp[]): EventList {
 }
 
 /** The log position an op is known to take (model.ts), or null when it has none. */
-function positionOf(o: SearchOp): number | null {
+export function positionOf(o: SearchOp): number | null {
   const r = o.op.result;
   if (r?.f === "get") return 2 * r.index + 1;
   return o.version === null ? null : 2 * o.version;
