@@ -188,6 +188,17 @@ describe("known-bad histories", () => {
   });
 });
 
+describe("search budget", () => {
+  it("gives an undecided verdict naming the group rather than searching on", () => {
+    // Twenty ok writes need twenty steps at least; ten are allowed.
+    const b = h();
+    for (let i = 0; i < 20; i++) b.put(`p${i}`, "x", `u${i}`, [0, 1], i + 1);
+    const result = checkHistory(b.ops, { searchBudget: 10 });
+    expect(result.ok).toBe("unknown");
+    if (result.ok === "unknown") expect(result.message).toMatch(/search budget exceeded for group g/);
+  });
+});
+
 describe("readHistory", () => {
   it("reads valid lines and names the line of an invalid one", () => {
     const good = h().put("a", "x", "1", [0, 1], 1).get("b", "x", [2, 3], ["1", 1], 1).ops;

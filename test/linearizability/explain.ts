@@ -37,7 +37,9 @@ export function explainDeepest(ops: readonly SearchOp[], deepest: Deepest, total
   if (state.floorBy !== null) add(byId.get(state.floorBy));
   const tail = deepest.linearized.filter(touches).slice(-prefixTailMax);
   for (const i of tail) add(ops[i]!.op);
-  const candidates = deepest.candidates.filter(touches).slice(0, candidatesMax);
+  // Unknown-outcome writes pending since long ago are concurrent with everything: show them
+  // only when they could go here at all.
+  const candidates = deepest.candidates.filter((i) => touches(i) && (ops[i]!.mustTakeEffect || step(state, ops[i]!, false).ok)).slice(0, candidatesMax);
   for (const i of candidates) add(ops[i]!.op);
 
   const placing = step(state, blocked, true);

@@ -133,7 +133,9 @@ export function search(ops: readonly SearchOp[], budget: number): SearchResult {
   let state = initialState;
   let hash1 = 0;
   let hash2 = 0;
-  let remaining = ops.filter((o) => o.mustTakeEffect).length;
+  const mustTotal = ops.filter((o) => o.mustTakeEffect).length;
+  let remaining = mustTotal;
+  let deepestOk = -1;
   let steps = 0;
   let deepest: Deepest | null = null;
 
@@ -173,7 +175,11 @@ export function search(ops: readonly SearchOp[], budget: number): SearchResult {
         continue;
       }
       // Nothing placeable before this completion: backtrack.
-      if (deepest === null || stack.length > deepest.linearized.length) deepest = snapshot(node);
+      // Furthest by ok ops placed: writes of unknown outcome placed in passing are no progress.
+      if (deepest === null || mustTotal - remaining > deepestOk) {
+        deepest = snapshot(node);
+        deepestOk = mustTotal - remaining;
+      }
       for (;;) {
         const frame = stack.pop();
         if (frame === undefined) return { kind: "violation", steps, deepest: deepest! };
@@ -227,7 +233,11 @@ export function search(ops: readonly SearchOp[], budget: number): SearchResult {
     const candidates: number[] = [];
     for (let n = next[head]!; n !== end && n !== blockedNode; n = next[n]!) if (kind[n] === CALL) candidates.push(opOf[n]!);
     const blocked = blockedNode === end ? (candidates[0] ?? -1) : opOf[blockedNode]!;
-    return { linearized: stack.map((f) => f.op), state, blocked, candidates: candidates.filter((c) => c !== blocked) };
+    // Lazy writes placed last only tried to help and failed: report the state before them.
+    let kept = stack.length;
+    while (kept > 0 && lazy[stack[kept - 1]!.op]) kept--;
+    const before = kept === stack.length ? state : stack[kept]!.before;
+    return { linearized: stack.slice(0, kept).map((f) => f.op), state: before, blocked, candidates: candidates.filter((c) => c !== blocked) };
   }
 }
 
