@@ -141,9 +141,7 @@ export class ApiHandler {
     const replicas = this.opts.replicasFor(request.group);
     if (!replicas.includes(this.opts.self)) {
       if (viaQueue && replicas.length > 0) {
-        return this.forward(msg, replicas, encoding, () =>
-          this.reply(msg, encoding, errorResponse(new UnavailableError("no replica of the group is reachable; the write was not applied"))),
-        );
+        return this.forward(msg, replicas, encoding, () => this.reply(msg, encoding, errorResponse(noReplicaReachable(request))));
       }
       return this.reply(msg, encoding, errorResponse(new NotReplicaError(request.group, replicas)));
     }
@@ -164,9 +162,12 @@ export class ApiHandler {
     const call = ++this.nextCall;
     const deadline = now + timeoutMs;
     if (request.kind === "write") {
-      const requestId = relay?.requestId ?? this.requestIdOf(msg, request);
+      // An id we make is fresh: no other attempt can carry it, which is what lets the core
+      // answer `unavailable` (never applied) for a write it never proposed. A relayed write's
+      // id is never fresh here: another copy of it may be out (relay, or the header's sender).
+      const { requestId, fresh } = relay !== null ? { requestId: relay.requestId, fresh: false } : this.requestIdOf(msg, request);
       this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000, relay });
-      this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline });
+      this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline, fresh });
     } else {
       this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000, relay: null });
       this.opts.dispatch(request.group, { type: "read", call, query: request.query, consistency: request.consistency, deadline });
@@ -174,11 +175,11 @@ export class ApiHandler {
   }
 
   /** The client's request id, else one a relaying node made (header), else a fresh one. */
-  private requestIdOf(msg: Msg, request: Extract<ValidRequest, { kind: "write" }>): string {
-    if (request.requestId !== null) return request.requestId;
+  private requestIdOf(msg: Msg, request: Extract<ValidRequest, { kind: "write" }>): { requestId: string; fresh: boolean } {
+    if (request.requestId !== null) return { requestId: request.requestId, fresh: false };
     const relayed = msg.headers?.get(REQUEST_ID_HEADER);
-    if (relayed && relayed.length <= this.opts.limits.requestIdBytesMax) return relayed;
-    return `${this.opts.self}.${this.opts.incarnation}.${++this.nextRequestId}`;
+    if (relayed && relayed.length <= this.opts.limits.requestIdBytesMax) return { requestId: relayed, fresh: false };
+    return { requestId: `${this.opts.self}.${this.opts.incarnation}.${++this.nextRequestId}`, fresh: true };
   }
 
   // ---- Relayed writes -------------------------------------------------------------------------
@@ -186,7 +187,7 @@ export class ApiHandler {
   /** Relays a write to the first of `live` (alive replicas, preference order), hedged. */
   private relay(msg: Msg, encoding: Encoding, request: Extract<ValidRequest, { kind: "write" }>, live: readonly NodeId[]): void {
     this.stats.relayed++;
-    const r: Relay = { msg, encoding, request, requestId: this.requestIdOf(msg, request), untried: [...live], outstanding: 0, unknown: false, done: false };
+    const r: Relay = { msg, encoding, request, requestId: this.requestIdOf(msg, request).requestId, untried: [...live], outstanding: 0, unknown: false, done: false };
     // This node is a replica even when it seems the only live one: it goes last, never unused.
     if (!r.untried.includes(this.opts.self)) r.untried.push(this.opts.self);
     this.sendCopy(r);
@@ -256,10 +257,12 @@ export class ApiHandler {
   private settle(r: Relay): void {
     if (r.done) return;
     r.done = true;
-    // `unavailable` promises "never applied": only when no copy's outcome is unknown.
-    const error = r.unknown
-      ? new TimeoutError("no replica answered the relayed write in time; the outcome is unknown (retry with the same requestId)")
-      : new UnavailableError("no replica of the group could take the write; the write was not applied");
+    // `unavailable` promises "never applied": only when no copy's outcome is unknown, and the
+    // id is not the client's own (an earlier attempt of the client may carry it: issue 8).
+    const error =
+      r.unknown || r.request.requestId !== null
+        ? new TimeoutError("no replica answered the relayed write in time; the outcome is unknown (retry with the same requestId)", { group: r.request.group, requestId: r.requestId })
+        : new UnavailableError("no replica of the group could take the write; the write was not applied", { group: r.request.group });
     this.reply(r.msg, r.encoding, errorResponse(error));
   }
 
@@ -352,6 +355,22 @@ export class ApiHandler {
       // The connection is closing: the client will time out and retry elsewhere.
     }
   }
+}
+
+/**
+ * No replica had a responder: this attempt reached nobody. `unavailable` promises more (the
+ * request id is never applied), which holds only when the request carried no id of its own:
+ * an id the client chose may have been applied by an earlier attempt, so that is a `timeout`.
+ */
+function noReplicaReachable(request: Exclude<ValidRequest, { kind: "status" }>): UnavailableError | TimeoutError {
+  if (request.kind === "write" && request.requestId !== null) {
+    return new TimeoutError(
+      "no replica of the group is reachable; an earlier attempt with this requestId may have been applied: retry with the same requestId",
+      { group: request.group, requestId: request.requestId },
+    );
+  }
+  const message = request.kind === "write" ? "no replica of the group is reachable; the write was not applied" : "no replica of the group is reachable";
+  return new UnavailableError(message, { group: request.group });
 }
 
 /** The error code of an answer, null for an ok (or undecodable: passed on as it is). */

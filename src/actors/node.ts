@@ -21,6 +21,9 @@ import { StorageWriter } from "../storage/writer.js";
 import { ApiHandler } from "./apiHandler.js";
 import { GroupRegistry } from "./groupRegistry.js";
 import type { NatsOptions, NodeConfig } from "./nodeConfig.js";
+import { readIdentity } from "./identity.js";
+import { LostDiskMode } from "./lostDisk.js";
+import { startMembership, type Membership } from "./membership.js";
 import { Transport } from "./transport.js";
 import { VERSION } from "../version.js";
 
@@ -82,6 +85,13 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   await mkdir(config.dataDir, { recursive: true });
   const storage = new LevelStorage(config.dataDir);
   await storage.open();
+  try {
+    // A wrong mount is refused before anything else, even with NATS unreachable.
+    await readIdentity(storage, config.dataDir, config.nodeId, config.cluster);
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
   const writer = new StorageWriter(storage);
   let nc: NatsConnection;
   try {
@@ -90,6 +100,18 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     await storage.close();
     throw e;
   }
+
+  // Who this data directory belongs to, and whether it is a lost disk (newOrLost.ts): decided
+  // before any Paxos traffic starts, so a lost disk never votes with forgotten promises.
+  let membership: Membership;
+  try {
+    membership = await startMembership(config, storage, nc, subjects.prefix, replicasOf, log);
+  } catch (e) {
+    await nc.close().catch(() => undefined);
+    await storage.close();
+    throw e;
+  }
+  let lostDisk: LostDiskMode | null = null;
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -119,7 +141,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       nodeId: config.nodeId,
       incarnation,
       timing: config.timing,
-      limits: DEFAULT_LIMITS,
+      limits: { ...DEFAULT_LIMITS, requestMemory: config.requestMemory },
       storage,
       writer,
       replicasFor: replicasOf,
@@ -127,6 +149,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       answer: (call, outcome) => api.answer(call, outcome),
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),
+      mustRecover: (group) => lostDisk?.mustRecover(group) ?? false,
       onLostGroup: (group, error) => log.error({ group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)"),
       now,
     },
@@ -163,8 +186,25 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     now,
   });
 
+  if (membership.lostDisk !== null) {
+    lostDisk = new LostDiskMode({
+      nc,
+      prefix: subjects.prefix,
+      cluster: config.cluster,
+      self: config.nodeId,
+      members: config.members,
+      log,
+      storage,
+      state: membership.lostDisk,
+      replicaOf: (group) => registry.replicaOf(group),
+      nudge: (group) => registry.dispatch(group, { type: "tick" }),
+    });
+  }
+
   transport.start();
   api.start();
+  lostDisk?.start();
+  membership.afterStart(transport);
   // Heartbeat: an empty frame on every link idle for HEARTBEAT_MS, so that `status` can tell
   // which members are up, and the api handler can tell a paused or cut-off peer by its silence
   // (transport.ts) in PEER_SILENCE_MS instead of seconds.
@@ -177,6 +217,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     (stopping ??= (async () => {
       clearInterval(heartbeat);
       clearInterval(passivator);
+      lostDisk?.stop();
+      membership.stop();
       await api.stopAccepting();
       // Let calls in flight finish (each has a deadline), but not forever.
       const until = Date.now() + config.requestTimeoutMs + 2_000;
@@ -214,11 +256,14 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   // "ready" means reachable: a round trip to the server, so it has taken our subscriptions
   // (without it a request sent right after "ready" could find no responders).
   await nc.flush().catch(() => undefined);
-  log.info({ cluster: config.cluster, members: config.members, dataDir: config.dataDir, nats: config.nats.servers }, `paxosstore node ${config.nodeId} ready`);
+  log.info(
+    { cluster: config.cluster, members: config.members, dataDir: config.dataDir, nats: config.nats.servers, identityId: membership.identity.identityId, lostDisk: lostDisk?.stats().phase ?? null },
+    `paxosstore node ${config.nodeId} ready`,
+  );
   return {
     config,
     status,
-    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated }),
+    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated, identity: membership.identity, lostDisk: lostDisk?.stats() ?? null }),
     stop,
     stopped,
   };

@@ -207,6 +207,8 @@ function natsOptionsOf(o: ConnectOptions, s: Settings): ConnectionOptions {
 }
 
 /** How one attempt ended. */
+const CLIENT_CLOSED = "the client is closed";
+
 type Attempt =
   | { readonly kind: "answer"; readonly response: OkResponse<ApiOp> | { readonly ok: false; readonly error: PaxosStoreError } }
   /** Nobody received the request: a write was certainly not applied. */
@@ -417,7 +419,7 @@ export class PaxosStoreClient {
    * or the deadline. Resolves with the ok answer; rejects with a typed PaxosStoreError.
    */
   private async call<O extends ApiOp>(request: RequestOf<O>, route: { group: string | null; node?: string | null; attemptsMax?: number }, options: CallOptions = {}): Promise<OkResponse<O>> {
-    if (this.closed) throw new UnavailableError("the client is closed");
+    if (this.closed) throw new UnavailableError(CLIENT_CLOSED);
     const callTimeoutMs = options.timeoutMs ?? this.timeoutMs;
     if (!Number.isSafeInteger(callTimeoutMs) || callTimeoutMs < 1) throw new BadRequestError("timeoutMs", `must be a positive integer, got ${String(callTimeoutMs)}`);
     const op = request.op as O;
@@ -458,7 +460,22 @@ export class PaxosStoreClient {
         if (next !== null) tries.set(next, (tries.get(next) ?? 0) + 1);
         return next;
       };
-      const results = await this.attemptHedged(target, pickHedge, body, budget, op);
+      let results: Tried[];
+      try {
+        results = await this.attemptHedged(target, pickHedge, body, budget, op);
+      } catch (e) {
+        // The connection closed with this attempt in flight: it may have been delivered and
+        // applied, so for a write that is an unknown outcome (`timeout`), never `unavailable`.
+        // Likewise any refusal after an earlier attempt whose outcome is unknown.
+        if (isWrite && e instanceof UnavailableError && (e.message === CLIENT_CLOSED || uncertain)) {
+          throw new TimeoutError(
+            `timeout: ${e.message} with the write in flight or after an unanswered attempt; the outcome is unknown: retry with the same requestId (${requestId ?? "none"}) to find out`,
+            { ...(route.group === null ? {} : { group: route.group }), ...(requestId === undefined ? {} : { requestId }) },
+            { cause: e },
+          );
+        }
+        throw e;
+      }
 
       for (const { target: to, subject, result } of results) {
         if (result.kind === "answer") {
@@ -495,7 +512,10 @@ export class PaxosStoreClient {
       const wait = redirect !== null ? 0 : backoffMs(attempt, targets.length, Math.random());
       if (wait >= left) break;
       if (wait > 0) await sleep(wait);
-      if (this.closed) throw new UnavailableError("the client is closed");
+      if (this.closed) {
+        if (isWrite && uncertain) throw new TimeoutError(`timeout: the client was closed; an earlier attempt may have been applied: retry with the same requestId (${requestId ?? "none"}) to find out`);
+        throw new UnavailableError(CLIENT_CLOSED);
+      }
     }
 
     const group = route.group ?? undefined;
@@ -610,7 +630,7 @@ export class PaxosStoreClient {
       if (e instanceof natsErrors.RequestError && e.isNoResponders()) return { kind: "noResponders" };
       if (e instanceof natsErrors.NoRespondersError) return { kind: "noResponders" };
       if (e instanceof natsErrors.ClosedConnectionError || this.closed || this.connection.isClosed()) {
-        throw new UnavailableError("the client is closed", {}, { cause: e });
+        throw new UnavailableError(CLIENT_CLOSED, {}, { cause: e });
       }
       if (e instanceof natsErrors.PermissionViolationError) {
         throw new UnavailableError(`NATS refused ${subject}: ${e.message} (check the user's permissions)`, {}, { cause: e });

@@ -16,13 +16,19 @@ export type BreakName =
   /** A linearizable read answers from the local replica without the ReadProbe round. */
   | "read-without-probe"
   /** A replica that lost a group votes (and answers read probes) while it recovers it. */
-  | "vote-while-recovering";
+  | "vote-while-recovering"
+  /**
+   * The core's wakeAt leaves out queued writes' deadlines: a group with nothing else to wait
+   * for is not woken to answer them (only a message would step it). Nodes tick only at wakeAt.
+   */
+  | "wake-ignores-write-deadlines";
 
 export const BREAK_NAMES: readonly BreakName[] = [
   "fast-round-any-node",
   "reply-before-persist",
   "read-without-probe",
   "vote-while-recovering",
+  "wake-ignores-write-deadlines",
 ];
 
 export interface Timing {

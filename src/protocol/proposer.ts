@@ -83,6 +83,17 @@ function buildValue(state: GroupState): Value {
   return { id: `${self}/${incarnation}/${++p.valueCounter}`, commands };
 }
 
+/**
+ * Queued writes carried by `value` go out now: their outcome is unknown from here on. Our own
+ * batch marks its writes in buildValue; an ADOPTED value may carry queued writes too (an
+ * earlier attempt with the same request id, proposed elsewhere).
+ */
+function markSent(state: GroupState, value: Value): void {
+  if (state.queue.length === 0 || value.commands.length === 0) return;
+  const ids = new Set(value.commands.map((c) => c.requestId));
+  for (const w of state.queue) if (ids.has(w.command.requestId)) w.sent = true;
+}
+
 /** The previous chosen entry, when small enough to ride along (see Limits.prevInlineBytes). */
 function inlinePrev(state: GroupState): ChosenEntry | null {
   const prev = state.chosen;
@@ -94,6 +105,7 @@ function sendAccept(state: GroupState, fx: Effects, value: Value): void {
   p.phase = "accepting";
   p.value = value;
   p.accepts.clear();
+  markSent(state, value);
   fx.broadcast(state.config.replicas, {
     type: "accept",
     group: state.config.group,
