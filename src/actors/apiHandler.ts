@@ -162,12 +162,10 @@ export class ApiHandler {
     const call = ++this.nextCall;
     const deadline = now + timeoutMs;
     if (request.kind === "write") {
-      const requestId = relay?.requestId ?? this.requestIdOf(msg, request);
-      // Fresh: the client gave no id, so the id was made for this call (here, or by the node
-      // that relays it, which collects the answers of all its copies and answers the client
-      // `unavailable` only if every copy was provably never proposed: settle()). Only then may
-      // the core answer `unavailable` for a write it never proposed.
-      const fresh = request.requestId === null;
+      // An id we make is fresh: no other attempt can carry it, which is what lets the core
+      // answer `unavailable` (never applied) for a write it never proposed. A relayed write's
+      // id is never fresh here: another copy of it may be out (relay, or the header's sender).
+      const { requestId, fresh } = relay !== null ? { requestId: relay.requestId, fresh: false } : this.requestIdOf(msg, request);
       this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000, relay });
       this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline, fresh });
     } else {
@@ -177,11 +175,11 @@ export class ApiHandler {
   }
 
   /** The client's request id, else one a relaying node made (header), else a fresh one. */
-  private requestIdOf(msg: Msg, request: Extract<ValidRequest, { kind: "write" }>): string {
-    if (request.requestId !== null) return request.requestId;
+  private requestIdOf(msg: Msg, request: Extract<ValidRequest, { kind: "write" }>): { requestId: string; fresh: boolean } {
+    if (request.requestId !== null) return { requestId: request.requestId, fresh: false };
     const relayed = msg.headers?.get(REQUEST_ID_HEADER);
-    if (relayed && relayed.length <= this.opts.limits.requestIdBytesMax) return relayed;
-    return `${this.opts.self}.${this.opts.incarnation}.${++this.nextRequestId}`;
+    if (relayed && relayed.length <= this.opts.limits.requestIdBytesMax) return { requestId: relayed, fresh: false };
+    return { requestId: `${this.opts.self}.${this.opts.incarnation}.${++this.nextRequestId}`, fresh: true };
   }
 
   // ---- Relayed writes -------------------------------------------------------------------------
@@ -189,7 +187,7 @@ export class ApiHandler {
   /** Relays a write to the first of `live` (alive replicas, preference order), hedged. */
   private relay(msg: Msg, encoding: Encoding, request: Extract<ValidRequest, { kind: "write" }>, live: readonly NodeId[]): void {
     this.stats.relayed++;
-    const r: Relay = { msg, encoding, request, requestId: this.requestIdOf(msg, request), untried: [...live], outstanding: 0, unknown: false, done: false };
+    const r: Relay = { msg, encoding, request, requestId: this.requestIdOf(msg, request).requestId, untried: [...live], outstanding: 0, unknown: false, done: false };
     // This node is a replica even when it seems the only live one: it goes last, never unused.
     if (!r.untried.includes(this.opts.self)) r.untried.push(this.opts.self);
     this.sendCopy(r);
@@ -259,13 +257,11 @@ export class ApiHandler {
   private settle(r: Relay): void {
     if (r.done) return;
     r.done = true;
-    // `unavailable` promises "this request id is never applied": only when no copy's outcome is
-    // unknown AND the id was made for this call (a client's own id may have been applied by an
-    // earlier attempt of the client's, somewhere else).
-    const error = r.unknown
-      ? new TimeoutError("no replica answered the relayed write in time; the outcome is unknown (retry with the same requestId)", { group: r.request.group, requestId: r.requestId })
-      : r.request.requestId !== null
-        ? new TimeoutError("no replica of the group could take the write now; an earlier attempt with this requestId may have been applied: retry with the same requestId", { group: r.request.group, requestId: r.requestId })
+    // `unavailable` promises "never applied": only when no copy's outcome is unknown, and the
+    // id is not the client's own (an earlier attempt of the client may carry it: issue 8).
+    const error =
+      r.unknown || r.request.requestId !== null
+        ? new TimeoutError("no replica answered the relayed write in time; the outcome is unknown (retry with the same requestId)", { group: r.request.group, requestId: r.requestId })
         : new UnavailableError("no replica of the group could take the write; the write was not applied", { group: r.request.group });
     this.reply(r.msg, r.encoding, errorResponse(error));
   }

@@ -460,7 +460,7 @@ export class PaxosStoreClient {
         if (next !== null) tries.set(next, (tries.get(next) ?? 0) + 1);
         return next;
       };
-      let results: Awaited<ReturnType<typeof this.attemptHedged>>;
+      let results: Tried[];
       try {
         results = await this.attemptHedged(target, pickHedge, body, budget, op);
       } catch (e) {

@@ -116,8 +116,13 @@ export function progressReads(state: GroupState, fx: Effects, now: number): void
       const ahead = furthestAhead(read, c);
       if (ahead !== null) requestCatchUp(state, fx, now, ahead.node, ahead.chosen);
     }
-    // Only the open instance is undecided; settle it if its Chosen is slow to come.
-    if (read.target === c + 1 && now - read.targetAt >= settleDelay(state, read)) state.proposer.settle = true;
+    // Only the open instance is undecided; settle it if its Chosen is slow to come. Beyond it
+    // (target > c + 1) the open instance is decided somewhere, and the copy is asked of the
+    // replica that is ahead; if that one died right after its reply, the copy never comes
+    // (issue 10: the owner of a hot group is always one ahead). Driving the open instance
+    // ourselves then learns it anyway: a Prepare adopts the chosen value (a majority accepted
+    // it), or a replica that learned it rejects with its chosen index and we copy from it.
+    if (read.target !== null && read.target > c && now - read.targetAt >= settleAfter(state, read, c)) state.proposer.settle = true;
     state.reads[kept++] = read;
   }
   state.reads.length = kept;
@@ -155,6 +160,11 @@ function settleDelay(state: GroupState, read: PendingRead): number {
   return state.config.timing.readResolveMs * (1 + 2 * rank);
 }
 
+/** When a read settles the open instance itself: later when a copy from a peer should come first. */
+function settleAfter(state: GroupState, read: PendingRead, chosen: number): number {
+  return settleDelay(state, read) * (read.target !== null && read.target > chosen + 1 ? 2 : 1);
+}
+
 /** Earliest time a pending read needs a tick. */
 export function readsWakeAt(state: GroupState): number | null {
   let at: number | null = null;
@@ -162,7 +172,7 @@ export function readsWakeAt(state: GroupState): number | null {
   for (const r of state.reads) {
     let t = r.deadline;
     if (r.target === null) t = Math.min(t, r.probeSentAt + timing.probeRetryMs);
-    else if (!state.proposer.settle && r.target === chosenIndex(state) + 1) t = Math.min(t, r.targetAt + settleDelay(state, r));
+    else if (!state.proposer.settle && r.target > chosenIndex(state)) t = Math.min(t, r.targetAt + settleAfter(state, r, chosenIndex(state)));
     at = at === null ? t : Math.min(at, t);
   }
   return at;
