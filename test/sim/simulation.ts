@@ -220,6 +220,8 @@ class Simulation {
   private readonly calls = new Map<CallId, Call>();
   /** Calls given up on: a replica may still answer them (the answer is dropped). */
   private readonly abandoned = new Set<CallId>();
+  /** Hedged copies scheduled and not yet sent. */
+  private hedgesScheduled = 0;
   private readonly agreement = new AgreementChecker();
   private readonly convergence = new ConvergenceChecker();
   private readonly fastRound = new FastRoundChecker();
@@ -312,6 +314,7 @@ class Simulation {
       case "clientNext":
         return this.clientNext(e.client);
       case "hedge":
+        this.hedgesScheduled--;
         this.count("write hedge");
         return this.issueWrite(e.client, e.record, { same: e.node }, true);
       case "crash":
@@ -629,6 +632,7 @@ class Simulation {
     if (!hedge && !record.fresh && this.streams.workload.chance(HEDGE_RATE)) {
       // The same request id again, to the same replica, a moment later (a hedged or doubled
       // send): one value may then carry the id twice with other writes between.
+      this.hedgesScheduled++;
       this.queue.schedule(this.queue.now + this.streams.workload.int(0, 25), { kind: "hedge", client, record, node });
     }
   }
@@ -705,7 +709,11 @@ class Simulation {
       call.attempt.outcome = outcome as WriteAttempt["outcome"];
       const client = call.client!;
       if (outcome.kind === "ok") learnFromWrite(client.knowledge, call.write, outcome.result as WriteResult);
-      if (call.hedge === true) return;
+      if (call.hedge === true) {
+        // The client may be done already: the final reads wait for its last hedge.
+        this.maybeStartFinalReads();
+        return;
+      }
       const unknown = outcome.kind === "lost" || (outcome.kind === "error" && outcome.code === "timeout");
       // Outcome unknown: often retry the same request id elsewhere; dedupe must answer the first result.
       // A fresh write has no id of the client's own to retry with.
@@ -744,6 +752,10 @@ class Simulation {
   /** After the heal, once every client is done: read every key at every replica. */
   private maybeStartFinalReads(): void {
     if (this.finalReadsPending !== -1 || this.healedAt === null || !this.clients.every((c) => c.done)) return;
+    // A hedged copy can outlive its client's last op; its answer (ok at some index) must come
+    // before the final reads, which check every replica reached every acknowledged write.
+    if (this.hedgesScheduled > 0) return;
+    for (const c of this.calls.values()) if (c.hedge === true) return;
     this.finalReadsPending = 0;
     this.log(() => "FINAL READS");
     for (const g of this.groups) {
