@@ -3,6 +3,7 @@
 
 import type { Command } from "commander";
 import { ConfigError, loadNodeConfig } from "../actors/nodeConfig.js";
+import { breaksFromEnv } from "../actors/testHooks.js";
 
 export function registerNodeCommand(program: Command): void {
   program
@@ -42,6 +43,9 @@ export function registerNodeCommand(program: Command): void {
           tlsKey: opts.tlsKey,
           logLevel: opts.logLevel,
         });
+        // TEST-ONLY deliberate bugs for `npm run verify` (docs/VERIFY.md); unset in production.
+        const breaks = breaksFromEnv(process.env);
+        if (breaks !== undefined) config = { ...config, breaks };
       } catch (e) {
         if (e instanceof ConfigError) {
           console.error(`paxosstore node: ${e.message}`);
