@@ -36,9 +36,9 @@ export interface Network {
 /** What is missing to run here, or null when the network can be built. */
 export function networkProblem(): string | null {
   if (process.getuid?.() !== 0) return "verify needs root: it creates network namespaces, a bridge and iptables rules (run it as root, e.g. sudo npm run verify)";
-  for (const tool of ["ip", "iptables"]) {
+  for (const [tool, flag] of [["ip", "-V"], ["iptables", "--version"]] as const) {
     try {
-      run(tool, ["--version"]);
+      run(tool, [flag]);
     } catch {
       return `\`${tool}\` is not installed: run \`bash infra/install-iptables.sh\` (as root)`;
     }
