@@ -6,8 +6,8 @@
 // checker (checker.ts), and writes a report folder (report.ts). It prints progress and ends
 // with one verdict line:
 //   verify: linearizable (N ops, F faults)                   exit 0
-//   verify: NOT linearizable: group G: ... (N ops, F faults)  exit 1
-//   verify: undecided: search budget exceeded ...              exit 3
+//   verify: NOT linearizable (N ops, F faults): group G: ...  exit 1
+//   verify: undecided (N ops, F faults): search budget ...     exit 3
 // and exits 2 when it cannot run (not root, no iptables, CLI not built, ...), saying why.
 
 import { mkdirSync, rmSync } from "node:fs";
@@ -76,7 +76,7 @@ function parse(argv: string[]): Options {
     .option("--report-dir <dir>", "where the report folder <timestamp>/ goes", "verify-report")
     .option("--keep", "keep the nodes' data directories in the report folder", false)
     .option("--break <name>", `TEST-ONLY: run every node with this deliberate bug (${BREAK_NAMES.join(", ")}); verify should then fail`)
-    .option("--fault-ms <min-max>", "how long each fault lasts", range, [3000, 8000] as [number, number])
+    .option("--fault-ms <min-max>", "how long each fault lasts", range, [4000, 10000] as [number, number])
     .option("--calm-ms <min-max>", "calm between faults", range, [2000, 5000] as [number, number])
     .option("--think-ms <n>", "each client waits up to this long between operations", int("--think-ms", 0, 10_000), 20)
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
@@ -192,12 +192,14 @@ async function main(): Promise<number> {
   const result = checkHistory(ops, { onProgress: (line) => say(`checker: ${line}`) });
   const checkS = ((Date.now() - checkStarted) / 1000).toFixed(1);
   const counts = `(${ops.length} ops, ${faults} faults)`;
+  // The verdict is one line; the checker's explanation may go on over more lines after it.
+  const [firstLine, ...moreLines] = result.ok === true ? [""] : result.message.split("\n");
   const verdict: Verdict =
     result.ok === true
       ? { ok: true, line: `verify: linearizable ${counts}` }
       : {
           ok: false,
-          line: result.ok === false ? `verify: NOT linearizable: ${result.message} ${counts}` : `verify: undecided: ${result.message} ${counts}`,
+          line: `verify: ${result.ok === false ? "NOT linearizable" : "undecided"} ${counts}: ${firstLine}`,
           group: result.group,
           message: result.message,
           window: result.window,
@@ -227,6 +229,7 @@ async function main(): Promise<number> {
   say(`checked in ${checkS} s; report: ${dir} (picture: ${path.basename(picture)})`);
   if (result.ok !== true) say(`the ${result.ok === false ? "failing" : "undecided"} window (${result.window.length} ops) is in violation.json and drawn in red in ${path.basename(picture)}`);
   process.stdout.write(verdict.line + "\n");
+  for (const line of moreLines) process.stdout.write(`  ${line}\n`);
   // 3: the checker ran out of search budget in a group: neither proof nor violation.
   return result.ok === true ? 0 : result.ok === false ? 1 : 3;
 }
