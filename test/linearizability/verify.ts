@@ -172,6 +172,8 @@ async function main(): Promise<number> {
       await Promise.all([recorder.run(deadline), nemesis.run(deadline)]);
     } finally {
       clearInterval(progress);
+      // Either may have failed (a node that did not restart): stop the other one too.
+      recorder.stop();
       nemesis.stop();
       await nemesis.healEverything();
     }
