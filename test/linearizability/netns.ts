@@ -81,14 +81,15 @@ export function setUpNetwork(net: Network): void {
   }
 }
 
-/** Removes everything (processes in the namespaces included) and releases the lock. Never throws. */
+/**
+ * Removes everything (processes in the namespaces included) and releases the lock. Does
+ * nothing while another live run holds the lock: that network is not ours. Never throws.
+ */
 export function tearDownNetwork(): void {
-  try {
-    removeStale();
-  } finally {
-    const owner = lockOwner();
-    if (owner === process.pid) rmSync(LOCK_FILE, { force: true });
-  }
+  const owner = lockOwner();
+  if (owner !== null && owner !== process.pid && alive(owner)) return;
+  removeStale();
+  rmSync(LOCK_FILE, { force: true });
 }
 
 /** Cuts `node` off from the given peers in both directions (its clients on the host still reach it). */
