@@ -6,7 +6,7 @@
 // unless CI=true or REQUIRE_NETNS=1, where a test fails saying why.
 
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -50,6 +50,24 @@ function summaryOf(run: Run): { faultsByKind: Record<string, number>; ops: numbe
   return JSON.parse(readFileSync(path.join(run.reportDir, "summary.json"), "utf8")) as { faultsByKind: Record<string, number>; ops: number };
 }
 
+function builtAt(): number {
+  try {
+    return statSync(path.join(REPO_ROOT, "dist/cli/main.js")).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith(".ts")) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
 function banner(reason: string): void {
   const line = "!".repeat(100);
   console.warn(["", line, "!!! VERIFY TESTS SKIPPED (real cluster in network namespaces).", `!!! ${reason}`, "!!! Run as root with ip and iptables (bash infra/install-iptables.sh), or set REQUIRE_NETNS=1 to make this a failure (CI does).", line, ""].join("\n"));
@@ -67,8 +85,9 @@ if (problem !== null && required) {
 } else {
   describe("npm run verify", () => {
     beforeAll(() => {
-      // The nodes run the built CLI: build this tree's.
-      execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: REPO_ROOT, stdio: "inherit" });
+      // The nodes run the built CLI (dist/): rebuild it when a source is newer. Not always:
+      // other test files may be reading dist/ (CI's npm ci has built it already).
+      if (builtAt() < newestSource(path.join(REPO_ROOT, "src"))) execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: REPO_ROOT, stdio: "inherit" });
     }, 180_000);
 
     afterAll(() => {
