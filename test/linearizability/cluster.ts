@@ -154,7 +154,10 @@ export class VerifyCluster {
     const full = inNamespace(this.options.net, node, argv);
     // pdeathsig: if this process dies without its cleanup (kill -9), the kernel kills the
     // child too; `ip netns exec` and setpriv exec in place, so the pid is the program's.
+    // detached: a process group of its own, so a Ctrl-C in the terminal reaches verify alone,
+    // which then stops the cluster in order.
     const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", ...full], {
+      detached: true,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin`, ...env },
     });

@@ -126,15 +126,21 @@ async function main(): Promise<number> {
   });
   const nemesis = new Nemesis({ cluster, net, rng: rng.fork(), names: o.nemesis, faultMs: o.faultMs, calmMs: o.calmMs, log: say });
 
-  // Ctrl-C: stop the clients and faults, then clean up as usual; a second one kills at once.
+  // Ctrl-C: stop the clients and faults, then clean up as usual; another one a second later
+  // kills at once. The same Ctrl-C often arrives twice (from the terminal, and relayed by npm
+  // or tsx): a repeat within a second is that one.
   let interrupted = 0;
+  let firstSignalAt = 0;
   const onSignal = (signal: string): void => {
+    if (interrupted > 0 && Date.now() - firstSignalAt < 1_000) return;
     interrupted++;
     if (interrupted === 1) {
-      say(`${signal}: stopping (again to kill at once)`);
+      firstSignalAt = Date.now();
+      say(`${signal}: stopping and cleaning up (again to kill at once)`);
       recorder.stop();
       nemesis.stop();
     } else {
+      say(`${signal}: killing the cluster and removing the network now`);
       cluster.killAllNow();
       tearDownNetwork();
       process.exit(130);
@@ -142,6 +148,7 @@ async function main(): Promise<number> {
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGHUP", () => onSignal("SIGHUP"));
 
   let ops: HistoryOp[];
   const startedAt = Date.now();
@@ -178,7 +185,6 @@ async function main(): Promise<number> {
       await nemesis.healEverything();
     }
     ops = recorder.history();
-    if (interrupted > 0) throw new SetupError("interrupted");
   } finally {
     await recorder.close().catch(() => undefined);
     await cluster.stop();
@@ -188,6 +194,10 @@ async function main(): Promise<number> {
   writeHistory(dir, ops);
   writeFaults(dir, nemesis.faults);
   const faults = nemesis.faults.length;
+  if (interrupted > 0) {
+    say(`interrupted: ${ops.length} ops and ${faults} faults written to ${dir}, not checked`);
+    return 130;
+  }
   say(`recorded ${ops.length} ops and ${faults} faults; checking (${new Set(ops.map((x) => x.group)).size} groups)`);
 
   const checkStarted = Date.now();
