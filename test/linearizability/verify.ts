@@ -40,6 +40,7 @@ interface Options {
   faultMs: [number, number];
   calmMs: [number, number];
   thinkMs: number;
+  searchBudget?: number;
 }
 
 class SetupError extends Error {}
@@ -79,6 +80,7 @@ function parse(argv: string[]): Options {
     .option("--fault-ms <min-max>", "how long each fault lasts", range, [4000, 10000] as [number, number])
     .option("--calm-ms <min-max>", "calm between faults", range, [2000, 5000] as [number, number])
     .option("--think-ms <n>", "each client waits up to this long between operations", int("--think-ms", 0, 10_000), 20)
+    .option("--search-budget <steps>", "the checker's search budget per group (default: the checker's)", int("--search-budget", 1_000, 1_000_000_000))
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
     .parse(argv, { from: "user" });
   const o = program.opts<Options>();
@@ -201,7 +203,7 @@ async function main(): Promise<number> {
   say(`recorded ${ops.length} ops and ${faults} faults; checking (${new Set(ops.map((x) => x.group)).size} groups)`);
 
   const checkStarted = Date.now();
-  const result = checkHistory(ops, { onProgress: (line) => say(`checker: ${line}`) });
+  const result = checkHistory(ops, { onProgress: (line) => say(`checker: ${line}`), ...(o.searchBudget === undefined ? {} : { searchBudget: o.searchBudget }) });
   const checkS = ((Date.now() - checkStarted) / 1000).toFixed(1);
   const counts = `(${ops.length} ops, ${faults} faults)`;
   // The verdict is one line; the checker's explanation may go on over more lines after it.
@@ -230,6 +232,7 @@ async function main(): Promise<number> {
       registers: o.registers,
       groups: o.groups,
       nemeses: o.nemesis,
+      searchBudget: o.searchBudget ?? null,
       break: o.break ?? null,
       ops: ops.length,
       outcomes: recorder.counts,
