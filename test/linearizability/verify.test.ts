@@ -97,7 +97,7 @@ if (problem !== null && required) {
 
     it("a one-minute run with every default nemesis is linearizable", async () => {
       // Short faults and calms so that every nemesis comes at least once within the minute.
-      const run = await verify(["--duration", "60", "--fault-ms", "3000-5000", "--calm-ms", "1000-2000"], 270_000);
+      const run = await verify(["--duration", "60", "--fault-ms", "3000-5000", "--calm-ms", "500-1500"], 270_000);
       failed ||= run.code !== 0;
       expect(run.output, run.output).toMatch(/^verify: linearizable \(\d+ ops, \d+ faults\)$/m);
       expect(run.code).toBe(0);

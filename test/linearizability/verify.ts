@@ -227,6 +227,8 @@ async function main(): Promise<number> {
     verdict,
     summary: {
       seed: o.seed,
+      // Wall-clock ms of the history's time 0: a history time t is (timeOriginMs + t) in the node logs' "time".
+      timeOriginMs: performance.timeOrigin,
       durationS: o.duration,
       clients: o.clients,
       registers: o.registers,
