@@ -96,7 +96,8 @@ export class Recorder {
     await Promise.all(
       Array.from({ length: this.o.clients }, (_, k) => {
         const route = routes[k % routes.length]!;
-        const server = this.o.members[Math.floor(k / routes.length + k) % this.o.members.length]!;
+        // Clients k, k+5, k+10 share a route and use the three servers in turn.
+        const server = this.o.members[((k % routes.length) + Math.floor(k / routes.length)) % this.o.members.length]!;
         this.clientServers.set(`c${k}`, server);
         return this.client(`c${k}`, route, server, this.o.rng.fork());
       }),

@@ -91,8 +91,10 @@ function timelineHtml(r: ReportInput): string {
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="monospace" font-size="11">`);
   out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#fff"/>`);
-  out.push(`<text x="10" y="20" font-size="14" fill="${r.verdict.ok ? COLORS.write : COLORS.bad}">${esc(r.verdict.line)}</text>`);
-  if (!r.verdict.ok) out.push(`<text x="10" y="38" fill="${COLORS.bad}">${esc(`group ${r.verdict.group}: ${r.verdict.message ?? ""}`.slice(0, 220))}</text>`);
+  // The verdict line is long on a violation: its head here, the whole message below the picture.
+  const head = r.verdict.ok ? r.verdict.line : r.verdict.line.split(": ")[0]!;
+  out.push(`<text x="10" y="20" font-size="14" fill="${r.verdict.ok ? COLORS.write : COLORS.bad}">${esc(head)}</text>`);
+  if (!r.verdict.ok) out.push(`<text x="10" y="38" fill="${COLORS.bad}">${esc(clip(r.verdict.message?.split("\n")[0] ?? "", 230))}</text>`);
 
   // Time axis: a tick every "nice" number of seconds.
   const spanS = (t1 - t0) / 1000;
@@ -156,11 +158,11 @@ function timelineHtml(r: ReportInput): string {
 <html><head><meta charset="utf-8"><title>verify: ${esc(r.verdict.line)}</title>
 <style>body{font-family:sans-serif;margin:16px} table{border-collapse:collapse;font-size:12px} td{border:1px solid #ddd;padding:2px 6px;font-family:monospace}</style></head>
 <body>
-<h2>${esc(r.verdict.line)}</h2>
+<h2>${esc(r.verdict.ok ? r.verdict.line : r.verdict.line.split(": ")[0]!)}</h2>
 <p>${legend}</p>
 <p>Times are seconds since the first operation. Each row is one client (its processes after an unknown outcome share the row); hover a line for the operation. Shaded columns are fault windows; the lanes at the top show which nodes each fault touched.</p>
 <div style="overflow-x:auto">${out.join("\n")}</div>
-${windowRows ? `<h3>Failing window (group ${esc(r.verdict.group ?? "")})</h3><p>${esc(r.verdict.message ?? "")}</p><table>${windowRows}</table>` : ""}
+${windowRows ? `<h3>Failing window (group ${esc(r.verdict.group ?? "")})</h3><pre style="white-space:pre-wrap">${esc(r.verdict.message ?? "")}</pre><table>${windowRows}</table>` : ""}
 <h3>Faults</h3>
 <table><tr><td>#</td><td>kind</td><td>start</td><td>healed</td><td>what</td></tr>
 ${faultRows}
@@ -172,6 +174,10 @@ ${faultRows}
 function describeOp(o: HistoryOp): string {
   const dur = o.completedAt === null ? "never answered" : `${(o.completedAt - o.invokedAt).toFixed(1)} ms`;
   return `#${o.id} ${o.process} via ${o.via} [${o.group}] ${JSON.stringify(o.call)} -> ${o.outcome}${o.result ? " " + JSON.stringify(o.result) : ""}${o.note ? ` (${o.note})` : ""}, ${dur}`;
+}
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }
 
 function esc(s: string): string {
