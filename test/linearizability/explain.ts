@@ -9,6 +9,7 @@ import { describeOp, keysOf } from "./describe.js";
 import type { HistoryOp } from "./history.js";
 import { describeEntry, describeFloor, step } from "./model.js";
 import type { Deepest, SearchOp } from "./search.js";
+import { positionOf } from "./search.js";
 
 /** How many of the prefix's last ops on the blocked op's keys a window shows. */
 const prefixTailMax = 4;
@@ -36,11 +37,25 @@ export function explainDeepest(ops: readonly SearchOp[], deepest: Deepest, total
   if (state.floorBy !== null) add(byId.get(state.floorBy));
   const tail = deepest.linearized.filter(touches).slice(-prefixTailMax);
   for (const i of tail) add(ops[i]!.op);
-  const candidates = deepest.candidates.filter(touches).slice(0, candidatesMax);
+  // Unknown-outcome writes pending since long ago are concurrent with everything: show them
+  // only when they could go here at all.
+  const candidates = deepest.candidates.filter((i) => touches(i) && (ops[i]!.mustTakeEffect || step(state, ops[i]!, false).ok)).slice(0, candidatesMax);
   for (const i of candidates) add(ops[i]!.op);
 
   const placing = step(state, blocked, true);
-  const reason = placing.ok ? "every order that places it there leads to states already explored and refused" : placing.reason;
+  let reason = placing.ok ? "every order that places it there leads to states already explored and refused" : placing.reason;
+  if (placing.ok) {
+    // The search refuses a state that leaves an ok op below the floor (search.ts): say which.
+    const placed = new Set(deepest.linearized);
+    const after = placing.states[0]!;
+    const behind = ops.findIndex((o, i) => o.mustTakeEffect && i !== deepest.blocked && !placed.has(i) && (positionOf(o) ?? Infinity) < after.floor);
+    if (behind >= 0) {
+      const left = ops[behind]!;
+      const why = step(after, left, true);
+      add(left.op);
+      reason = `placing it leaves behind ${describeOp(left.op)}, which then can never be linearized${why.ok ? "" : `: ${why.reason}`}`;
+    }
+  }
   const lines = [
     `${describeOp(blocked.op)} cannot be linearized: ${reason}.`,
     `Longest linearizable prefix: ${deepest.linearized.length} of ${total} ops${tail.length > 0 ? `, ending on its keys with ${tail.map((i) => `#${ops[i]!.op.id}`).join(", ")}` : ""}; there ${[...keys].map((k) => describeEntry(k, state.keys.get(k))).join("; ")}; the log is at ${describeFloor(state)}.`,

@@ -15,10 +15,12 @@
 // version, so two writes may sit at one position; a get and a write never do.
 //
 // A write whose outcome is unknown and whose version nothing revealed (observations.ts) is
-// placed with version null: its position is only known to be >= the floor at the time
-// (`lo`), and it raises nothing. A later cas/txn that reports the key's current version
-// reveals it. This loses some power (sound: never a false violation), only for writes that
-// no read ever saw.
+// placed with version null: its position is only known to be >= the positions of the writes
+// before it (`lo`, from `writeFloor`), and it raises nothing. A later cas/txn that reports the
+// key's current version reveals it. `lo` ignores the gets placed before it on purpose: the
+// search moves a get earlier past such writes (search.ts), which must not change what they
+// may be revealed as. Both lose a little power (sound: never a false violation), only for
+// writes that no read ever saw.
 
 import type { Branch } from "./observations.js";
 import type { HistoryCompare, HistoryOp, HistoryTxnWrite } from "./history.js";
@@ -28,7 +30,7 @@ export interface KeyEntry {
   readonly value: string;
   /** null: applied at a version nothing revealed (see above). */
   readonly version: number | null;
-  /** For a null version: the least position it may have (the floor when it was placed). */
+  /** For a null version: the least position it may have (`writeFloor` when it was placed). */
   readonly lo: number;
   /** Op id of the write, for messages only (not part of the state's identity). */
   readonly writer: number;
@@ -38,6 +40,8 @@ export interface GroupState {
   /** Present keys only: an absent key has no entry. */
   readonly keys: ReadonlyMap<string, KeyEntry>;
   readonly floor: number;
+  /** The largest position of a write (or of a version a cas/txn reported) placed so far. */
+  readonly writeFloor: number;
   /** Op id that set the floor, for messages only. */
   readonly floorBy: number | null;
   /** Canonical identity for memoisation: keys, values, versions and floor. */
@@ -56,7 +60,7 @@ export interface ModelOp {
 /** Placing an op either gives the possible next states (several only for undecidable compares) or cannot be done. */
 export type StepResult = { readonly ok: true; readonly states: readonly GroupState[] } | { readonly ok: false; readonly reason: string };
 
-export const initialState: GroupState = makeState(new Map(), 0, null);
+export const initialState: GroupState = makeState(new Map(), 0, 0, null);
 
 /**
  * Places `m` after the ops that produced `s`. With `explain` false the reason of a refusal is
@@ -162,7 +166,7 @@ function applyWrites(d: Draft, writes: readonly HistoryTxnWrite[], m: ModelOp, w
     return why(() => `its version ${v} is behind ${describeFloor(d)}: versions must not decrease along the log`);
   }
   for (const w of writes) {
-    d.set(w.key, w.op === "put" ? { value: w.value, version: v, lo: d.floor, writer: m.op.id } : undefined);
+    d.set(w.key, w.op === "put" ? { value: w.value, version: v, lo: d.writeFloor, writer: m.op.id } : undefined);
   }
   if (v !== null) d.raise(2 * v, m.op.id);
   return null;
@@ -242,10 +246,12 @@ function describeCompares(d: Draft, compares: readonly HistoryCompare[]): string
 class Draft {
   private keys: Map<string, KeyEntry> | null = null;
   floor: number;
+  writeFloor: number;
   floorBy: number | null;
 
   constructor(private readonly base: GroupState) {
     this.floor = base.floor;
+    this.writeFloor = base.writeFloor;
     this.floorBy = base.floorBy;
   }
 
@@ -260,6 +266,7 @@ class Draft {
   }
 
   raise(position: number, by: number): void {
+    if (position % 2 === 0) this.writeFloor = Math.max(this.writeFloor, position);
     if (position > this.floor || this.floorBy === null) {
       this.floor = Math.max(this.floor, position);
       this.floorBy = by;
@@ -270,22 +277,24 @@ class Draft {
     const copy = new Draft(this.base);
     copy.keys = this.keys === null ? null : new Map(this.keys);
     copy.floor = this.floor;
+    copy.writeFloor = this.writeFloor;
     copy.floorBy = this.floorBy;
     return copy;
   }
 
   finish(): GroupState {
-    return this.keys === null && this.floor === this.base.floor ? { ...this.base, floorBy: this.floorBy } : makeState(this.keys ?? this.base.keys, this.floor, this.floorBy);
+    const same = this.keys === null && this.floor === this.base.floor && this.writeFloor === this.base.writeFloor;
+    return same ? { ...this.base, floorBy: this.floorBy } : makeState(this.keys ?? this.base.keys, this.floor, this.writeFloor, this.floorBy);
   }
 }
 
-function makeState(keys: ReadonlyMap<string, KeyEntry>, floor: number, floorBy: number | null): GroupState {
-  const parts: string[] = [String(floor)];
+function makeState(keys: ReadonlyMap<string, KeyEntry>, floor: number, writeFloor: number, floorBy: number | null): GroupState {
+  const parts: string[] = [`${floor}/${writeFloor}`];
   const names = [...keys.keys()];
   if (names.length > 1) names.sort();
   for (const k of names) {
     const e = keys.get(k)!;
     parts.push(k, e.value, e.version === null ? `?${e.lo}` : String(e.version));
   }
-  return { keys, floor, floorBy, id: parts.join("\u0000") };
+  return { keys, floor, writeFloor, floorBy, id: parts.join("\u0000") };
 }

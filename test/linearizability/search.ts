@@ -15,6 +15,21 @@
 // invocation, or never; the search succeeds once every ok op is placed. They are tried only
 // after every ok op that could go at the same point: most never took effect where the search
 // stands, and placing them first would explore (and cache) states nobody needs.
+//
+// A write with an unknown outcome whose version nothing revealed ("lazy": the model gives it
+// no log position) is only worth placing right before an op that it changes: if that next op
+// could go in the state before the lazy write and would leave the same state, the write is
+// absorbed (a put overwritten before anyone saw it) and "never took effect" is the same
+// linearization, explored anyway. This keeps timed-out writes that nobody observed from
+// multiplying the search. The memo key of a state reached by a lazy write names that write,
+// since what may follow it is restricted.
+//
+// A linearizable get that can go now, while no other op left to place has a lower log
+// position (model.ts: no write at a version <= its index, no get at a lower index), goes now
+// and nothing else is tried in its place: any linearization that places it later can place it
+// here instead (it reads the same entry, since values are unique and nothing can bring its
+// value back; and what follows it sits at higher positions, so the floor it sets stops
+// nothing). Without this, c concurrent gets make 2^c subsets for the memo to tell apart.
 
 import type { GroupState, ModelOp } from "./model.js";
 import { initialState, step } from "./model.js";
@@ -52,6 +67,8 @@ interface Frame {
   readonly hash2: number;
   readonly alternatives: readonly GroupState[];
   readonly alternative: number;
+  /** Placed as the only op worth trying here (see above): undoing it undoes this state too. */
+  readonly forced: boolean;
 }
 
 /** `budget`: the most model steps to try before giving up (a "budget" result, never a hang). */
@@ -99,32 +116,50 @@ export function search(ops: readonly SearchOp[], budget: number): SearchResult {
     zobrist2[i] = random();
   }
 
+  const lazy = ops.map((o) => !o.mustTakeEffect && o.version === null);
+
+  const positions = new Positions(ops, () => true);
+  // An ok op whose position is below the floor can never be placed any more (the floor only
+  // rises): a state that leaves one behind is a dead end now, not at that op's completion,
+  // perhaps hundreds of placements later, which would be searched in between for nothing.
+  const required = new Positions(ops, (o) => o.mustTakeEffect);
+  const isEager = (op: number) => {
+    const o = ops[op]!.op;
+    return o.call.f === "get" && positions.lowerThan(positionOf(ops[op]!)!) === 0;
+  };
+
   const cache = new Set<string>();
   const stack: Frame[] = [];
   let state = initialState;
   let hash1 = 0;
   let hash2 = 0;
-  let remaining = ops.filter((o) => o.mustTakeEffect).length;
+  const mustTotal = ops.filter((o) => o.mustTakeEffect).length;
+  let remaining = mustTotal;
+  let deepestOk = -1;
   let steps = 0;
   let deepest: Deepest | null = null;
 
   /** Places ops[op] with the first of its alternative states not seen before. */
-  const place = (node: number, pass: number, op: number, alternatives: readonly GroupState[], from: number): boolean => {
+  const place = (node: number, pass: number, op: number, alternatives: readonly GroupState[], from: number, forced = false): boolean => {
     const h1 = hash1 ^ zobrist1[op]!;
     const h2 = hash2 ^ zobrist2[op]!;
+    required.remove(op);
     for (let a = from; a < alternatives.length; a++) {
       const after = alternatives[a]!;
-      const key = `${h1}:${h2}:${after.id}`;
+      if (required.lowerThan(after.floor) > 0) continue;
+      const key = lazy[op] ? `${h1}:${h2}:${after.id}|${op}` : `${h1}:${h2}:${after.id}`;
       if (cache.has(key)) continue;
       cache.add(key);
-      stack.push({ node, pass, op, before: state, hash1, hash2, alternatives, alternative: a });
+      stack.push({ node, pass, op, before: state, hash1, hash2, alternatives, alternative: a, forced });
       state = after;
+      positions.remove(op);
       hash1 = h1;
       hash2 = h2;
       lift(node);
       if (ops[op]!.mustTakeEffect) remaining--;
       return true;
     }
+    required.add(op);
     return false;
   };
 
@@ -140,21 +175,31 @@ export function search(ops: readonly SearchOp[], budget: number): SearchResult {
         continue;
       }
       // Nothing placeable before this completion: backtrack.
-      if (deepest === null || stack.length > deepest.linearized.length) deepest = snapshot(node);
-      const frame = stack.pop();
-      if (frame === undefined) return { kind: "violation", steps, deepest: deepest! };
-      unlift(frame.node);
-      state = frame.before;
-      hash1 = frame.hash1;
-      hash2 = frame.hash2;
-      if (ops[frame.op]!.mustTakeEffect) remaining++;
-      if (place(frame.node, frame.pass, frame.op, frame.alternatives, frame.alternative + 1)) {
-        node = next[head]!;
-        pass = 1;
-      } else {
+      // Furthest by ok ops placed: writes of unknown outcome placed in passing are no progress.
+      if (deepest === null || mustTotal - remaining > deepestOk) {
+        deepest = snapshot(node);
+        deepestOk = mustTotal - remaining;
+      }
+      for (;;) {
+        const frame = stack.pop();
+        if (frame === undefined) return { kind: "violation", steps, deepest: deepest! };
+        unlift(frame.node);
+        positions.add(frame.op);
+        required.add(frame.op);
+        state = frame.before;
+        hash1 = frame.hash1;
+        hash2 = frame.hash2;
+        if (ops[frame.op]!.mustTakeEffect) remaining++;
+        if (place(frame.node, frame.pass, frame.op, frame.alternatives, frame.alternative + 1, frame.forced)) {
+          node = next[head]!;
+          pass = 1;
+          break;
+        }
+        if (frame.forced) continue; // nothing else can succeed from that state: back up further
         // Lowe: try the ops after the one undone, in the same pass.
         node = next[frame.node]!;
         pass = frame.pass;
+        break;
       }
       continue;
     }
@@ -163,14 +208,22 @@ export function search(ops: readonly SearchOp[], budget: number): SearchResult {
       node = next[node]!;
       continue;
     }
+    const top = stack[stack.length - 1];
+    const afterLazy = top !== undefined && lazy[top.op]!;
     if (++steps > budget) return { kind: "budget", steps, deepest: deepest ?? snapshot(node) };
     const result = step(state, ops[op]!, false);
-    if (result.ok && place(node, pass, op, result.states, 0)) {
+    if (result.ok && !(afterLazy && absorbs(top.before, op, result.states)) && place(node, pass, op, result.states, 0, isEager(op))) {
       node = next[head]!;
       pass = 1;
     } else {
       node = next[node]!;
     }
+  }
+
+  /** Whether ops[op] placed without the lazy write before it gives the same states. */
+  function absorbs(before: GroupState, op: number, states: readonly GroupState[]): boolean {
+    const without = step(before, ops[op]!, false);
+    return without.ok && without.states.length === states.length && without.states.every((s, i) => s.id === states[i]!.id);
   }
 
   function snapshot(at: number): Deepest {
@@ -180,7 +233,11 @@ export function search(ops: readonly SearchOp[], budget: number): SearchResult {
     const candidates: number[] = [];
     for (let n = next[head]!; n !== end && n !== blockedNode; n = next[n]!) if (kind[n] === CALL) candidates.push(opOf[n]!);
     const blocked = blockedNode === end ? (candidates[0] ?? -1) : opOf[blockedNode]!;
-    return { linearized: stack.map((f) => f.op), state, blocked, candidates: candidates.filter((c) => c !== blocked) };
+    // Lazy writes placed last only tried to help and failed: report the state before them.
+    let kept = stack.length;
+    while (kept > 0 && lazy[stack[kept - 1]!.op]) kept--;
+    const before = kept === stack.length ? state : stack[kept]!.before;
+    return { linearized: stack.slice(0, kept).map((f) => f.op), state: before, blocked, candidates: candidates.filter((c) => c !== blocked) };
   }
 }
 
@@ -224,4 +281,57 @@ function buildList(ops: readonly SearchOp[]): EventList {
   next[head] = n > 0 ? 0 : -1;
   prev[head] = -1;
   return { next, prev, kind, opOf, returnOf, head };
+}
+
+/** The log position an op is known to take (model.ts), or null when it has none. */
+export function positionOf(o: SearchOp): number | null {
+  const r = o.op.result;
+  if (r?.f === "get") return 2 * r.index + 1;
+  return o.version === null ? null : 2 * o.version;
+}
+
+/** Counts of the ops not yet placed by log position (a Fenwick tree over the positions used). */
+class Positions {
+  private readonly rank: Int32Array;
+  private readonly tree: Int32Array;
+
+  constructor(ops: readonly SearchOp[], counted: (o: SearchOp) => boolean) {
+    const known = ops.map((o) => (counted(o) ? positionOf(o) : null));
+    const sorted = [...new Set(known.filter((p): p is number => p !== null))].sort((a, b) => a - b);
+    const rankOf = new Map(sorted.map((p, i) => [p, i + 1]));
+    this.rank = Int32Array.from(known, (p) => (p === null ? 0 : rankOf.get(p)!));
+    this.tree = new Int32Array(sorted.length + 1);
+    this.sorted = sorted;
+    for (let i = 0; i < ops.length; i++) this.add(i);
+  }
+
+  private readonly sorted: number[];
+
+  add(op: number): void {
+    this.update(this.rank[op]!, 1);
+  }
+
+  remove(op: number): void {
+    this.update(this.rank[op]!, -1);
+  }
+
+  /** How many ops not placed have a position below `position`. */
+  lowerThan(position: number): number {
+    // The number of used positions below it is the rank to sum up to.
+    let lo = 0;
+    let hi = this.sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.sorted[mid]! < position) lo = mid + 1;
+      else hi = mid;
+    }
+    let sum = 0;
+    for (let i = lo; i > 0; i -= i & -i) sum += this.tree[i]!;
+    return sum;
+  }
+
+  private update(rank: number, delta: number): void {
+    if (rank === 0) return;
+    for (let i = rank; i < this.tree.length; i += i & -i) this.tree[i]! += delta;
+  }
 }
