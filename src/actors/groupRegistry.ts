@@ -11,6 +11,7 @@
 // fresh actor that reloads the group from disk.
 
 import { dispatch, spawn, spawnStateless, stop, type ActorSystemRef, type Ref } from "nact";
+import type { GroupState } from "../protocol/state.js";
 import { groupActor, isQuiescent, newGroupHandle, type GroupEnv, type GroupHandle, type GroupMsg } from "./keyGroup.js";
 
 interface Live {
@@ -20,6 +21,8 @@ interface Live {
 
 export class GroupRegistry {
   private readonly live = new Map<string, Live>();
+  /** Groups whose actor crashed with persists still on their way to disk, until they land. */
+  private readonly settling = new Map<string, Promise<void>>();
   private readonly shards: Ref<unknown>[] = [];
   private readonly actorFn: ReturnType<typeof groupActor>;
   private spawned = 0;
@@ -39,6 +42,11 @@ export class GroupRegistry {
     return this.live.size;
   }
 
+  /** The loaded core state of a live group, else null (for progress reports; never mutate it). */
+  replicaOf(group: string): GroupState | null {
+    return this.live.get(group)?.handle.replica ?? null;
+  }
+
   dispatch(group: string, msg: GroupMsg): void {
     let live = this.live.get(group);
     if (live === undefined) live = this.spawn(group);
@@ -48,13 +56,24 @@ export class GroupRegistry {
 
   private spawn(group: string): Live {
     const handle = newGroupHandle(group, this.env.now());
+    handle.loadAfter = this.settling.get(group) ?? null;
     const shard = this.shards[shardOf(group, this.shards.length)]!;
     const ref = spawn(shard as never, this.actorFn as never, `g${++this.spawned}`, {
       initialState: handle,
       onCrash: (_msg: unknown, error: unknown, ctx: { stop: unknown }) => {
-        // A bug or a load failure: drop the actor; the next message reloads the group from disk.
+        // A bug or a load failure: drop the actor; the next message spawns a new one, which
+        // reloads the group from disk once every persist of this one has landed (a failed
+        // persist is fatal for the node anyway). Its releases still go out after their
+        // persists, in order: they are what this actor made durable.
         if (this.live.get(group)?.handle === handle) this.live.delete(group);
         if (handle.timer !== null) clearTimeout(handle.timer);
+        if (handle.driver !== null && handle.driver.pendingPersists > 0) {
+          const settled = handle.driver.settled();
+          this.settling.set(group, settled);
+          void settled.then(() => {
+            if (this.settling.get(group) === settled) this.settling.delete(group);
+          });
+        }
         this.onGroupCrash(group, error);
         return ctx.stop;
       },

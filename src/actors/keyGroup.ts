@@ -5,7 +5,10 @@
 // The Ready pattern: a step updates the state at once, queues its Persist with the storage
 // writer (group commit, one synced batch per tick across groups) and goes on to the next
 // message; the step's sends and answers are released only when that persist, and every
-// earlier one of this group, is durable. The mailbox never waits on the disk.
+// earlier one of this group, is durable. The mailbox never waits on the disk. What is released
+// when, and when the group's timer fires, is done by groupDriver.ts (deciding by
+// protocol/releaseQueue.ts), the same code the simulation drives; this file only plugs in the
+// live I/O and the mailbox.
 
 import { randomInt } from "node:crypto";
 import type { NodeId } from "../protocol/ballot.js";
@@ -18,6 +21,7 @@ import type { GroupState } from "../protocol/state.js";
 import { isStorageError } from "../storage/errors.js";
 import type { Storage } from "../storage/storage.js";
 import type { StorageWriter } from "../storage/writer.js";
+import { GroupDriver, type GroupPorts } from "./groupDriver.js";
 
 /** A group actor's messages are the core's inputs: the actor only adds the I/O around them. */
 export type GroupMsg = Input;
@@ -37,8 +41,18 @@ export interface GroupEnv {
   answer(call: CallId, outcome: Outcome): void;
   /** Wakes the group later (the registry dispatches a tick). */
   dispatchTick(group: string): void;
+  /**
+   * Test-only fault injection: called before each step; a throw there is a crash of the actor
+   * (tests use it to check that a crashed group reloads only after its persists settled).
+   */
+  readonly beforeStep?: (group: string, msg: GroupMsg) => void;
   /** A group's stored copy failed its checksum: it is being recovered from the peers. */
   onLostGroup(group: string, error: unknown): void;
+  /**
+   * This node lost its data directory (actors/lostDisk.ts): must this group, which has no
+   * record here, start in recovery because this node may have voted in it before the loss?
+   */
+  mustRecover?(group: string): boolean;
   /** The disk failed: nothing that depends on it may be revealed; the node must stop. */
   fatal(error: unknown): void;
   now(): number;
@@ -51,15 +65,20 @@ export interface GroupHandle {
   inflight: number;
   lastActive: number;
   replica: GroupState | null;
-  /** Persists of this group not yet durable, and the newest one (releases wait on it). */
-  pendingPersists: number;
-  lastPersist: Promise<void>;
+  /** Does each step's I/O (shared with the simulation); made on the first message. */
+  driver: GroupDriver | null;
   timer: NodeJS.Timeout | null;
-  timerAt: number;
+  /**
+   * Settles when the persists of this group's previous actor (one that crashed) are durable:
+   * the group is loaded only after that, or the new actor would read a disk that is about to
+   * change under it and could reveal a second value at a fast-round ballot, or forget a
+   * promise the old actor revealed (issue 8, defect 4).
+   */
+  loadAfter: Promise<void> | null;
 }
 
 export function newGroupHandle(group: string, now: number): GroupHandle {
-  return { group, inflight: 0, lastActive: now, replica: null, pendingPersists: 0, lastPersist: Promise.resolve(), timer: null, timerAt: 0 };
+  return { group, inflight: 0, lastActive: now, replica: null, driver: null, timer: null, loadAfter: null };
 }
 
 /** Counts group loads in this process: a reloaded group gets fresh value ids (see load). */
@@ -69,7 +88,9 @@ let loadCounter = 0;
 export function groupActor(env: GroupEnv) {
   return async (handle: GroupHandle, msg: GroupMsg): Promise<GroupHandle> => {
     try {
+      if (handle.replica === null && handle.loadAfter !== null) await handle.loadAfter;
       handle.replica ??= await load(env, handle.group);
+      env.beforeStep?.(handle.group, msg);
       const now = env.now();
       const ready = step(handle.replica, now, msg);
       perform(env, handle, ready, now);
@@ -85,7 +106,11 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
   let durable = emptyDurableGroup();
   let lost = false;
   try {
-    durable = (await env.storage.loadGroup(group)) ?? durable;
+    const stored = await env.storage.loadGroup(group);
+    if (stored !== null) durable = stored;
+    // No record here, but the node lost its disk: what it promised in this group is forgotten,
+    // so it learns without voting until that cannot matter, exactly as for a corrupt group.
+    else lost = env.mustRecover?.(group) ?? false;
   } catch (e) {
     // A record failed its checksum: never serve it. The group is wiped by the first persist
     // and recovered from the peers, without voting until that is safe (protocol/recovery.ts).
@@ -109,54 +134,35 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
 }
 
 function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number): void {
-  schedule(env, handle, ready.wakeAt, now);
-  for (const a of ready.answersNow) env.answer(a.call, a.outcome);
-  const nothingToRelease = ready.send.length === 0 && ready.answers.length === 0;
-  if (ready.persist !== null) {
-    handle.pendingPersists++;
-    const durable = env.writer.persist(ready.persist).then(
-      () => {
-        handle.pendingPersists--;
-      },
-      (err: unknown) => {
-        env.fatal(err);
-        throw err;
-      },
-    );
-    handle.lastPersist = durable;
-    // A failed persist releases nothing: an unpersisted promise or accept must never be revealed.
-    durable.then(() => release(env, ready), () => undefined);
-  } else if (nothingToRelease) {
-    return;
-  } else if (handle.pendingPersists > 0) {
-    // In order: this step may repeat a Promise/Accepted whose persist is still on its way.
-    handle.lastPersist.then(() => release(env, ready), () => undefined);
-  } else {
-    release(env, ready);
-  }
+  // The reply-before-persist bug is a switch on the release queue; only a test sets it.
+  const replyBeforePersist = handle.replica?.config.breaks?.has("reply-before-persist") ?? false;
+  handle.driver ??= new GroupDriver(livePorts(env, handle), { replyBeforePersist });
+  handle.driver.perform(ready, now);
 }
 
-function release(env: GroupEnv, ready: Ready): void {
-  for (const out of ready.send) env.send(out.to, out.msg);
-  for (const a of ready.answers) env.answer(a.call, a.outcome);
-}
-
-/** One timer per group, at the earliest time the core asked to be woken. */
-function schedule(env: GroupEnv, handle: GroupHandle, wakeAt: number | null, now: number): void {
-  if (wakeAt === null) return;
-  if (handle.timer !== null && handle.timerAt <= wakeAt) return;
-  if (handle.timer !== null) clearTimeout(handle.timer);
-  handle.timerAt = wakeAt;
-  handle.timer = setTimeout(() => {
-    handle.timer = null;
-    env.dispatchTick(handle.group);
-  }, Math.max(1, Math.ceil(wakeAt - now)));
+/** The live I/O: the storage writer (group commit), the transport, and one setTimeout. */
+function livePorts(env: GroupEnv, handle: GroupHandle): GroupPorts {
+  return {
+    // The writer settles batches in order, so one group's persists complete in order.
+    persist: (record, durable, failed) => void env.writer.persist(record).then(durable, failed),
+    send: (to, msg) => env.send(to, msg),
+    answer: (call, outcome) => env.answer(call, outcome),
+    armTimer: (at, now) => {
+      if (handle.timer !== null) clearTimeout(handle.timer);
+      handle.timer = setTimeout(() => {
+        handle.timer = null;
+        handle.driver?.timerFired();
+        env.dispatchTick(handle.group);
+      }, at - now);
+    },
+    fatal: (error) => env.fatal(error),
+  };
 }
 
 /** Idle: nothing queued, nothing in flight, nothing waiting on the disk or the network. */
 export function isQuiescent(handle: GroupHandle): boolean {
   const r = handle.replica;
-  if (handle.inflight > 0 || handle.pendingPersists > 0) return false;
+  if (handle.inflight > 0 || (handle.driver?.pendingPersists ?? 0) > 0) return false;
   if (r === null) return true;
   return r.queue.length === 0 && r.reads.length === 0 && r.proposer.phase === "idle" && r.catchUp.asked === null;
 }

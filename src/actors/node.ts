@@ -22,8 +22,16 @@ import { fsyncDelayFromEnv } from "./testHooks.js";
 import { ApiHandler } from "./apiHandler.js";
 import { GroupRegistry } from "./groupRegistry.js";
 import type { NatsOptions, NodeConfig } from "./nodeConfig.js";
+import { readIdentity } from "./identity.js";
+import { LostDiskMode } from "./lostDisk.js";
+import { startMembership, type Membership } from "./membership.js";
 import { Transport } from "./transport.js";
 import { VERSION } from "../version.js";
+
+/** An idle link to a peer gets an empty frame this often. */
+const HEARTBEAT_MS = 50;
+/** A peer silent this long is taken for paused or cut off: requests are routed around it. */
+const PEER_SILENCE_MS = 300;
 
 export interface NodeHandle {
   readonly config: NodeConfig;
@@ -78,6 +86,13 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   await mkdir(config.dataDir, { recursive: true });
   const storage = new LevelStorage(config.dataDir);
   await storage.open();
+  try {
+    // A wrong mount is refused before anything else, even with NATS unreachable.
+    await readIdentity(storage, config.dataDir, config.nodeId, config.cluster);
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
   const faultDelayMs = fsyncDelayFromEnv(process.env);
   if (faultDelayMs !== undefined) log.warn("TEST-ONLY: PAXOSSTORE_FAULT_FSYNC_DELAY_FILE is set: storage commits can be delayed (slow-disk fault)");
   if (config.breaks !== undefined) log.warn({ breaks: [...config.breaks] }, "TEST-ONLY: PAXOSSTORE_BREAK is set: this node runs with DELIBERATE PROTOCOL BUGS and is not safe");
@@ -89,6 +104,18 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     await storage.close();
     throw e;
   }
+
+  // Who this data directory belongs to, and whether it is a lost disk (newOrLost.ts): decided
+  // before any Paxos traffic starts, so a lost disk never votes with forgotten promises.
+  let membership: Membership;
+  try {
+    membership = await startMembership(config, storage, nc, subjects.prefix, replicasOf, log);
+  } catch (e) {
+    await nc.close().catch(() => undefined);
+    await storage.close();
+    throw e;
+  }
+  let lostDisk: LostDiskMode | null = null;
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -104,6 +131,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     self: config.nodeId,
     members: config.members,
     maxFrameBytes: DEFAULT_WIRE_LIMITS.frameBytesMax,
+    silenceMs: PEER_SILENCE_MS,
     deliver: (from, msg) => {
       // A peer message for a group we do not replicate is foreign: count it, do not spawn.
       if (!replicasOf(msg.group).includes(config.nodeId)) return;
@@ -117,7 +145,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       nodeId: config.nodeId,
       incarnation,
       timing: config.timing,
-      limits: DEFAULT_LIMITS,
+      limits: { ...DEFAULT_LIMITS, requestMemory: config.requestMemory },
       breaks: config.breaks,
       storage,
       writer,
@@ -126,6 +154,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       answer: (call, outcome) => api.answer(call, outcome),
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),
+      mustRecover: (group) => lostDisk?.mustRecover(group) ?? false,
       onLostGroup: (group, error) => log.error({ group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)"),
       now,
     },
@@ -154,16 +183,37 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     limits: DEFAULT_WIRE_LIMITS,
     requestTimeoutMs: config.requestTimeoutMs,
     replicasFor: replicasOf,
-    peerAlive: (node) => (transport.lastHeard.get(node) ?? 0) >= Date.now() - 5_000,
+    peerAlive: (node) => transport.isAlive(node),
+    lastHeard: (node) => transport.lastHeard.get(node) ?? 0,
+    markDown: (node) => transport.markDown(node),
     dispatch: (group, msg) => registry.dispatch(group, msg),
     status,
     now,
   });
 
+  if (membership.lostDisk !== null) {
+    lostDisk = new LostDiskMode({
+      nc,
+      prefix: subjects.prefix,
+      cluster: config.cluster,
+      self: config.nodeId,
+      members: config.members,
+      log,
+      storage,
+      state: membership.lostDisk,
+      replicaOf: (group) => registry.replicaOf(group),
+      nudge: (group) => registry.dispatch(group, { type: "tick" }),
+    });
+  }
+
   transport.start();
   api.start();
-  // Heartbeat: an empty frame now and then, so `status` can tell which members are up.
-  const heartbeat = setInterval(() => transport.heartbeat(), 2_000);
+  lostDisk?.start();
+  membership.afterStart(transport);
+  // Heartbeat: an empty frame on every link idle for HEARTBEAT_MS, so that `status` can tell
+  // which members are up, and the api handler can tell a paused or cut-off peer by its silence
+  // (transport.ts) in PEER_SILENCE_MS instead of seconds.
+  const heartbeat = setInterval(() => transport.heartbeat(HEARTBEAT_MS), HEARTBEAT_MS);
   transport.heartbeat();
   const passivator = setInterval(() => registry.passivateIdle(now(), config.passivateAfterMs), Math.min(5_000, config.passivateAfterMs));
 
@@ -172,6 +222,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     (stopping ??= (async () => {
       clearInterval(heartbeat);
       clearInterval(passivator);
+      lostDisk?.stop();
+      membership.stop();
       await api.stopAccepting();
       // Let calls in flight finish (each has a deadline), but not forever.
       const until = Date.now() + config.requestTimeoutMs + 2_000;
@@ -209,11 +261,14 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   // "ready" means reachable: a round trip to the server, so it has taken our subscriptions
   // (without it a request sent right after "ready" could find no responders).
   await nc.flush().catch(() => undefined);
-  log.info({ cluster: config.cluster, members: config.members, dataDir: config.dataDir, nats: config.nats.servers }, `paxosstore node ${config.nodeId} ready`);
+  log.info(
+    { cluster: config.cluster, members: config.members, dataDir: config.dataDir, nats: config.nats.servers, identityId: membership.identity.identityId, lostDisk: lostDisk?.stats().phase ?? null },
+    `paxosstore node ${config.nodeId} ready`,
+  );
   return {
     config,
     status,
-    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated }),
+    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated, identity: membership.identity, lostDisk: lostDisk?.stats() ?? null }),
     stop,
     stopped,
   };

@@ -3,7 +3,7 @@
 // so a bad config fails at start and never later.
 
 import { readFileSync } from "node:fs";
-import { DEFAULT_TIMING, type BreakName, type Timing } from "../protocol/config.js";
+import { DEFAULT_LIMITS, DEFAULT_TIMING, type BreakName, type Timing } from "../protocol/config.js";
 
 export interface NatsOptions {
   /** e.g. ["nats://127.0.0.1:4222"] */
@@ -33,8 +33,19 @@ export interface NodeConfig {
   readonly passivateAfterMs: number;
   /** Default client deadline when a request carries none. */
   readonly requestTimeoutMs: number;
+  /**
+   * Request ids each key-group remembers for dedupe: the at-most-once window, in writes to the
+   * group (docs/API.md). Every replica applies the same rule to the same log, so it must be
+   * equal on every node (checked against the peers at start: membership.ts).
+   */
+  readonly requestMemory: number;
   readonly timing: Timing;
   readonly logLevel: string;
+  /**
+   * The operator vouches that an EMPTY data directory is a brand-new node that never ran
+   * (--new-node): skip asking the peers whether they have seen it (docs/OPERATIONS.md).
+   */
+  readonly newNode: boolean;
   /** TEST-ONLY deliberate protocol bugs (PAXOSSTORE_BREAK, src/actors/testHooks.ts); unset in production. */
   readonly breaks?: ReadonlySet<BreakName>;
 }
@@ -98,8 +109,10 @@ export function loadNodeConfig(file: string | undefined, env: NodeJS.ProcessEnv,
     replication: int(pick("replication", "PAXOSSTORE_REPLICATION", fromFile.replication) ?? 3, "replication", 1, 7),
     passivateAfterMs: int(pick("passivateAfterMs", "PAXOSSTORE_PASSIVATE_AFTER_MS", fromFile.passivateAfterMs) ?? 60_000, "passivateAfterMs", 10, 86_400_000),
     requestTimeoutMs: int(pick("requestTimeoutMs", "PAXOSSTORE_REQUEST_TIMEOUT_MS", fromFile.requestTimeoutMs) ?? 5_000, "requestTimeoutMs", 10, 600_000),
+    requestMemory: int(pick("requestMemory", "PAXOSSTORE_REQUEST_MEMORY", fromFile.requestMemory) ?? DEFAULT_LIMITS.requestMemory, "requestMemory", 1, 1_000_000),
     timing: { ...DEFAULT_TIMING, ...((fromFile.timing as Partial<Timing>) ?? {}) },
     logLevel: str(pick("logLevel", "PAXOSSTORE_LOG_LEVEL", fromFile.logLevel) ?? "info", "logLevel"),
+    newNode: bool(pick("newNode", "PAXOSSTORE_NEW_NODE", fromFile.newNode) ?? false, "newNode (PAXOSSTORE_NEW_NODE)"),
   };
 }
 
@@ -121,4 +134,10 @@ function int(v: unknown, what: string, min: number, max: number): number {
   const n = typeof v === "number" ? v : Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${what} must be an integer in [${min}, ${max}], got ${String(v)}`);
   return n;
+}
+
+function bool(v: unknown, what: string): boolean {
+  if (v === true || v === "true" || v === "1") return true;
+  if (v === false || v === "false" || v === "0" || v === "") return false;
+  throw new ConfigError(`${what} must be true or false, got ${String(v)}`);
 }

@@ -2,6 +2,7 @@
 // gracefully (stop taking requests, finish calls in flight, flush storage, close).
 
 import type { Command } from "commander";
+import { IdentityError } from "../actors/identity.js";
 import { ConfigError, loadNodeConfig } from "../actors/nodeConfig.js";
 import { breaksFromEnv } from "../actors/testHooks.js";
 
@@ -24,10 +25,12 @@ export function registerNodeCommand(program: Command): void {
     .option("--tls-cert <file>", "client certificate for NATS TLS")
     .option("--tls-key <file>", "client key for NATS TLS")
     .option("--log-level <level>", "fatal|error|warn|info|debug (PAXOSSTORE_LOG_LEVEL, default info)")
-    .action(async (opts: Record<string, string | undefined>) => {
+    .option("--request-memory <n>", "request ids each key-group remembers for retries: the at-most-once window, in writes (PAXOSSTORE_REQUEST_MEMORY, default 1024; the SAME on every node)")
+    .option("--new-node", "an EMPTY data dir is a brand-new node: do not ask the peers whether they have seen it (PAXOSSTORE_NEW_NODE; never after a lost disk: docs/OPERATIONS.md)")
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config;
       try {
-        config = loadNodeConfig(opts.config, process.env, {
+        config = loadNodeConfig(opts.config as string | undefined, process.env, {
           nodeId: opts.nodeId,
           cluster: opts.cluster,
           members: opts.members,
@@ -42,6 +45,8 @@ export function registerNodeCommand(program: Command): void {
           tlsCert: opts.tlsCert,
           tlsKey: opts.tlsKey,
           logLevel: opts.logLevel,
+          newNode: opts.newNode,
+          requestMemory: opts.requestMemory,
         });
         // TEST-ONLY deliberate bugs for `npm run verify` (docs/VERIFY.md); unset in production.
         const breaks = breaksFromEnv(process.env);
@@ -60,7 +65,8 @@ export function registerNodeCommand(program: Command): void {
         node = await startNode(config, { onFatal: () => (process.exitCode = 1) });
       } catch (e) {
         console.error(`paxosstore node ${config.nodeId}: cannot start: ${(e as Error).message}`);
-        process.exit(1);
+        // A data directory that is not this node's (wrong mount) is a configuration error.
+        process.exit(e instanceof IdentityError ? 2 : 1);
       }
       const shutdown = (signal: string): void => {
         console.error(`paxosstore node ${config.nodeId}: ${signal}: stopping`);

@@ -127,12 +127,10 @@ function install(state: GroupState, fx: Effects): void {
     fx.keys.set(key, entry);
   }
   state.requests.clear();
-  fx.requests.length = 0;
-  fx.forgetRequests.length = 0;
+  fx.replaceRequests(snap.requests);
   let seq = 0;
   for (const r of snap.requests) {
     state.requests.set(r.requestId, r);
-    fx.requests.push(r);
     seq = Math.max(seq, r.seq);
   }
   state.requestSeq = seq;

@@ -16,13 +16,19 @@ export type BreakName =
   /** A linearizable read answers from the local replica without the ReadProbe round. */
   | "read-without-probe"
   /** A replica that lost a group votes (and answers read probes) while it recovers it. */
-  | "vote-while-recovering";
+  | "vote-while-recovering"
+  /**
+   * The core's wakeAt leaves out queued writes' deadlines: a group with nothing else to wait
+   * for is not woken to answer them (only a message would step it). Nodes tick only at wakeAt.
+   */
+  | "wake-ignores-write-deadlines";
 
 export const BREAK_NAMES: readonly BreakName[] = [
   "fast-round-any-node",
   "reply-before-persist",
   "read-without-probe",
   "vote-while-recovering",
+  "wake-ignores-write-deadlines",
 ];
 
 export interface Timing {
@@ -31,6 +37,14 @@ export interface Timing {
   /** Retry backoff after a lost round: jittered in [base, 2*base) doubling up to max. */
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
+  /**
+   * After promising another proposer's higher ballot, our proposer stands back about this long
+   * (jittered, and never longer than a phase timeout) before it may prepare again: longer than
+   * the other's next round trip (its Accept and Chosen), so a live one finishes undisturbed;
+   * short, because the other may have died right after its Prepare, and every write and read
+   * of the group would wait out the whole stand-back.
+   */
+  readonly yieldMs: number;
   /** A read waiting on an accepted-but-undecided instance drives it after this long. */
   readonly readResolveMs: number;
   /** An unanswered catch-up request is sent again (to another peer) after this long. */
@@ -76,6 +90,7 @@ export const DEFAULT_TIMING: Timing = {
   phaseTimeoutMs: 500,
   backoffBaseMs: 5,
   backoffMaxMs: 1000,
+  yieldMs: 100,
   readResolveMs: 50,
   catchUpRetryMs: 500,
   probeRetryMs: 250,

@@ -84,9 +84,14 @@ export function step(state: GroupState, now: number, input: Input): Ready {
     case "propose": {
       // Already applied (a retry of an answered request): answer with the first result.
       const known = state.requests.get(input.command.requestId);
-      if (state.recovering !== null) fx.answerError(input.call, "unavailable", "this replica is recovering the group and takes no writes; the write was not applied (try another replica)");
-      else if (known !== undefined) fx.answerWrite(input.call, known.result);
-      else state.queue.push({ call: input.call, command: input.command, deadline: input.deadline, sent: false });
+      const fresh = input.fresh === true;
+      if (state.recovering !== null) {
+        // Not queued here. Only a fresh id is provably never applied: a client's own id may
+        // have been proposed by an earlier attempt at another replica.
+        if (fresh) fx.answerError(input.call, "unavailable", "this replica is recovering the group and takes no writes; the write was not applied (try another replica)");
+        else fx.answerError(input.call, "timeout", "this replica is recovering the group and takes no writes; an earlier attempt with this request id may still be applied: retry with the same request id at another replica");
+      } else if (known !== undefined) fx.answerWrite(input.call, known.result);
+      else state.queue.push({ call: input.call, command: input.command, deadline: input.deadline, fresh, sent: false });
       break;
     }
     case "read":
@@ -175,13 +180,18 @@ function onTick(state: GroupState, fx: Effects, now: number): void {
   retryCatchUp(state, fx, now);
 }
 
-/** Writes past their deadline are answered: "unavailable" if they never left, else "timeout". */
+/**
+ * Writes past their deadline are answered "timeout" (outcome unknown), except a write with a
+ * fresh request id that never went out in any Accept: no proposal anywhere can hold it, and
+ * it leaves the queue now, so it is never applied: "unavailable". A client's own request id
+ * may be in a value that an earlier attempt elsewhere put out, or that this replica adopted.
+ */
 function expireWrites(state: GroupState, fx: Effects, now: number): void {
   let kept = 0;
   for (const w of state.queue) {
     if (now < w.deadline) {
       state.queue[kept++] = w;
-    } else if (w.sent) {
+    } else if (w.sent || !w.fresh) {
       fx.answerError(w.call, "timeout", "no decision before the deadline; the write may still be applied (retry with the same request id to learn)");
     } else {
       fx.answerError(w.call, "unavailable", "no decision before the deadline (replicas unreachable or busy with competing proposals); the write was not applied");
@@ -201,7 +211,8 @@ function wakeAt(state: GroupState): number | null {
   if (p.phase !== "idle") consider(p.phaseDeadline);
   // Only a proposal that may start needs its backoff's end (not while a copy is installed).
   else if ((state.queue.length > 0 || p.settle) && state.catchUp.snapshot === null && state.recovering === null) consider(p.backoffUntil);
-  for (const w of state.queue) consider(w.deadline);
+  // (The deliberate bug "wake-ignores-write-deadlines" proves the simulation sees a late wake.)
+  if (!(state.config.breaks?.has("wake-ignores-write-deadlines") ?? false)) for (const w of state.queue) consider(w.deadline);
   if (state.catchUp.asked !== null) consider(state.catchUp.askedAt + state.config.timing.catchUpRetryMs);
   return at;
 }

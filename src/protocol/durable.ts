@@ -33,9 +33,12 @@ export interface Persist {
   readonly reset: boolean;
   /** Changed keys, in order; null deletes. */
   readonly keys: readonly (readonly [key: string, entry: Entry | null])[];
-  /** Request-id records added. */
+  /** Request-id records added (at most one per id; replaces a stored record of that id). */
   readonly requests: readonly RequestRecord[];
-  /** Request ids forgotten (evicted oldest-first); applied after `requests`. */
+  /**
+   * Request ids forgotten (evicted oldest-first). Disjoint from `requests`, so the order an
+   * engine writes the two in does not matter (storage asserts it).
+   */
   readonly forgetRequests: readonly string[];
 }
 
@@ -62,11 +65,11 @@ export function applyPersist(image: DurableGroup, p: Persist): void {
     if (entry === null) image.keys.delete(key);
     else image.keys.set(key, entry);
   }
-  // Adds before forgets: a record added and evicted in one step is gone, as in a LevelDB
-  // batch where a later del of the same key wins.
-  for (const r of p.requests) image.requests.push(r);
-  if (p.forgetRequests.length > 0) {
-    const forget = new Set(p.forgetRequests);
-    image.requests = image.requests.filter((r) => !forget.has(r.requestId));
+  // Records are keyed by request id (as in LevelDB): an add replaces, a forget removes.
+  if (p.requests.length > 0 || p.forgetRequests.length > 0) {
+    const drop = new Set(p.forgetRequests);
+    for (const r of p.requests) drop.add(r.requestId);
+    image.requests = image.requests.filter((r) => !drop.has(r.requestId));
+    for (const r of p.requests) image.requests.push(r);
   }
 }

@@ -13,8 +13,14 @@ export class Effects {
   metaChanged = false;
   reset = false;
   readonly keys = new Map<string, Entry | null>();
-  readonly requests: RequestRecord[] = [];
-  readonly forgetRequests: string[] = [];
+  /**
+   * Request-id records added and ids forgotten this step, kept DISJOINT so the Persist says
+   * what the disk must end up holding whatever order an engine writes them in: an id evicted
+   * and applied again within one step (a retry past the memory window) is an add, not both
+   * (the simulation's late retries found the old "adds then forgets" losing it on disk).
+   */
+  readonly requests = new Map<string, RequestRecord>();
+  readonly forgetRequests = new Set<string>();
   readonly send: Outbound[] = [];
   readonly answers: Answer[] = [];
   /** Answers that depend on nothing this step persists (see Ready.answersNow). */
@@ -44,6 +50,25 @@ export class Effects {
     for (const to of replicas) if (to !== this.self) this.send.push({ to, msg });
   }
 
+  rememberRequest(record: RequestRecord): void {
+    this.forgetRequests.delete(record.requestId);
+    this.requests.delete(record.requestId);
+    this.requests.set(record.requestId, record);
+  }
+
+  /** Forgets an id; the disk may hold an older record of it even if it was added this step. */
+  forgetRequest(requestId: string): void {
+    this.requests.delete(requestId);
+    this.forgetRequests.add(requestId);
+  }
+
+  /** Every record is replaced (a data catch-up installs a peer's records after a reset). */
+  replaceRequests(records: readonly RequestRecord[]): void {
+    this.requests.clear();
+    this.forgetRequests.clear();
+    for (const r of records) this.requests.set(r.requestId, r);
+  }
+
   keyChanged = (key: string, entry: Entry | null): void => {
     // Map.delete + set keeps the persist order equal to the order of change.
     this.keys.delete(key);
@@ -64,7 +89,7 @@ export class Effects {
 
   persist(state: GroupState): Persist | null {
     const dirty =
-      this.metaChanged || this.reset || this.keys.size > 0 || this.requests.length > 0 || this.forgetRequests.length > 0;
+      this.metaChanged || this.reset || this.keys.size > 0 || this.requests.size > 0 || this.forgetRequests.size > 0;
     if (!dirty) return null;
     return {
       group: state.config.group,
@@ -74,8 +99,8 @@ export class Effects {
           : { chosen: state.chosen, promised: state.promised, accepted: state.accepted, recovering: true },
       reset: this.reset,
       keys: [...this.keys],
-      requests: this.requests,
-      forgetRequests: this.forgetRequests,
+      requests: [...this.requests.values()],
+      forgetRequests: [...this.forgetRequests],
     };
   }
 }

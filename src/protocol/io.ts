@@ -19,8 +19,13 @@ export type Consistency = "linearizable" | "stale";
 export type Input =
   /** A peer's message for this group. */
   | { readonly type: "message"; readonly from: NodeId; readonly msg: PeerMessage }
-  /** A client write. Answered once applied, or with an error at `deadline` (ms, caller's clock). */
-  | { readonly type: "propose"; readonly call: CallId; readonly command: Command; readonly deadline: number }
+  /**
+   * A client write. Answered once applied, or with an error at `deadline` (ms, caller's clock).
+   * `fresh`: the request id was made for this very call by the node that took it (the client
+   * sent none), so no other attempt with it exists anywhere: only then can the core know that a
+   * write it never proposed is never applied, and answer `unavailable` (see ErrorCode).
+   */
+  | { readonly type: "propose"; readonly call: CallId; readonly command: Command; readonly deadline: number; readonly fresh?: boolean }
   /** A client read. */
   | {
       readonly type: "read";
@@ -33,9 +38,13 @@ export type Input =
   | { readonly type: "tick" };
 
 export type ErrorCode =
-  /** No majority answered in time; a write with this code was NOT applied and never will be. */
+  /**
+   * A promise about the REQUEST ID, not just this attempt: it was not applied and never will be.
+   * So it is answered only where that is provable: a write whose id is `fresh` (no other
+   * attempt can exist) and that never entered a proposal. Reads use it for "no majority".
+   */
   | "unavailable"
-  /** The deadline passed after the write went out: it may or may not be applied (the request id tells). */
+  /** The outcome is unknown: the write may or may not be applied (a retry with the same request id tells). */
   | "timeout";
 
 export type Outcome =

@@ -38,12 +38,13 @@ export function learn(state: GroupState, fx: Effects, now: number, entry: Chosen
 
 function remember(state: GroupState, fx: Effects, record: RequestRecord): void {
   state.requests.set(record.requestId, record);
-  fx.requests.push(record);
-  // Bounded memory: forget the oldest (Map iteration order is insertion order).
+  fx.rememberRequest(record);
+  // Bounded memory: forget the oldest (Map iteration order is insertion order). This is the
+  // at-most-once window (docs/API.md): a retry after `requestMemory` later writes is new.
   while (state.requests.size > state.config.limits.requestMemory) {
     const oldest = state.requests.keys().next().value as string;
     state.requests.delete(oldest);
-    fx.forgetRequests.push(oldest);
+    fx.forgetRequest(oldest);
   }
 }
 

@@ -83,6 +83,17 @@ function buildValue(state: GroupState): Value {
   return { id: `${self}/${incarnation}/${++p.valueCounter}`, commands };
 }
 
+/**
+ * Queued writes carried by `value` go out now: their outcome is unknown from here on. Our own
+ * batch marks its writes in buildValue; an ADOPTED value may carry queued writes too (an
+ * earlier attempt with the same request id, proposed elsewhere).
+ */
+function markSent(state: GroupState, value: Value): void {
+  if (state.queue.length === 0 || value.commands.length === 0) return;
+  const ids = new Set(value.commands.map((c) => c.requestId));
+  for (const w of state.queue) if (ids.has(w.command.requestId)) w.sent = true;
+}
+
 /** The previous chosen entry, when small enough to ride along (see Limits.prevInlineBytes). */
 function inlinePrev(state: GroupState): ChosenEntry | null {
   const prev = state.chosen;
@@ -94,6 +105,7 @@ function sendAccept(state: GroupState, fx: Effects, value: Value): void {
   p.phase = "accepting";
   p.value = value;
   p.accepts.clear();
+  markSent(state, value);
   fx.broadcast(state.config.replicas, {
     type: "accept",
     group: state.config.group,
@@ -162,9 +174,11 @@ function backoff(state: GroupState, attempts: number): number {
 /**
  * Our acceptor just promised a higher ballot of another proposer at the open instance: that
  * proposer is driving it (and will adopt any accepted value). Competing would only preempt
- * it and start a duel, so we stand back for about a phase timeout: long enough for it to
- * finish or be given up on, whatever the round-trip time. Usually its Chosen comes first, and
- * learning it ends the wait (onInstanceDecided).
+ * it and start a duel, so we stand back for about `yieldMs` (at most a phase timeout): longer
+ * than its next round trip, so a live one finishes first; no longer, because it may have died
+ * right after its Prepare and then everyone waits out the stand-back (issue 10: up to 750 ms
+ * with a phase timeout). Usually its Chosen comes first, and learning it ends the wait
+ * (onInstanceDecided). Liveness only: how long we wait never affects what may be chosen.
  */
 export function yieldToHigherBallot(state: GroupState, now: number, ballot: Ballot): void {
   const p = state.proposer;
@@ -172,7 +186,8 @@ export function yieldToHigherBallot(state: GroupState, now: number, ballot: Ball
   if (p.phase !== "idle" && compareBallots(p.ballot, ballot) < 0) abandon(state, now);
   const [rng, r] = nextRandom(state.rng);
   state.rng = rng;
-  p.backoffUntil = Math.max(p.backoffUntil, now + Math.floor(state.config.timing.phaseTimeoutMs * (0.5 + r)));
+  const { phaseTimeoutMs, yieldMs } = state.config.timing;
+  p.backoffUntil = Math.max(p.backoffUntil, now + Math.floor(Math.min(phaseTimeoutMs, yieldMs) * (0.5 + r)));
 }
 
 /** The learner decided the open instance (by our value or another). */

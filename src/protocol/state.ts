@@ -13,6 +13,8 @@ export interface PendingWrite {
   readonly call: CallId;
   readonly command: Command;
   readonly deadline: number;
+  /** The request id was made for this call alone (Input "propose"): no attempt elsewhere can exist. */
+  readonly fresh: boolean;
   /**
    * Went out in an Accept at least once: from then on it may be chosen (adopted by another
    * proposer) even if this replica gives up on it, so its outcome is unknown, never "not applied".

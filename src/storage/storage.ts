@@ -25,6 +25,16 @@ export interface Storage {
   commit(batch: readonly Persist[]): Promise<void>;
   /** Every group ever written, each once, in an engine-specific order. */
   listGroups(): AsyncIterable<string>;
+  /**
+   * A node-level record (not of any group: the node's identity, the members it has seen),
+   * or undefined when never written. Throws StorageCorruptError if it fails its checksum.
+   */
+  getNodeRecord(name: string): Promise<unknown>;
+  /**
+   * Writes node-level records atomically and durably (fsync) before resolving; undefined
+   * deletes. Ordered with commit(): a record written after a commit resolved lands after it.
+   */
+  putNodeRecords(records: readonly (readonly [name: string, value: unknown])[]): Promise<void>;
 }
 
 // A lone surrogate has no UTF-8 form: encoding would map it to U+FFFD and merge two names.
@@ -38,8 +48,17 @@ export function assertStorableBatch(batch: readonly Persist[]): void {
   for (const p of batch) {
     assertStorableName("group name", p.group);
     for (const [key] of p.keys) assertStorableName(`key in group ${JSON.stringify(p.group)}`, key);
-    for (const r of p.requests) assertStorableName("request id", r.requestId);
-    for (const id of p.forgetRequests) assertStorableName("request id", id);
+    const added = new Set<string>();
+    for (const r of p.requests) {
+      assertStorableName("request id", r.requestId);
+      if (added.has(r.requestId)) throw new StorageInvalidError(`request id ${JSON.stringify(r.requestId)} is added twice in one persist of group ${JSON.stringify(p.group)}`);
+      added.add(r.requestId);
+    }
+    for (const id of p.forgetRequests) {
+      assertStorableName("request id", id);
+      // Both would leave the id's fate to the engine's write order (see durable.ts: Persist).
+      if (added.has(id)) throw new StorageInvalidError(`request id ${JSON.stringify(id)} is both added and forgotten in one persist of group ${JSON.stringify(p.group)}`);
+    }
   }
 }
 

@@ -272,6 +272,7 @@ it("routes a group's calls to its preferred replica first", async () => {
   await c.nc.flush();
   try {
     const groups = Array.from({ length: 30 }, (_, i) => `route-${i}`);
+    const attemptsBefore = client.stats.attempts; // connect()'s status, on the queue subject
     for (const g of groups) await client.group(g).put("k", "v");
     const expected = new Map<string, number>();
     for (const g of groups) {
@@ -279,7 +280,10 @@ it("routes a group's calls to its preferred replica first", async () => {
       expect(replicasFor(g, c.members)[0]).toBe(p);
       expected.set(p, (expected.get(p) ?? 0) + 1);
     }
-    expect(Object.fromEntries(counts)).toEqual(Object.fromEntries(expected));
+    // Each call went to its preferred replica first; a slow one (a cold group on a busy
+    // machine) may also have been hedged to another replica: every request is an attempt.
+    for (const node of c.members) expect(counts.get(node) ?? 0, node).toBeGreaterThanOrEqual(expected.get(node) ?? 0);
+    expect([...counts.values()].reduce((a, b) => a + b, 0)).toBe(client.stats.attempts - attemptsBefore);
   } finally {
     for (const s of subs) s.unsubscribe();
     await client.close();
@@ -296,15 +300,41 @@ it("a closed client refuses calls; connect refuses bad options and an unreachabl
 });
 
 it("a cluster name nobody serves: calls end by their deadline with UnavailableError", async () => {
-  const client = await connect({ servers: c.url, cluster: "nobody", timeoutMs: 600 });
+  // A deadline with room for NATS's "no responders" on a busy machine (with 600 ms, an attempt
+  // of half of it could time out first: then the client rightly cannot say "unavailable").
+  const client = await connect({ servers: c.url, cluster: "nobody", timeoutMs: 2_000 });
   try {
     expect(client.members).toBeNull();
     const t0 = Date.now();
     const err = (await client.get("k").catch((e: unknown) => e)) as PaxosStoreError;
     expect(err.code).toBe("unavailable");
     expect(err.message).toContain("paxosstore.nobody.api");
-    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
   } finally {
     await client.close();
+  }
+});
+
+it("a client closed while a write is in flight: timeout (the write may have been delivered), never unavailable", async () => {
+  // A "node" that takes requests and never answers: the write is delivered and in flight.
+  const { connect: natsConnect } = await import("@nats-io/transport-node");
+  const silent = await natsConnect({ servers: c.url });
+  const delivered: string[] = [];
+  silent.subscribe("paxosstore.silent.api.>", { callback: (_err, msg) => void delivered.push(msg.subject) });
+  await silent.flush();
+  const client = await connect({ servers: c.url, cluster: "silent", members: ["s1"], timeoutMs: 30_000 });
+  try {
+    const write = client.put("k", "v", { requestId: "closed-in-flight" }).catch((e: unknown) => e);
+    const read = client.get("k").catch((e: unknown) => e);
+    const until = Date.now() + 20_000;
+    while (delivered.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(delivered.length).toBe(2);
+    await client.close();
+    expect(await write).toMatchObject({ code: "timeout", details: { requestId: "closed-in-flight" } });
+    // A read changes nothing: "unavailable" is the truth for it.
+    expect(await read).toMatchObject({ code: "unavailable" });
+  } finally {
+    await client.close();
+    await silent.close();
   }
 });

@@ -91,7 +91,8 @@ export function checkHistory(ops: readonly HistoryOp[], options: CheckOptions = 
 
 type GroupVerdict = { kind: "linearizable" } | { kind: "violation" | "budget"; message: string; window: HistoryOp[] };
 
-function checkGroup(group: string, ops: readonly HistoryOp[], budget: number): GroupVerdict {
+function checkGroup(group: string, ops: readonly HistoryOp[], groupBudget: number): GroupVerdict {
+  let budget = groupBudget;
   const observed = observe(ops);
   if (!observed.ok) return { kind: "violation", message: observed.message, window: observed.window };
   const { versionOf, branchOf } = observed.observations;
@@ -103,8 +104,10 @@ function checkGroup(group: string, ops: readonly HistoryOp[], budget: number): G
     const mustTakeEffect = op.outcome === "ok" && op.completedAt !== null;
     searchOps.push({ op, mustTakeEffect, version: versionOf.get(op.id) ?? null, branch: branchOf.get(op.id) ?? null });
   }
-  const witness = searchWithFewLazyWrites(searchOps, budget);
+  // The witness rounds may spend up to half of the budget; the full search gets the rest.
+  const witness = searchWithFewLazyWrites(searchOps, Math.floor(budget / 2));
   if (witness === true) return { kind: "linearizable" };
+  budget -= witness === false ? 0 : witness.spent;
   const result = search(searchOps, budget);
   switch (result.kind) {
     case "linearizable":
@@ -112,8 +115,8 @@ function checkGroup(group: string, ops: readonly HistoryOp[], budget: number): G
     case "violation": {
       // The search without lazy writes usually got stuck on the same op, and its state has no
       // writes of unknown outcome placed at odd points to explain away: it reads better.
-      const plain = witness !== false && searchOps[result.deepest.blocked] === witness.ops[witness.deepest.blocked];
-      return { kind: "violation", ...(plain ? explainDeepest(witness.ops, witness.deepest, witness.ops.length) : explainDeepest(searchOps, result.deepest, searchOps.length)) };
+      const plain = witness !== false && witness.deepest !== null && searchOps[result.deepest.blocked] === witness.ops[witness.deepest.blocked] ? witness : null;
+      return { kind: "violation", ...(plain !== null ? explainDeepest(plain.ops, plain.deepest!, plain.ops.length) : explainDeepest(searchOps, result.deepest, searchOps.length)) };
     }
     case "budget": {
       const at = result.deepest;
@@ -130,7 +133,7 @@ function checkGroup(group: string, ops: readonly HistoryOp[], budget: number): G
   }
 }
 
-/** Lazy writes added per round for the op the search could not place. */
+/** Lazy writes added in the first round for the op the search could not place (doubling after). */
 const lazyPerRound = 2;
 /** At most this many rounds before the full search. */
 const lazyRoundsMax = 40;
@@ -146,30 +149,34 @@ const lazyRoundsMax = 40;
  * caller goes on to the full search, the only one that can conclude a violation, given the
  * first round's violation (without any lazy write) when there was one, for its message.
  */
-function searchWithFewLazyWrites(searchOps: readonly SearchOp[], budget: number): true | false | { ops: SearchOp[]; deepest: Deepest } {
+function searchWithFewLazyWrites(searchOps: readonly SearchOp[], budget: number): true | false | { ops: SearchOp[]; deepest: Deepest | null; spent: number } {
   const isLazy = (o: SearchOp) => !o.mustTakeEffect && o.version === null;
   const lazy = searchOps.filter(isLazy);
   if (lazy.length === 0) return false; // the full search is the same search
   const chosen = new Set<SearchOp>();
-  let first: { ops: SearchOp[]; deepest: Deepest } | false = false;
-  const roundBudget = Math.min(budget, Math.max(20_000, Math.floor(budget / 20)));
+  let first: { ops: SearchOp[]; deepest: Deepest | null } = { ops: [], deepest: null };
+  let spent = 0;
+  let perRound = lazyPerRound;
   for (let round = 0; round < lazyRoundsMax; round++) {
     const subset = searchOps.filter((o) => !isLazy(o) || chosen.has(o));
-    const result = search(subset, roundBudget);
+    if (spent >= budget) break;
+    const result = search(subset, budget - spent);
+    spent += result.steps;
     if (result.kind === "linearizable") return true;
     if (round === 0 && result.kind === "violation") first = { ops: subset, deepest: result.deepest };
     const stuck = result.deepest === null ? undefined : subset[result.deepest.blocked];
-    if (stuck === undefined) return first;
+    if (stuck === undefined) break;
     const keys = keysOf(stuck.op.call);
     const until = stuck.op.completedAt ?? Infinity;
     const add = lazy
       .filter((o) => !chosen.has(o) && o.op.invokedAt <= until && keysOf(o.op.call).some((k) => keys.includes(k)))
       .sort((a, b) => b.op.invokedAt - a.op.invokedAt)
-      .slice(0, lazyPerRound);
-    if (add.length === 0) return first;
+      .slice(0, perRound);
+    if (add.length === 0) break;
     for (const o of add) chosen.add(o);
+    perRound *= 2; // stuck again and again: converge on the full search in a few rounds
   }
-  return first;
+  return { ...first, spent };
 }
 
 /** Ops by group, groups in order of first appearance, ops in id (invocation) order. */

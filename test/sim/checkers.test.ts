@@ -9,6 +9,10 @@ import type { ChosenEntry, PeerMessage, RequestRecord } from "../../src/protocol
 import type { Command, Entry, PutOp, WriteOp, WriteResult } from "../../src/protocol/ops.js";
 import { AgreementChecker, ChosenLog } from "./checkers/agreement.js";
 import { ConvergenceChecker } from "./checkers/convergence.js";
+import { DurableMirror } from "./checkers/durableMirror.js";
+import { restoreReplica } from "../../src/protocol/core.js";
+import { DEFAULT_LIMITS, DEFAULT_TIMING } from "../../src/protocol/config.js";
+import type { Persist } from "../../src/protocol/durable.js";
 import { checkNoAcknowledgedWriteLost } from "./checkers/durability.js";
 import { FastRoundChecker } from "./checkers/fastRound.js";
 import { CheckFailure, type CheckerName } from "./checkers/failure.js";
@@ -102,6 +106,40 @@ describe("convergence", () => {
   });
 });
 
+describe("durable-mirror", () => {
+  const config = { group: "g", self: "n1", replicas: ["n1", "n2", "n3"], incarnation: "i1", seed: 1, timing: DEFAULT_TIMING, limits: DEFAULT_LIMITS };
+  const record = (requestId: string, seq: number): RequestRecord => ({ requestId, seq, index: 1, result: { type: "put", version: 1 } });
+  const persist = (parts: Partial<Persist>): Persist => ({ group: "g", meta: { chosen: null, promised: null, accepted: null }, reset: false, keys: [], requests: [], forgetRequests: [], ...parts });
+
+  it("objects when the persists leave on disk other request ids, data or meta than the replica holds", () => {
+    // The replica remembers r1 (applied again after its eviction in the same step) ...
+    const state = restoreReplica(config, emptyDurableGroup());
+    state.requests.set("r1", record("r1", 2));
+    const mirror = new DurableMirror(emptyDurableGroup());
+    // ... but the persist both adds and forgets it: storage refuses it (it used to drop it).
+    const both = persist({ requests: [record("r1", 2)], forgetRequests: ["r1"] });
+    expectObjection("durable-mirror", () => mirror.apply("n1", both, "test"));
+    // ... or the persist forgets it alone: gone on disk.
+    const forgot = persist({ forgetRequests: ["r1"] });
+    mirror.apply("n1", forgot, "test");
+    expectObjection("durable-mirror", () => mirror.check("n1", state, forgot, "test"));
+    // A promise the replica holds and no persist carries.
+    const promised = restoreReplica(config, emptyDurableGroup());
+    promised.promised = ballot(2, "n2");
+    expectObjection("durable-mirror", () => new DurableMirror(emptyDurableGroup()).check("n1", promised, null, "test"));
+  });
+
+  it("accepts persists that say what changed", () => {
+    const state = restoreReplica(config, emptyDurableGroup());
+    state.requests.set("r1", record("r1", 2));
+    state.data.set("k", { value: bytes("v"), version: 1 });
+    const mirror = new DurableMirror(emptyDurableGroup());
+    const good = persist({ keys: [["k", { value: bytes("v"), version: 1 }]], requests: [record("r1", 2)] });
+    mirror.apply("n1", good, "test");
+    mirror.check("n1", state, good, "test");
+  });
+});
+
 describe("persist-before-send", () => {
   const image = (meta: Partial<DurableGroup["meta"]>): DurableGroup => ({
     ...emptyDurableGroup(),
@@ -181,6 +219,7 @@ function write(
     group: "g",
     client: "c",
     requestId,
+    fresh: false,
     op,
     attempts: attempts.map(([invokedAt, completedAt, outcome]) => ({ node: "n1", invokedAt, completedAt, outcome })),
   };
@@ -294,6 +333,22 @@ describe("linearizability", () => {
     const { history, log } = correctRun();
     write(history, "w3", put("b", "z"), [[26, 40, { kind: "error", code: "unavailable" }]]);
     expectObjection("linearizability", () => checkLinearizability(history, log));
+  });
+
+  it("objects to a write applied by one attempt while another attempt of its request id was answered 'unavailable'", () => {
+    // The API promises "never applied" of the request id, whatever other attempts did.
+    const { history, log } = correctRun();
+    write(history, "w3", put("b", "z"), [
+      [26, 30, { kind: "lost" }],
+      [31, 40, { kind: "error", code: "unavailable" }],
+    ]);
+    expectObjection("linearizability", () => checkLinearizability(history, log));
+    const late = correctRun();
+    write(late.history, "w3", put("b", "z"), [
+      [26, 30, { kind: "error", code: "unavailable" }],
+      [31, 40, { kind: "error", code: "timeout" }],
+    ]);
+    expectObjection("linearizability", () => checkLinearizability(late.history, late.log));
   });
 
   it("objects to a read whose value is not the log's at its index (stale reads too)", () => {

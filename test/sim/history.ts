@@ -27,6 +27,11 @@ export interface WriteRecord {
   readonly client: string;
   readonly requestId: string;
   readonly op: WriteOp;
+  /**
+   * Sent without a client request id (the replica makes one: `fresh`), as a raw client that
+   * does not retry would: the one attempt is all there is, and "unavailable" is possible.
+   */
+  readonly fresh: boolean;
   readonly attempts: WriteAttempt[];
 }
 

@@ -38,6 +38,8 @@ describe("deliberate protocol bugs are caught", () => {
     ["read-without-probe", ["linearizability"]],
     // A replica that lost its disk votes before it may (it forgot its promises and accepts).
     ["vote-while-recovering", ["agreement", "linearizability", "durability"]],
+    // The core forgets to ask for a tick at a write's deadline (nodes tick only at wakeAt).
+    ["wake-ignores-write-deadlines", ["liveness"]],
   ];
   for (const [name, checkers] of cases) {
     it(`--break ${name}: ${checkers.join(" or ")} objects within 300 seeds`, () => {

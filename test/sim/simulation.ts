@@ -1,8 +1,10 @@
 // One seed of the deterministic simulation: N replicas of the REAL Paxos core (src/protocol)
-// for 1-4 key-groups, driven by a virtual clock and one event queue, over a simulated network
-// (drops, duplicates, delays, partitions) and simulated disks (random write latency; a crash
-// loses every write not yet completed), with concurrent clients. Every step is checked
-// (agreement, convergence, persist-before-send, fast-round); the history is checked at seed end
+// for 1-4 key-groups, each driven by the live actor's GroupDriver (src/actors/groupDriver.ts:
+// persist before release, the timer at wakeAt) with simulated ports: a virtual clock and one
+// event queue, a simulated network (drops, duplicates, delays, partitions) and simulated disks
+// (random write latency; a crash loses every write not yet completed), with concurrent
+// clients. Every step is checked (agreement, convergence, persist-before-send, fast-round, and
+// that wakeAt names every time the core needs a tick); the history is checked at seed end
 // (durability, linearizability). Everything random comes from the seed, so a failing seed
 // replays exactly (see cli.ts).
 //
@@ -13,14 +15,15 @@
 //   3. final reads: a linearizable get of every key at every replica, which forces every
 //      replica to catch up, then the end-of-seed checks.
 
+import { GroupDriver, type GroupPorts } from "../../src/actors/groupDriver.js";
 import type { NodeId } from "../../src/protocol/ballot.js";
 import type { BreakName, GroupConfig, Limits, Timing } from "../../src/protocol/config.js";
 import { DEFAULT_LIMITS, DEFAULT_TIMING } from "../../src/protocol/config.js";
 import { restoreReplica, step } from "../../src/protocol/core.js";
 import type { DurableGroup, Persist } from "../../src/protocol/durable.js";
 import { applyPersist, emptyDurableGroup } from "../../src/protocol/durable.js";
-import type { Answer, CallId, Input, Outcome, Ready } from "../../src/protocol/io.js";
-import type { Outbound, PeerMessage } from "../../src/protocol/messages.js";
+import type { CallId, Input, Outcome, Ready } from "../../src/protocol/io.js";
+import type { PeerMessage } from "../../src/protocol/messages.js";
 import type { ReadResult, WriteResult } from "../../src/protocol/ops.js";
 import type { GroupState } from "../../src/protocol/state.js";
 import { AgreementChecker } from "./checkers/agreement.js";
@@ -30,6 +33,7 @@ import { checkNoAcknowledgedWriteLost } from "./checkers/durability.js";
 import { CheckFailure, fail, type CheckerName } from "./checkers/failure.js";
 import { checkLinearizability } from "./checkers/linearizability.js";
 import { checkPersistBeforeSend } from "./checkers/persistBeforeSend.js";
+import { DurableMirror } from "./checkers/durableMirror.js";
 import { EventQueue } from "./eventQueue.js";
 import type { History, ReadRecord, WriteAttempt, WriteRecord } from "./history.js";
 import { emptyHistory } from "./history.js";
@@ -90,12 +94,19 @@ interface FaultPlan {
   readonly diskMs: readonly [number, number];
 }
 
-const TICK_MS: readonly [number, number] = [8, 12];
 /** Client <-> replica hop (not subject to network faults: a crashed replica loses the call). */
 const CLIENT_HOP_MS: readonly [number, number] = [1, 3];
 /** A client that heard nothing this long after its deadline assumes the replica died. */
 const CLIENT_GIVE_UP_MS = 300;
 const MAX_WRITE_ATTEMPTS = 3;
+/** Writes sent without a client request id (the replica makes a fresh one; never retried). */
+const FRESH_WRITE_RATE = 0.2;
+/** Ops that resend an old write's request id instead of a new op. */
+const LATE_RETRY_RATE = 0.08;
+/** Writes sent twice to one replica without waiting (see issueWrite). */
+const HEDGE_RATE = 0.06;
+/** Write attempts whose client gives up long before the deadline (and may retry at the same replica). */
+const IMPATIENT_RATE = 0.1;
 const FINAL_READ_TRIES = 3;
 /** After the heal, everything must settle within this (virtual) time: a liveness bound. */
 const SETTLE_MS = 60_000;
@@ -108,6 +119,7 @@ type SimEvent =
   | { readonly kind: "request"; readonly call: Call }
   | { readonly kind: "answer"; readonly call: Call; readonly outcome: Outcome }
   | { readonly kind: "giveUp"; readonly call: Call }
+  | { readonly kind: "hedge"; readonly client: ClientRun; readonly record: WriteRecord; readonly node: NodeId }
   | { readonly kind: "clientNext"; readonly client: ClientRun }
   | { readonly kind: "crash" }
   | { readonly kind: "restart"; readonly node: NodeId; readonly epoch: number }
@@ -115,20 +127,27 @@ type SimEvent =
   | { readonly kind: "partitionHeal"; readonly generation: number }
   | { readonly kind: "heal" };
 
-/** A persist on its way to disk, and what waits for it (in order, per replica). */
+/** A persist on its way to the simulated disk (one replica's writes complete in order). */
 interface DiskWrite {
   readonly persist: Persist;
   readonly doneAt: number;
-  readonly releases: { send: readonly Outbound[]; answers: readonly Answer[] }[];
+  /** The driver's callback: releases what waited on this persist. */
+  readonly durable: () => void;
 }
 
-/** One replica of one group on one node: the core's state and its disk queue (both volatile). */
+/**
+ * One replica of one group on one node: the core's state, the driver that does its steps' I/O
+ * (the live actor's GroupDriver, with simulated ports) and its disk queue; all volatile.
+ */
 interface Replica {
   readonly state: GroupState;
+  readonly driver: GroupDriver;
   readonly diskQueue: DiskWrite[];
   tick: { at: number; gen: number } | null;
   /** The chosen index last shown to the convergence checker. */
   convergedAt: number;
+  /** Its disk once every queued persist lands: checked against the state after every step. */
+  readonly mirror: DurableMirror;
 }
 
 interface SimNode {
@@ -163,6 +182,8 @@ interface Call {
   readonly read: ReadRecord | null;
   /** The final read's try number. */
   readonly finalTry: number;
+  /** A second copy of a write sent without waiting for the first: its end drives nothing. */
+  readonly hedge?: boolean;
   done: boolean;
 }
 
@@ -197,6 +218,8 @@ class Simulation {
   private readonly history: History = emptyHistory();
   /** Client calls not yet answered or given up on, by the id the core echoes. */
   private readonly calls = new Map<CallId, Call>();
+  /** Calls given up on: a replica may still answer them (the answer is dropped). */
+  private readonly abandoned = new Set<CallId>();
   private readonly agreement = new AgreementChecker();
   private readonly convergence = new ConvergenceChecker();
   private readonly fastRound = new FastRoundChecker();
@@ -275,6 +298,7 @@ class Simulation {
         const replica = node.replicas.get(e.group)!;
         if (replica.tick === null || replica.tick.gen !== e.gen) return;
         replica.tick = null;
+        replica.driver.timerFired();
         return this.step(node, e.group, { type: "tick" }, "tick");
       }
       case "request":
@@ -287,6 +311,9 @@ class Simulation {
         return this.complete(e.call, { kind: "lost" });
       case "clientNext":
         return this.clientNext(e.client);
+      case "hedge":
+        this.count("write hedge");
+        return this.issueWrite(e.client, e.record, { same: e.node }, true);
       case "crash":
         return this.crashSomeNode();
       case "restart": {
@@ -337,7 +364,7 @@ class Simulation {
     }
     applyPersist(node.disks.get(group)!, write.persist);
     this.log(() => `disk ${nodeId}/${group} synced ${describePersist(write.persist)}`);
-    for (const r of write.releases) this.release(node, group, r.send, r.answers);
+    write.durable();
   }
 
   // ---- the core ----------------------------------------------------------------------------
@@ -354,8 +381,31 @@ class Simulation {
       this.note("tick-in-the-past", () => `t=${now} ${node.id}/${group}: after a tick the core asks for one at ${ready.wakeAt} (${describeWaits(replica.state)})`);
     }
     this.observe(node, replica, group, false, what);
-    this.handleReady(node, group, replica, ready);
-    this.scheduleTick(node, group, replica, ready.wakeAt);
+    if (ready.persist !== null) replica.mirror.apply(node.id, ready.persist, `t=${now} ${what}`);
+    // A lost group's state is empty before its first step wipes the bad copy: nothing to compare.
+    if (!node.lost.has(group)) replica.mirror.check(node.id, replica.state, ready.persist, `t=${now} ${what}`);
+    replica.driver.perform(ready, now);
+    this.checkWake(node, group, replica.state, ready.wakeAt);
+  }
+
+  /**
+   * Ticks come only at the core's wakeAt (here as in the live actor), so wakeAt must name
+   * every time the core needs: a tick just before it, or at any time when it is null, must
+   * find nothing to do (nothing to send, answer or persist). Probed on a copy of the state,
+   * so the run goes on unchanged. Without this a wakeAt that is missing or late goes unseen
+   * whenever some message happens to step the replica in time.
+   */
+  private checkWake(node: SimNode, group: string, state: GroupState, wakeAt: number | null): void {
+    const now = this.queue.now;
+    const probeAt = wakeAt === null ? now + SETTLE_MS : Math.ceil(wakeAt) - 1;
+    if (probeAt <= now) return;
+    const ready = step(copyForProbe(state), probeAt, { type: "tick" });
+    const acts = ready.send.length + ready.answers.length + ready.answersNow.length + (ready.persist === null ? 0 : 1);
+    if (acts === 0) return;
+    fail(
+      "liveness",
+      `t=${now} ${node.id}/${group}: the core asked to wake ${wakeAt === null ? "never" : `at ${wakeAt}`}, but a tick at ${probeAt} would act: ${describeReady(ready, state)} (${describeWaits(state)})`,
+    );
   }
 
   /** Feeds the per-step checkers: agreement on every step, convergence when `chosen` moved. */
@@ -371,65 +421,50 @@ class Simulation {
   }
 
   /**
-   * The Ready contract: persist first, then release sends and answers, in order per replica:
-   * a step with nothing to persist still waits behind earlier persists (it may repeat a
-   * Promise whose persist is still on its way to disk).
+   * The simulated I/O of one replica, plugged into the live actor's GroupDriver: it does what
+   * the driver says, with the checkers watching every release. A replica's disk writes
+   * complete in order (a FIFO with random latency); a crash voids them by epoch.
    */
-  private handleReady(node: SimNode, group: string, replica: Replica, ready: Ready): void {
-    // Answers whose values are chosen by durable votes leave at once (Ready.answersNow).
-    if (ready.answersNow.length > 0) this.release(node, group, [], ready.answersNow);
-    let send = ready.send;
-    if (this.replyBeforePersist && send.length > 0) {
-      // The deliberate bug: messages leave at once, before the disk has what they reveal.
-      this.release(node, group, send, []);
-      send = [];
-    }
-    if (ready.persist === null) {
-      const tail = replica.diskQueue[replica.diskQueue.length - 1];
-      if (tail === undefined) this.release(node, group, send, ready.answers);
-      else tail.releases.push({ send, answers: ready.answers });
-      return;
-    }
-    const tail = replica.diskQueue[replica.diskQueue.length - 1];
-    const start = Math.max(this.queue.now, tail?.doneAt ?? 0);
-    const doneAt = start + this.streams.disk.int(...this.faults.diskMs);
-    replica.diskQueue.push({ persist: ready.persist, doneAt, releases: [{ send, answers: ready.answers }] });
-    this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch });
-  }
-
-  private release(node: SimNode, group: string, send: readonly Outbound[], answers: readonly Answer[]): void {
-    const now = this.queue.now;
-    for (const { to, msg } of send) {
-      checkPersistBeforeSend(node.id, to, msg, node.disks.get(group), now);
-      this.fastRound.onRelease(node.id, msg, now);
-      this.stats.messages++;
-      const delays = this.network.plan(node.id, to);
-      if (delays.length === 0) this.log(() => `lose ${node.id}->${to} ${describeMessage(msg)}`);
-      for (const d of delays) this.queue.schedule(now + d, { kind: "deliver", from: node.id, to, msg });
-    }
-    for (const a of answers) {
-      const call = this.calls.get(a.call);
-      if (call === undefined) throw new Error(`sim: ${node.id} answered unknown call ${a.call}`);
-      this.queue.schedule(now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "answer", call, outcome: a.outcome });
-    }
-  }
-
-  /**
-   * Ticks come at the core's wakeAt, and every ~10 ms while the replica has work in hand
-   * (queued writes, pending reads, an open round, a catch-up), as the live actor ticks.
-   */
-  private scheduleTick(node: SimNode, group: string, replica: Replica, wakeAt: number | null): void {
-    const now = this.queue.now;
-    let at = wakeAt === null ? null : Math.max(Math.ceil(wakeAt), now + 1);
-    if (isBusy(replica.state)) {
-      const periodic = now + this.streams.ticks.int(...TICK_MS);
-      at = at === null ? periodic : Math.min(at, periodic);
-    }
-    if (at === null) return;
-    if (replica.tick !== null && replica.tick.at > now && replica.tick.at <= at) return;
-    const gen = (replica.tick?.gen ?? 0) + 1;
-    replica.tick = { at, gen };
-    this.queue.schedule(at, { kind: "tick", node: node.id, group, epoch: node.epoch, gen });
+  private ports(node: SimNode, group: string, replica: () => Replica): GroupPorts {
+    return {
+      persist: (persist, durable) => {
+        const r = replica();
+        const tail = r.diskQueue[r.diskQueue.length - 1];
+        const start = Math.max(this.queue.now, tail?.doneAt ?? 0);
+        const doneAt = start + this.streams.disk.int(...this.faults.diskMs);
+        r.diskQueue.push({ persist, doneAt, durable });
+        this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch });
+      },
+      send: (to, msg) => {
+        const now = this.queue.now;
+        checkPersistBeforeSend(node.id, to, msg, node.disks.get(group), now);
+        this.fastRound.onRelease(node.id, msg, now);
+        this.stats.messages++;
+        const delays = this.network.plan(node.id, to);
+        if (delays.length === 0) this.log(() => `lose ${node.id}->${to} ${describeMessage(msg)}`);
+        for (const d of delays) this.queue.schedule(now + d, { kind: "deliver", from: node.id, to, msg });
+      },
+      answer: (callId, outcome) => {
+        const call = this.calls.get(callId);
+        if (call === undefined) {
+          // A call its client stopped waiting for: the answer goes nowhere.
+          if (this.abandoned.has(callId)) return;
+          throw new Error(`sim: ${node.id} answered unknown call ${callId}`);
+        }
+        this.queue.schedule(this.queue.now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "answer", call, outcome });
+      },
+      // Ticks come only when the driver arms the timer, by the live actor's rule
+      // (releaseQueue.ts nextTimer): no periodic ticks that the live node would not have.
+      armTimer: (at) => {
+        const r = replica();
+        const gen = (r.tick?.gen ?? 0) + 1;
+        r.tick = { at, gen };
+        this.queue.schedule(at, { kind: "tick", node: node.id, group, epoch: node.epoch, gen });
+      },
+      fatal: (error) => {
+        throw error;
+      },
+    };
   }
 
   // ---- nodes: start, crash, restart -----------------------------------------------------------
@@ -453,7 +488,8 @@ class Simulation {
       const lost = node.lost.delete(g.group);
       const state = restoreReplica(config, node.disks.get(g.group)!, { lost });
       if (lost) this.log(() => `${node.id} lost its copy of ${g.group}: recovering as a learner`);
-      const replica: Replica = { state, diskQueue: [], tick: null, convergedAt: -1 };
+      const driver = new GroupDriver(this.ports(node, g.group, () => replica), { replyBeforePersist: this.replyBeforePersist });
+      const replica: Replica = { state, driver, diskQueue: [], tick: null, convergedAt: -1, mirror: new DurableMirror(node.disks.get(g.group)!) };
       node.replicas.set(g.group, replica);
       this.observe(node, replica, g.group, true, "restart");
     }
@@ -535,14 +571,23 @@ class Simulation {
       return;
     }
     client.opsLeft--;
-    const op: ClientOp = nextOp(this.streams.workload, client.plan, client.knowledge);
     const group = client.plan.group.group;
+    const late = this.streams.workload.chance(LATE_RETRY_RATE) ? this.pickLateRetry(group) : null;
+    if (late !== null) {
+      // A retry long after the first attempt: past a small request memory the id is
+      // forgotten and applied again (docs/API.md: the at-most-once window).
+      this.count("write late retry");
+      this.issueWrite(client, late, null);
+      return;
+    }
+    const op: ClientOp = nextOp(this.streams.workload, client.plan, client.knowledge);
     if (op.kind === "write") {
       const record: WriteRecord = {
         group,
         client: client.plan.id,
         requestId: `${client.plan.id}.w${this.nextRequest++}`,
         op: op.op,
+        fresh: this.streams.workload.chance(FRESH_WRITE_RATE),
         attempts: [],
       };
       this.history.writes.set(record.requestId, record);
@@ -554,17 +599,38 @@ class Simulation {
     }
   }
 
+  /**
+   * A write of `group` to send again with its request id, long after: one near the edge of the
+   * request memory (the last few times `requestMemory` writes), whose attempts are all over,
+   * that the client may retry (not fresh, never answered "unavailable": that id is dead).
+   */
+  private pickLateRetry(group: string): WriteRecord | null {
+    const span = Math.min(this.tuning.limits.requestMemory * 2 + 4, 64);
+    const recent: WriteRecord[] = [];
+    for (const w of this.history.writes.values()) if (w.group === group) recent.push(w);
+    const candidates = recent
+      .slice(-span)
+      .filter((w) => !w.fresh && w.attempts.every((a) => a.outcome !== null && !(a.outcome.kind === "error" && a.outcome.code === "unavailable")));
+    return candidates.length === 0 ? null : this.streams.workload.pick(candidates);
+  }
+
   private deadline(): number {
     return this.queue.now + this.streams.workload.int(300, 2000);
   }
 
-  private issueWrite(client: ClientRun, record: WriteRecord, avoid: NodeId | null): void {
-    const node = pickReplica(this.streams.workload, client.plan, this.nodeIds, avoid);
+  /** `to`: a replica (the same one again, for a retry), or one to avoid, or null (the client's choice). */
+  private issueWrite(client: ClientRun, record: WriteRecord, to: { same: NodeId } | { avoid: NodeId } | null, hedge = false): void {
+    const node = to !== null && "same" in to ? to.same : pickReplica(this.streams.workload, client.plan, this.nodeIds, to?.avoid ?? null);
     const attempt: WriteAttempt = { node, invokedAt: this.queue.now, completedAt: null, outcome: null };
     record.attempts.push(attempt);
     const id = this.nextCall++;
-    const input: Input = { type: "propose", call: id, command: { requestId: record.requestId, op: record.op }, deadline: this.deadline() };
-    this.sendCall({ id, node, group: record.group, input, client, write: record, attempt, read: null, finalTry: 0, done: false });
+    const input: Input = { type: "propose", call: id, command: { requestId: record.requestId, op: record.op }, deadline: this.deadline(), fresh: record.fresh };
+    this.sendCall({ id, node, group: record.group, input, client, write: record, attempt, read: null, finalTry: 0, hedge, done: false });
+    if (!hedge && !record.fresh && this.streams.workload.chance(HEDGE_RATE)) {
+      // The same request id again, to the same replica, a moment later (a hedged or doubled
+      // send): one value may then carry the id twice with other writes between.
+      this.queue.schedule(this.queue.now + this.streams.workload.int(0, 25), { kind: "hedge", client, record, node });
+    }
   }
 
   private issueRead(
@@ -597,7 +663,14 @@ class Simulation {
     const deadline = (call.input as { deadline: number }).deadline;
     this.log(() => `client ${call.client?.plan.id ?? "final"} call ${call.id} -> ${call.node}/${call.group}: ${describeInput(call.input)}`);
     this.queue.schedule(this.queue.now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "request", call });
-    this.queue.schedule(deadline + CLIENT_GIVE_UP_MS, { kind: "giveUp", call });
+    // An impatient client stops waiting long before the replica's deadline (a raw client
+    // with a shorter timeout than the node's): its attempt stays queued at the replica while
+    // the retry, with the same request id, may be queued at the same one (one value can then
+    // carry the id twice: the second must be deduplicated, or, past a tiny request memory,
+    // applied again and remembered on disk as in memory).
+    const impatient = call.write !== null && !call.write.fresh && this.streams.workload.chance(IMPATIENT_RATE);
+    const giveUpAt = impatient ? this.queue.now + this.streams.workload.int(5, 150) : deadline + CLIENT_GIVE_UP_MS;
+    this.queue.schedule(giveUpAt, { kind: "giveUp", call });
   }
 
   private request(call: Call): void {
@@ -624,6 +697,7 @@ class Simulation {
   ): void {
     call.done = true;
     this.calls.delete(call.id);
+    if (outcome.kind === "lost") this.abandoned.add(call.id);
     this.count(`${call.write !== null ? "write" : call.client === null ? "final read" : "read"} ${outcome.kind === "error" ? outcome.code : outcome.kind}`);
     const now = this.queue.now;
     if (call.attempt !== null && call.write !== null) {
@@ -631,11 +705,14 @@ class Simulation {
       call.attempt.outcome = outcome as WriteAttempt["outcome"];
       const client = call.client!;
       if (outcome.kind === "ok") learnFromWrite(client.knowledge, call.write, outcome.result as WriteResult);
+      if (call.hedge === true) return;
       const unknown = outcome.kind === "lost" || (outcome.kind === "error" && outcome.code === "timeout");
       // Outcome unknown: often retry the same request id elsewhere; dedupe must answer the first result.
-      if (unknown && call.write.attempts.length < MAX_WRITE_ATTEMPTS && this.streams.workload.chance(0.6)) {
+      // A fresh write has no id of the client's own to retry with.
+      if (unknown && !call.write.fresh && call.write.attempts.length < MAX_WRITE_ATTEMPTS && this.streams.workload.chance(0.6)) {
         this.count("write retry");
-        this.issueWrite(client, call.write, call.node);
+        // Elsewhere, or the same replica again (where the first attempt may still be queued).
+        this.issueWrite(client, call.write, this.streams.workload.chance(0.6) ? { avoid: call.node } : { same: call.node });
         return;
       }
       this.thinkThenNext(client);
@@ -697,12 +774,28 @@ class Simulation {
         else throw e;
       }
     };
+    attempt(() => this.checkDiskImages());
     attempt(() => checkLinearizability(this.history, this.agreement.log, this.tuning.limits.requestMemory));
     attempt(() => checkNoAcknowledgedWriteLost(this.history, this.agreement.log, positions));
     const first = failures[0];
     if (first === undefined) return;
     const others = failures.slice(1).map((f) => `\n  also ${f.message}`).join("");
     throw new CheckFailure(first.checker, `${first.detail}${others}`);
+  }
+
+  /**
+   * As if every node restarted now: each disk image must hold what some replica held in
+   * memory at that chosen index (data and remembered request ids alike). A Persist that does
+   * not say what the step changed shows up here even when no crash happened to follow it.
+   */
+  private checkDiskImages(): void {
+    for (const node of this.nodes.values()) {
+      for (const [group, image] of node.disks) {
+        if (image.meta.recovering || node.lost.has(group)) continue;
+        const requests = new Map([...image.requests].sort((a, b) => a.seq - b.seq).map((r) => [r.requestId, r] as const));
+        this.convergence.observe(node.id, group, image.meta.chosen?.index ?? 0, image.keys, requests, `t=${this.queue.now} disk image at seed end`);
+      }
+    }
   }
 
   private waitingFor(): string {
@@ -772,14 +865,31 @@ function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
     maxBatchBytes: prng.pick([1, 64, DEFAULT_LIMITS.maxBatchBytes]),
     prevInlineBytes: prng.pick([0, 64, DEFAULT_LIMITS.prevInlineBytes]),
     snapshotChunkBytes: prng.pick([1, 30, DEFAULT_LIMITS.snapshotChunkBytes]),
-    requestMemory: prng.chance(0.25) ? prng.int(2, 16) : DEFAULT_LIMITS.requestMemory,
+    // Down to one id: a value carrying a retried id twice, or a retry at the edge, then
+    // crosses the window within one step.
+    requestMemory: prng.chance(0.3) ? prng.pick([1, 2, 3, 4, 8, 16]) : DEFAULT_LIMITS.requestMemory,
   };
   return { timing, limits };
 }
 
-/** Has work in hand that needs time to pass (the live actor keeps ticking such a group). */
-function isBusy(state: GroupState): boolean {
-  return state.queue.length > 0 || state.reads.length > 0 || state.proposer.phase !== "idle" || state.catchUp.asked !== null;
+/**
+ * A copy of a replica's state deep enough that stepping a tick on it leaves the original
+ * untouched (entries and values are immutable and shared; structuredClone of every step's
+ * state would make the simulation several times slower).
+ */
+function copyForProbe(state: GroupState): GroupState {
+  const p = state.proposer;
+  const r = state.recovering;
+  return {
+    ...state,
+    data: new Map(state.data),
+    requests: new Map(state.requests),
+    proposer: { ...p, promises: new Map(p.promises), accepts: new Set(p.accepts) },
+    queue: state.queue.map((w) => ({ ...w })),
+    reads: state.reads.map((read) => ({ ...read, replies: new Map(read.replies) })),
+    catchUp: { ...state.catchUp, snapshot: state.catchUp.snapshot === null ? null : { ...state.catchUp.snapshot, items: new Map(state.catchUp.snapshot.items) } },
+    recovering: r === null ? null : { ...r, replies: new Map(r.replies) },
+  };
 }
 
 /** What a replica is waiting on, for a note about its wakeAt. */

@@ -282,23 +282,37 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
         ]);
       });
 
-      it("adds before it forgets, as applyPersist", async () => {
+      it("refuses a persist that adds and forgets one request id (the outcome would depend on write order)", async () => {
+        await storage.commit([persist("g", { requests: [request("r1", 1)] })]);
+        for (const bad of [
+          persist("g", { requests: [request("r2", 2)], forgetRequests: ["r2"] }),
+          persist("g", { requests: [request("r2", 2), request("r2", 3)] }),
+        ]) {
+          await expect(storage.commit([bad])).rejects.toMatchObject({ code: "STORAGE_INVALID" });
+        }
+        expect((await storage.loadGroup("g"))!.requests.map((r) => r.requestId)).toEqual(["r1"]);
+      });
+
+      it("keys request records by id: an add replaces, a forget removes, across the persists of a batch", async () => {
         const model = new Model();
         const steps: Persist[][] = [
           [persist("g", { requests: [request("r1", 1), request("r2", 2)] })],
-          // Added and evicted in one step: gone. Forgetting an unknown id is a no-op.
-          [persist("g", { requests: [request("r3", 3), request("r4", 4)], forgetRequests: ["r1", "r3", "unknown"] })],
-          // Several records in one batch: the later record's forget wins over the earlier add.
+          // Forgetting an unknown id is a no-op.
+          [persist("g", { requests: [request("r3", 3), request("r4", 4)], forgetRequests: ["r1", "unknown"] })],
+          // Several records in one batch: the later persist's forget wins over the earlier add.
           [persist("g", { requests: [request("r5", 5)] }), persist("g", { forgetRequests: ["r5", "r2"] })],
-          // A forgotten id may be added again later.
+          // A forgotten id may be added again later; an add of a stored id replaces its record.
           [persist("g", { requests: [request("r1", 6)] })],
+          [persist("g", { requests: [request("r3", 7)] })],
+          // Evicted and applied again in one step (a retry past the window): the core sends an add only.
+          [persist("g", { requests: [request("r4", 8)] })],
         ];
         for (const batch of steps) {
           await storage.commit(batch);
           model.apply(batch);
           await expectMatches(model);
         }
-        expect((await storage.loadGroup("g"))!.requests.map((r) => r.requestId)).toEqual(["r4", "r1"]);
+        expect((await storage.loadGroup("g"))!.requests.map((r) => r.requestId)).toEqual(["r1", "r3", "r4"]);
       });
 
       it("keeps the whole result of a request", async () => {
@@ -378,7 +392,8 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
                   reset: r.resetRoll === 0,
                   keys: r.keys.map(([key, change]) => [key, change === null ? null : entry(change[0], change[1])] as const),
                   requests,
-                  forgetRequests: r.forgets.map((n) => `${group}#${n}`),
+                  // Never an id this same persist adds (the core keeps them disjoint; storage refuses it).
+                  forgetRequests: r.forgets.map((n) => `${group}#${n}`).filter((id) => !requests.some((q) => q.requestId === id)),
                 });
               });
               await storage.commit(batch);
@@ -388,6 +403,51 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
           }),
           { numRuns: 40 },
         );
+      });
+    });
+
+    describe("node records", () => {
+      it("reads undefined for a record never written", async () => {
+        expect(await storage.getNodeRecord("identity")).toBeUndefined();
+      });
+
+      it("writes, overwrites and deletes records atomically, apart from every group", async () => {
+        const identity = { nodeId: "n1", cluster: "c", identityId: "abc", createdAt: 1 };
+        await storage.putNodeRecords([["identity", identity], ["members-seen", { n2: { identityId: null, at: 2 } }]]);
+        expect(await storage.getNodeRecord("identity")).toEqual(identity);
+        expect(await storage.getNodeRecord("members-seen")).toEqual({ n2: { identityId: null, at: 2 } });
+        await storage.putNodeRecords([["identity", { ...identity, identityId: "def" }], ["members-seen", undefined]]);
+        expect(await storage.getNodeRecord("identity")).toEqual({ ...identity, identityId: "def" });
+        expect(await storage.getNodeRecord("members-seen")).toBeUndefined();
+        // Node records are no group: listing and loading groups never see them.
+        expect(await collect(storage.listGroups())).toEqual([]);
+        expect(await storage.loadGroup("identity")).toBeNull();
+      });
+
+      it("hands out copies: changing a read record changes nothing stored", async () => {
+        await storage.putNodeRecords([["lost-disk", { groups: ["a"] }]]);
+        const read = (await storage.getNodeRecord("lost-disk")) as { groups: string[] };
+        read.groups.push("b");
+        expect(await storage.getNodeRecord("lost-disk")).toEqual({ groups: ["a"] });
+      });
+
+      it("keeps node records across close and reopen", async (ctx) => {
+        if (harness.reopen === undefined) {
+          ctx.skip();
+          return;
+        }
+        await storage.commit([persist("g")]);
+        await storage.putNodeRecords([["identity", { nodeId: "n1" }]]);
+        await storage.close();
+        storage = await harness.reopen();
+        expect(await storage.getNodeRecord("identity")).toEqual({ nodeId: "n1" });
+        expect(await collect(storage.listGroups())).toEqual(["g"]);
+      });
+
+      it("refuses node records after close with STORAGE_CLOSED", async () => {
+        await storage.close();
+        await expect(storage.getNodeRecord("identity")).rejects.toMatchObject({ code: "STORAGE_CLOSED" });
+        await expect(storage.putNodeRecords([["identity", {}]])).rejects.toMatchObject({ code: "STORAGE_CLOSED" });
       });
     });
 

@@ -5,6 +5,7 @@ export type CheckerName =
   | "agreement"
   | "durability"
   | "convergence"
+  | "durable-mirror"
   | "persist-before-send"
   | "fast-round"
   | "linearizability"

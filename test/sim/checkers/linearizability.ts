@@ -4,7 +4,9 @@
 //   (a) every write answered ok got the model's result for its request id (its first
 //       application: a retried request id must get the same answer, never a second apply,
 //       unless the group forgot the id, see model.ts);
-//       a write every attempt of which was answered "unavailable" is in no chosen value;
+//       a write ANY attempt of which was answered "unavailable" is in no chosen value: the
+//       API promises that of the request id, not of one attempt (docs/API.md), and a client
+//       that believes it retries with a new id (clients here never reuse such an id);
 //   (b) every read answered ok equals the model's data at the index it reports (stale reads
 //       too: they may be old, never wrong);
 //   (c) real time: if A completed before B was invoked then pos(A) <= pos(B), where a
@@ -44,9 +46,9 @@ function checkGroup(group: string, history: History, log: ChosenLog, requestMemo
     const applications = model.applied.get(w.requestId);
     const application = applications?.[0];
     const label = `write ${w.requestId} ${show(w.op)}`;
-    let allUnavailable = w.attempts.length > 0;
+    let unavailable: (typeof w.attempts)[number] | null = null;
     for (const a of w.attempts) {
-      if (a.outcome?.kind !== "error" || a.outcome.code !== "unavailable") allUnavailable = false;
+      if (a.outcome?.kind === "error" && a.outcome.code === "unavailable") unavailable ??= a;
       if (a.outcome?.kind !== "ok") continue;
       const answered = a.outcome.result;
       if (applications === undefined) {
@@ -57,8 +59,11 @@ function checkGroup(group: string, history: History, log: ChosenLog, requestMemo
         fail("linearizability", `${label} answered ${show(answered)} by ${a.node} at t=${a.completedAt}; the log applied it ${applied}`);
       }
     }
-    if (allUnavailable && application !== undefined) {
-      fail("linearizability", `${label} was answered "unavailable" (never applied) but is applied at index ${application.index}`);
+    if (unavailable !== null && application !== undefined) {
+      fail(
+        "linearizability",
+        `${label} was answered "unavailable" (never applied) by ${unavailable.node} at t=${unavailable.completedAt} (attempt ${w.attempts.indexOf(unavailable) + 1} of ${w.attempts.length}), but is applied at index ${application.index}`,
+      );
     }
     if (application !== undefined) {
       const ok = firstOk(w);
