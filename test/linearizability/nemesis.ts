@@ -14,7 +14,7 @@
 //   wipe       (not in the default set) a node B is cut off and falls behind; then node A is
 //              killed, its data directory wiped, B healed, the third node C cut off, and A
 //              restarted: A (empty) and B (behind) are the majority. Safe only with lost-disk
-//              handling (branch `lostdisk`); until then, expect violations.
+//              handling (src/actors/identity.ts and lost-disk mode, docs/OPERATIONS.md).
 
 import type { VerifyCluster } from "./cluster.js";
 import { cut, healAll, type Network } from "./netns.js";
