@@ -40,7 +40,7 @@ interface Options {
   faultMs: [number, number];
   calmMs: [number, number];
   thinkMs: number;
-  searchBudget?: number;
+  searchBudget: number;
 }
 
 class SetupError extends Error {}
@@ -80,7 +80,9 @@ function parse(argv: string[]): Options {
     .option("--fault-ms <min-max>", "how long each fault lasts", range, [4000, 10000] as [number, number])
     .option("--calm-ms <min-max>", "calm between faults", range, [2000, 5000] as [number, number])
     .option("--think-ms <n>", "each client waits up to this long between operations", int("--think-ms", 0, 10_000), 20)
-    .option("--search-budget <steps>", "the checker's search budget per group (default: the checker's)", int("--search-budget", 1_000, 1_000_000_000))
+    // Above the checker's own default (2M, a few seconds): groups of a 10-minute run with many
+    // unknown outcomes after faults have needed tens of millions of steps to decide.
+    .option("--search-budget <steps>", "the checker's search budget per group", int("--search-budget", 1_000, 1_000_000_000), 30_000_000)
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
     .parse(argv, { from: "user" });
   const o = program.opts<Options>();
@@ -203,7 +205,7 @@ async function main(): Promise<number> {
   say(`recorded ${ops.length} ops and ${faults} faults; checking (${new Set(ops.map((x) => x.group)).size} groups)`);
 
   const checkStarted = Date.now();
-  const result = checkHistory(ops, { onProgress: (line) => say(`checker: ${line}`), ...(o.searchBudget === undefined ? {} : { searchBudget: o.searchBudget }) });
+  const result = checkHistory(ops, { onProgress: (line) => say(`checker: ${line}`), searchBudget: o.searchBudget });
   const checkS = ((Date.now() - checkStarted) / 1000).toFixed(1);
   const counts = `(${ops.length} ops, ${faults} faults)`;
   // The verdict is one line; the checker's explanation may go on over more lines after it.
@@ -234,7 +236,7 @@ async function main(): Promise<number> {
       registers: o.registers,
       groups: o.groups,
       nemeses: o.nemesis,
-      searchBudget: o.searchBudget ?? null,
+      searchBudget: o.searchBudget,
       break: o.break ?? null,
       ops: ops.length,
       outcomes: recorder.counts,
