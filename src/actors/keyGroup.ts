@@ -12,7 +12,7 @@
 
 import { randomInt } from "node:crypto";
 import type { NodeId } from "../protocol/ballot.js";
-import type { GroupConfig, Limits, Timing } from "../protocol/config.js";
+import type { BreakName, GroupConfig, Limits, Timing } from "../protocol/config.js";
 import { restoreReplica, step } from "../protocol/core.js";
 import { emptyDurableGroup } from "../protocol/durable.js";
 import type { CallId, Input, Outcome, Ready } from "../protocol/io.js";
@@ -32,6 +32,8 @@ export interface GroupEnv {
   readonly incarnation: string;
   readonly timing: Timing;
   readonly limits: Limits;
+  /** TEST-ONLY deliberate bugs (src/actors/testHooks.ts); unset in production. */
+  readonly breaks?: ReadonlySet<BreakName>;
   readonly storage: Storage;
   readonly writer: StorageWriter;
   replicasFor(group: string): readonly NodeId[];
@@ -126,6 +128,7 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
     seed: randomInt(0x7fffffff),
     timing: env.timing,
     limits: env.limits,
+    breaks: env.breaks,
   };
   return restoreReplica(config, durable, { lost });
 }

@@ -18,6 +18,7 @@ import { subjectsFor } from "../protocol/subjects.js";
 import { isStorageError } from "../storage/errors.js";
 import { LevelStorage } from "../storage/leveldb.js";
 import { StorageWriter } from "../storage/writer.js";
+import { fsyncDelayFromEnv } from "./testHooks.js";
 import { ApiHandler } from "./apiHandler.js";
 import { GroupRegistry } from "./groupRegistry.js";
 import type { NatsOptions, NodeConfig } from "./nodeConfig.js";
@@ -92,7 +93,10 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     await storage.close();
     throw e;
   }
-  const writer = new StorageWriter(storage);
+  const faultDelayMs = fsyncDelayFromEnv(process.env);
+  if (faultDelayMs !== undefined) log.warn("TEST-ONLY: PAXOSSTORE_FAULT_FSYNC_DELAY_FILE is set: storage commits can be delayed (slow-disk fault)");
+  if (config.breaks !== undefined) log.warn({ breaks: [...config.breaks] }, "TEST-ONLY: PAXOSSTORE_BREAK is set: this node runs with DELIBERATE PROTOCOL BUGS and is not safe");
+  const writer = new StorageWriter(storage, { faultDelayMs });
   let nc: NatsConnection;
   try {
     nc = await connect(natsConnectionOptions(config.nats, `paxosstore-${config.cluster}-${config.nodeId}`));
@@ -142,6 +146,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       incarnation,
       timing: config.timing,
       limits: { ...DEFAULT_LIMITS, requestMemory: config.requestMemory },
+      breaks: config.breaks,
       storage,
       writer,
       replicasFor: replicasOf,

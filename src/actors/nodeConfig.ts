@@ -3,7 +3,7 @@
 // so a bad config fails at start and never later.
 
 import { readFileSync } from "node:fs";
-import { DEFAULT_LIMITS, DEFAULT_TIMING, type Timing } from "../protocol/config.js";
+import { DEFAULT_LIMITS, DEFAULT_TIMING, type BreakName, type Timing } from "../protocol/config.js";
 
 export interface NatsOptions {
   /** e.g. ["nats://127.0.0.1:4222"] */
@@ -46,6 +46,8 @@ export interface NodeConfig {
    * (--new-node): skip asking the peers whether they have seen it (docs/OPERATIONS.md).
    */
   readonly newNode: boolean;
+  /** TEST-ONLY deliberate protocol bugs (PAXOSSTORE_BREAK, src/actors/testHooks.ts); unset in production. */
+  readonly breaks?: ReadonlySet<BreakName>;
 }
 
 export class ConfigError extends Error {

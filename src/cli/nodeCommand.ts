@@ -4,6 +4,7 @@
 import type { Command } from "commander";
 import { IdentityError } from "../actors/identity.js";
 import { ConfigError, loadNodeConfig } from "../actors/nodeConfig.js";
+import { breaksFromEnv } from "../actors/testHooks.js";
 
 export function registerNodeCommand(program: Command): void {
   program
@@ -47,6 +48,9 @@ export function registerNodeCommand(program: Command): void {
           newNode: opts.newNode,
           requestMemory: opts.requestMemory,
         });
+        // TEST-ONLY deliberate bugs for `npm run verify` (docs/VERIFY.md); unset in production.
+        const breaks = breaksFromEnv(process.env);
+        if (breaks !== undefined) config = { ...config, breaks };
       } catch (e) {
         if (e instanceof ConfigError) {
           console.error(`paxosstore node: ${e.message}`);

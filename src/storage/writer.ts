@@ -31,6 +31,11 @@ export interface BatchReport {
 export interface StorageWriterOptions {
   /** Called after each commit settles, for metrics (batch size, fsync latency). */
   readonly onBatch?: (report: BatchReport) => void;
+  /**
+   * TEST-ONLY (a slow disk for `npm run verify`, see src/actors/testHooks.ts): milliseconds to
+   * wait before each commit, and so before its fsync. Unset in production.
+   */
+  readonly faultDelayMs?: () => number;
 }
 
 interface Batch {
@@ -43,6 +48,7 @@ interface Batch {
 export class StorageWriter {
   private readonly storage: Pick<Storage, "commit">;
   private readonly onBatch: ((report: BatchReport) => void) | undefined;
+  private readonly faultDelayMs: (() => number) | undefined;
   private collecting: Batch | null = null;
   private inFlight: Batch | null = null;
   private scheduled = false;
@@ -54,6 +60,7 @@ export class StorageWriter {
   constructor(storage: Pick<Storage, "commit">, options: StorageWriterOptions = {}) {
     this.storage = storage;
     this.onBatch = options.onBatch;
+    this.faultDelayMs = options.faultDelayMs;
   }
 
   /**
@@ -117,10 +124,16 @@ export class StorageWriter {
     this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.records.length);
     const started = performance.now();
     // A synchronous throw from commit is a failed batch like any other.
-    new Promise<void>((resolve) => resolve(this.storage.commit(batch.records))).then(
+    new Promise<void>((resolve) => resolve(this.faultDelayMs === undefined ? this.storage.commit(batch.records) : this.delayedCommit(batch.records, this.faultDelayMs()))).then(
       () => this.finish(batch, started, undefined),
       (err: unknown) => this.finish(batch, started, err ?? new Error("storage commit failed")),
     );
+  }
+
+  /** TEST-ONLY: the slow disk of faultDelayMs; the batch stays in flight while it waits. */
+  private async delayedCommit(records: Persist[], delayMs: number): Promise<void> {
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    return this.storage.commit(records);
   }
 
   private finish(batch: Batch, started: number, error: unknown): void {
