@@ -28,6 +28,9 @@ interface PendingCall {
   readonly op: WriteOp | null;
   /** Answer "timeout" ourselves if the group never does (it crashed, say). */
   readonly giveUpAt: number;
+  /** For metrics: get|get_stale|scan|put|delete|cas|txn, and when the request arrived. */
+  readonly opName: string;
+  readonly startedAt: number;
 }
 
 export interface ApiHandlerOptions {
@@ -44,6 +47,8 @@ export interface ApiHandlerOptions {
   dispatch(group: string, msg: GroupMsg): void;
   status(): StatusResult;
   now(): number;
+  /** Metrics: a call answered (outcome `ok` or an error code), `seconds` after it arrived. */
+  onAnswered?(op: string, outcome: string, seconds: number): void;
 }
 
 export class ApiHandler {
@@ -125,10 +130,11 @@ export class ApiHandler {
       // answer `unavailable` (never applied) for a write it never proposed.
       const fresh = request.requestId === null;
       const requestId = request.requestId ?? `${this.opts.self}.${this.opts.incarnation}.${++this.nextRequestId}`;
-      this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000 });
+      this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000, opName: request.op.op, startedAt: now });
       this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline, fresh });
     } else {
-      this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000 });
+      const opName = request.query.kind === "get" && request.consistency === "stale" ? "get_stale" : request.query.kind;
+      this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000, opName, startedAt: now });
       this.opts.dispatch(request.group, { type: "read", call, query: request.query, consistency: request.consistency, deadline });
     }
   }
@@ -144,6 +150,7 @@ export class ApiHandler {
     const p = this.pending.get(call);
     if (p === undefined) return; // already answered by the sweeper
     this.pending.delete(call);
+    this.opts.onAnswered?.(p.opName, outcome.kind === "error" ? outcome.code : "ok", (this.opts.now() - p.startedAt) / 1000);
     this.reply(p.msg, p.encoding, this.toResponse(p, outcome), p.valueEncoding);
   }
 
@@ -163,6 +170,7 @@ export class ApiHandler {
     for (const [call, p] of this.pending) {
       if (now < p.giveUpAt) continue;
       this.pending.delete(call);
+      this.opts.onAnswered?.(p.opName, "timeout", (now - p.startedAt) / 1000);
       this.reply(p.msg, p.encoding, errorResponse(new TimeoutError()));
     }
   }

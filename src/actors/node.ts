@@ -22,6 +22,8 @@ import { ApiHandler } from "./apiHandler.js";
 import { GroupRegistry } from "./groupRegistry.js";
 import type { NatsOptions, NodeConfig } from "./nodeConfig.js";
 import { Transport } from "./transport.js";
+import { NodeMetrics } from "./metrics.js";
+import type { Server } from "node:http";
 import { VERSION } from "../version.js";
 
 export interface NodeHandle {
@@ -77,7 +79,9 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   await mkdir(config.dataDir, { recursive: true });
   const storage = new LevelStorage(config.dataDir);
   await storage.open();
-  const writer = new StorageWriter(storage);
+  // eslint-disable-next-line prefer-const
+  let metrics: NodeMetrics | undefined;
+  const writer = new StorageWriter(storage, { onBatch: (report) => metrics?.batch(report) });
   let nc: NatsConnection;
   try {
     nc = await connect(natsConnectionOptions(config.nats, `paxosstore-${config.cluster}-${config.nodeId}`));
@@ -103,6 +107,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     deliver: (from, msg) => {
       // A peer message for a group we do not replicate is foreign: count it, do not spawn.
       if (!replicasOf(msg.group).includes(config.nodeId)) return;
+      if (msg.type === "reject") metrics?.rejectReceived();
       registry.dispatch(msg.group, { type: "message", from, msg });
     },
     onBadFrame: (reason) => log.warn({ reason }, "dropped a bad peer frame"),
@@ -121,10 +126,15 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       answer: (call, outcome) => api.answer(call, outcome),
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),
+      get metrics() {
+        return metrics;
+      },
       onLostGroup: (group, error) => log.error({ group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)"),
       now,
     },
     (group, error) => log.error({ group, err: error }, "key-group actor crashed; it reloads from disk on its next message"),
+    32,
+    config.maxActiveGroups,
   );
 
   const status = (): StatusResult => {
@@ -153,7 +163,9 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     dispatch: (group, msg) => registry.dispatch(group, msg),
     status,
     now,
+    onAnswered: (op, outcome, seconds) => metrics?.answered(op, outcome, seconds),
   });
+  const metricsServer = await startMetrics(config, registry, transport, () => api, writer, (m) => (metrics = m), log);
 
   transport.start();
   api.start();
@@ -167,6 +179,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     (stopping ??= (async () => {
       clearInterval(heartbeat);
       clearInterval(passivator);
+      metricsServer?.close();
       await api.stopAccepting();
       // Let calls in flight finish (each has a deadline), but not forever.
       const until = Date.now() + config.requestTimeoutMs + 2_000;
@@ -208,10 +221,37 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   return {
     config,
     status,
-    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated }),
+    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated, passivatedOverCap: registry.passivatedOverCap }),
     stop,
     stopped,
   };
+}
+
+/** The Prometheus endpoint (metrics.ts), when `metricsPort` is set; counts nothing otherwise. */
+async function startMetrics(
+  config: NodeConfig,
+  registry: GroupRegistry,
+  transport: Transport,
+  api: () => ApiHandler,
+  writer: StorageWriter,
+  install: (m: NodeMetrics) => void,
+  log: Logger,
+): Promise<Server | null> {
+  if (config.metricsPort === 0) return null;
+  const m = new NodeMetrics(config.nodeId, config.cluster, {
+    groupsActive: () => registry.size,
+    transport: () => transport.stats,
+    api: () => api().stats,
+    writerQueued: () => writer.stats.queued,
+  });
+  install(m);
+  try {
+    return await m.listen(config.metricsPort);
+  } catch (e) {
+    // The store works without its metrics: say so loudly rather than refuse to serve.
+    log.error({ err: e, port: config.metricsPort }, "cannot serve metrics on this port; running without the /metrics endpoint");
+    return null;
+  }
 }
 
 function sleep(ms: number): Promise<void> {

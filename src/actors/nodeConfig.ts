@@ -35,6 +35,13 @@ export interface NodeConfig {
   readonly requestTimeoutMs: number;
   readonly timing: Timing;
   readonly logLevel: string;
+  /** Port of the Prometheus /metrics listener; 0 = off (the default). */
+  readonly metricsPort: number;
+  /**
+   * At most this many key-groups held in memory; over it, the least recently used quiescent
+   * groups are passivated first. Bounds a node's memory whatever the number of groups.
+   */
+  readonly maxActiveGroups: number;
 }
 
 export class ConfigError extends Error {
@@ -98,6 +105,18 @@ export function loadNodeConfig(file: string | undefined, env: NodeJS.ProcessEnv,
     requestTimeoutMs: int(pick("requestTimeoutMs", "PAXOSSTORE_REQUEST_TIMEOUT_MS", fromFile.requestTimeoutMs) ?? 5_000, "requestTimeoutMs", 10, 600_000),
     timing: { ...DEFAULT_TIMING, ...((fromFile.timing as Partial<Timing>) ?? {}) },
     logLevel: str(pick("logLevel", "PAXOSSTORE_LOG_LEVEL", fromFile.logLevel) ?? "info", "logLevel"),
+    ...capacitySettings(pick, fromFile),
+  };
+}
+
+/** Metrics and memory bounds (issue 11). */
+function capacitySettings(
+  pick: (flag: string, envName: string, fileValue: unknown) => unknown,
+  fromFile: Record<string, unknown>,
+): Pick<NodeConfig, "metricsPort" | "maxActiveGroups"> {
+  return {
+    metricsPort: int(pick("metricsPort", "PAXOSSTORE_METRICS_PORT", fromFile.metricsPort) ?? 0, "metricsPort", 0, 65535),
+    maxActiveGroups: int(pick("maxActiveGroups", "PAXOSSTORE_MAX_ACTIVE_GROUPS", fromFile.maxActiveGroups) ?? 50_000, "maxActiveGroups", 10, 100_000_000),
   };
 }
 

@@ -23,6 +23,8 @@ export function registerNodeCommand(program: Command): void {
     .option("--tls-cert <file>", "client certificate for NATS TLS")
     .option("--tls-key <file>", "client key for NATS TLS")
     .option("--log-level <level>", "fatal|error|warn|info|debug (PAXOSSTORE_LOG_LEVEL, default info)")
+    .option("--metrics-port <port>", "serve Prometheus metrics at http://<host>:<port>/metrics (PAXOSSTORE_METRICS_PORT, default 0 = off)")
+    .option("--max-active-groups <n>", "key-groups held in memory at most; least recently used idle ones are passivated first (PAXOSSTORE_MAX_ACTIVE_GROUPS, default 50000)")
     .action(async (opts: Record<string, string | undefined>) => {
       let config;
       try {
@@ -41,6 +43,7 @@ export function registerNodeCommand(program: Command): void {
           tlsCert: opts.tlsCert,
           tlsKey: opts.tlsKey,
           logLevel: opts.logLevel,
+          ...capacityFlags(opts),
         });
       } catch (e) {
         if (e instanceof ConfigError) {
@@ -67,4 +70,9 @@ export function registerNodeCommand(program: Command): void {
       await node.stopped;
       process.exit(process.exitCode ?? 0);
     });
+}
+
+/** Metrics and memory-bound flags (issue 11). */
+function capacityFlags(opts: Record<string, string | undefined>): Record<string, string | undefined> {
+  return { metricsPort: opts.metricsPort, maxActiveGroups: opts.maxActiveGroups };
 }
