@@ -45,6 +45,11 @@ export class GroupRegistry {
     return this.live.size;
   }
 
+  /** Is the group's actor in memory? */
+  isLive(group: string): boolean {
+    return this.live.has(group);
+  }
+
   dispatch(group: string, msg: GroupMsg): void {
     let live = this.live.get(group);
     const spawned = live === undefined;
