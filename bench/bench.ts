@@ -13,21 +13,19 @@
 // scraped only from `--metrics-urls`.
 // Compare ratios within one run: the machines this runs on are shared and noisy.
 
-import { spawn, execSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir, cpus, totalmem } from "node:os";
-import { join } from "node:path";
+import { execSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import * as hdr from "hdr-histogram-js";
 import { CONTENT_TYPE_HEADER, CONTENT_TYPE_MSGPACK, decodeResponse, encodeRequest } from "../src/protocol/codec.js";
 import type { ApiRequest } from "../src/protocol/api.js";
 import { preferredReplica } from "../src/protocol/placement.js";
-import { findNatsServer } from "../src/cli/devCommand.js";
+import { cpuMs, startLocalCluster, type LocalCluster } from "./localCluster.js";
 import { interestingMetrics, parseMetrics, type MetricSamples } from "./metricsText.js";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
-const BIN = join(REPO, "bin/paxosstore.mjs");
 
 // ---- options --------------------------------------------------------------------------------
 
@@ -129,110 +127,6 @@ function parseOptions(argv: string[]): Options {
     }
   }
   return o;
-}
-
-// ---- a local cluster (real processes, as `paxosstore dev` runs them) -------------------------
-
-interface LocalCluster {
-  readonly url: string;
-  readonly pids: { nodes: number[]; nats: number };
-  readonly metricsUrls: string[];
-  stop(): Promise<void>;
-}
-
-async function startLocalCluster(o: Options): Promise<LocalCluster> {
-  const natsBin = findNatsServer();
-  if (natsBin === null) throw new Error("nats-server is not installed: bash infra/install-nats-server.sh");
-  const dir = mkdtempSync(join(tmpdir(), "paxosstore-bench-"));
-  const url = `nats://127.0.0.1:${o.natsPort}`;
-  const children: ChildProcess[] = [];
-  const nats = spawn(natsBin, ["-a", "127.0.0.1", "-p", String(o.natsPort)], { stdio: ["ignore", "ignore", "pipe"] });
-  children.push(nats);
-  await waitFor(async () => {
-    try {
-      const nc = await connect({ servers: url, reconnect: false });
-      await nc.close();
-      return true;
-    } catch {
-      return false;
-    }
-  }, 10_000, "nats-server to listen");
-  const metricsUrls: string[] = [];
-  const ready = new Set<string>();
-  const logs = new Map<string, string[]>();
-  o.members.forEach((id, i) => {
-    const port = o.metricsPortBase + i;
-    metricsUrls.push(`http://127.0.0.1:${port}/metrics`);
-    const child = spawn(
-      process.execPath,
-      [BIN, "node", "--node-id", id, "--cluster", o.cluster, "--members", o.members.join(","), "--nats", url, "--data-dir", join(dir, id)],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PAXOSSTORE_METRICS_PORT: String(port), PAXOSSTORE_LOG_LEVEL: "info", ...o.nodeEnv } },
-    );
-    children.push(child);
-    const lines: string[] = [];
-    logs.set(id, lines);
-    for (const s of [child.stdout!, child.stderr!]) {
-      s.on("data", (d: Buffer) => {
-        for (const line of d.toString().split("\n")) {
-          if (line.includes(`paxosstore node ${id} ready`)) ready.add(id);
-          if (line !== "" && lines.length < 200) lines.push(line);
-        }
-      });
-    }
-  });
-  try {
-    await waitFor(async () => ready.size === o.members.length, 30_000, "the nodes to be ready");
-  } catch (e) {
-    for (const [id, lines] of logs) console.error(`[${id}] ${lines.slice(-5).join(`\n[${id}] `)}`);
-    await stopChildren(children);
-    throw e;
-  }
-  return {
-    url,
-    pids: { nodes: children.slice(1).map((c) => c.pid!), nats: nats.pid! },
-    metricsUrls,
-    stop: async () => {
-      await stopChildren(children.slice(1));
-      await stopChildren([nats]);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function stopChildren(children: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((res) => {
-          if (c.exitCode !== null || c.signalCode !== null) return res();
-          const t = setTimeout(() => c.kill("SIGKILL"), 15_000);
-          c.once("exit", () => (clearTimeout(t), res()));
-          c.kill("SIGTERM");
-        }),
-    ),
-  );
-}
-
-async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat; null if unreadable. */
-function cpuMs(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name (which may hold spaces) start after the last ")".
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
-    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return null;
-  }
 }
 
 // ---- workload -------------------------------------------------------------------------------
