@@ -46,6 +46,9 @@ export class NodeMetrics implements GroupMetrics {
   private readonly batchRecords: Histogram;
   private readonly commitSeconds: Histogram;
   private readonly failedBatches: Counter;
+  private readonly requestChildren = new Map<string, { count: { inc(): void }; seconds: { observe(v: number): void } }>();
+  private readonly fastProposals: { inc(): void };
+  private readonly prepareProposals: { inc(): void };
 
   constructor(nodeId: string, cluster: string, sources: MetricSources) {
     const r = this.registry;
@@ -54,6 +57,8 @@ export class NodeMetrics implements GroupMetrics {
     this.requests = new Counter({ name: "paxosstore_requests_total", help: "Client requests answered by this node's key-groups, by op and outcome", labelNames: ["op", "outcome"], registers: [r] });
     this.requestSeconds = new Histogram({ name: "paxosstore_request_duration_seconds", help: "Time from a request's arrival at this node to its answer", labelNames: ["op"], buckets: LATENCY_BUCKETS_S, registers: [r] });
     this.proposals = new Counter({ name: "paxosstore_proposals_total", help: "Instances this node proposed: round=fast (round-0 Accept, no Prepare) or round=prepare (a Prepare round)", labelNames: ["round"], registers: [r] });
+    this.fastProposals = this.proposals.labels("fast");
+    this.prepareProposals = this.proposals.labels("prepare");
     this.rejects = new Counter({ name: "paxosstore_rejects_received_total", help: "Reject messages received: a peer promised a higher ballot (proposers dueling)", registers: [r] });
     this.loads = new Counter({ name: "paxosstore_group_loads_total", help: "Key-groups loaded from LevelDB into memory", registers: [r] });
     this.loadSeconds = new Histogram({ name: "paxosstore_group_load_seconds", help: "Time to read one key-group from LevelDB", buckets: [0.0001, 0.0005, 0.001, 0.005, 0.02, 0.1, 0.5], registers: [r] });
@@ -81,8 +86,15 @@ export class NodeMetrics implements GroupMetrics {
 
   /** A client call answered: `op` get|get_stale|scan|put|delete|cas|txn; `outcome` ok or an error code. */
   answered(op: string, outcome: string, seconds: number): void {
-    this.requests.inc({ op, outcome });
-    this.requestSeconds.observe({ op }, seconds);
+    // Label children are looked up once per (op, outcome): prom-client hashes labels per call.
+    const key = `${op}\u0000${outcome}`;
+    let c = this.requestChildren.get(key);
+    if (c === undefined) {
+      c = { count: this.requests.labels(op, outcome), seconds: this.requestSeconds.labels(op) };
+      this.requestChildren.set(key, c);
+    }
+    c.count.inc();
+    c.seconds.observe(seconds);
   }
 
   groupLoaded(seconds: number): void {
@@ -107,8 +119,8 @@ export class NodeMetrics implements GroupMetrics {
       if (m.type === "prepare") prepare = true;
       else if (m.type === "accept" && m.ballot.round === FAST_ROUND && m.ballot.node === self) fast = true;
     }
-    if (prepare) this.proposals.inc({ round: "prepare" });
-    if (fast) this.proposals.inc({ round: "fast" });
+    if (prepare) this.prepareProposals.inc();
+    if (fast) this.fastProposals.inc();
   }
 
   batch(report: BatchReport): void {
