@@ -25,6 +25,8 @@ const conc = arg("conc", 64);
 const maxSeconds = arg("max-seconds", 1_200);
 const maxActive = arg("max-active-groups", 50_000);
 const sampleS = arg("sample-s", 10);
+// Idle passivation also bounds memory, by time; a long one leaves the cap alone to do it.
+const passivateAfterMs = arg("passivate-after-ms", 60_000);
 const jsonAt = argv.indexOf("--json");
 const jsonFile = jsonAt >= 0 ? argv[jsonAt + 1]! : null;
 const members = ["n1", "n2", "n3"];
@@ -33,10 +35,10 @@ interface Sample { t: number; written: number; ratePerS: number; rssMB: number[]
 interface RunResult { groups: number; written: number; seconds: number; ratePerS: number; errors: number; maxRssMB: number[]; samples: Sample[] }
 
 async function run(n: number, label: string): Promise<RunResult> {
-  console.log(`${label}: ${n} groups, ${conc} in flight, maxActiveGroups ${maxActive}`);
+  console.log(`${label}: ${n} groups, ${conc} in flight, maxActiveGroups ${maxActive}, passivateAfterMs ${passivateAfterMs}`);
   const cluster = await startLocalCluster({
     cluster: "groups", members, natsPort: 14290, metricsPortBase: 19480,
-    nodeEnv: { PAXOSSTORE_MAX_ACTIVE_GROUPS: String(maxActive), },
+    nodeEnv: { PAXOSSTORE_MAX_ACTIVE_GROUPS: String(maxActive), PAXOSSTORE_PASSIVATE_AFTER_MS: String(passivateAfterMs) },
   });
   const nc = await connect({ servers: cluster.url, noAsyncTraces: true, maxPingOut: 100 });
   const h = headers();
@@ -99,7 +101,7 @@ async function run(n: number, label: string): Promise<RunResult> {
 const base = baseline > 0 ? await run(baseline, "baseline") : null;
 const main = await run(groups, "main");
 console.log(`# bench/groups.ts ${argv.join(" ")}  (${new Date().toISOString()})`);
-console.log(`maxActiveGroups ${maxActive}; ${conc} in flight; 100 B values`);
+console.log(`maxActiveGroups ${maxActive}; passivateAfterMs ${passivateAfterMs}; ${conc} in flight; 100 B values`);
 if (base !== null) console.log(`baseline ${base.written} groups: ${base.ratePerS.toFixed(0)}/s, max RSS MB ${base.maxRssMB.map((x) => x.toFixed(0)).join(" / ")}`);
 console.log(`main     ${main.written} groups: ${main.ratePerS.toFixed(0)}/s, max RSS MB ${main.maxRssMB.map((x) => x.toFixed(0)).join(" / ")}${main.written < groups ? ` (stopped at --max-seconds ${maxSeconds})` : ""}`);
 if (base !== null) console.log(`rate ratio main/baseline: ${(main.ratePerS / base.ratePerS).toFixed(2)}`);
