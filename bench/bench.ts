@@ -404,7 +404,7 @@ class Probe {
 // ---- output ---------------------------------------------------------------------------------
 
 function table(results: PhaseResult[]): string {
-  const rows = [["phase", "label", "conc", "ops/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "errors", "nodes cpu", "nats cpu", "cpu/write ms"]];
+  const rows = [["phase", "label", "conc", "ops/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "errors", "nodes cpu", "nats cpu", "cpu/op ms", "cpu/write ms"]];
   for (const r of results) {
     rows.push([
       r.id, r.label, String(r.workers), r.opsPerSec.toFixed(0),
@@ -412,7 +412,8 @@ function table(results: PhaseResult[]): string {
       String(r.errors),
       r.cpu === null ? "n/a" : `${r.cpu.nodesPct.toFixed(0)}%`,
       r.cpu === null ? "n/a" : `${r.cpu.natsPct.toFixed(0)}%`,
-      r.cpu === null ? "n/a" : r.cpu.perWriteMs === null ? `-(${r.cpu.perOpMs.toFixed(3)}/op)` : r.cpu.perWriteMs.toFixed(3),
+      r.cpu === null ? "n/a" : r.cpu.perOpMs.toFixed(3),
+      r.cpu === null ? "n/a" : r.cpu.perWriteMs === null ? "-" : r.cpu.perWriteMs.toFixed(3),
     ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
@@ -480,7 +481,7 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`;
   console.log(`\n# npm run bench ${process.argv.slice(2).join(" ")}`);
   console.log(`# ${startedAt.toISOString()}, commit ${commit}, ${machine}; cluster: ${local !== null || o.servers === null ? "local 3 nodes + nats-server (started by the bench)" : o.servers}`);
-  console.log(`# ${o.keyBytes} B keys, ${o.valueBytes} B values, keyspace ${o.keys}; ${o.warmupS} s warm-up + ${o.durationS} s per phase; cpu = % of one core; cpu/write = (nodes + nats-server) CPU ms per write`);
+  console.log(`# ${o.keyBytes} B keys, ${o.valueBytes} B values, keyspace ${o.keys}; ${o.warmupS} s warm-up + ${o.durationS} s per phase; cpu = % of one core; cpu/op and cpu/write = (nodes + nats-server) CPU ms per op and per write (all of the phase's CPU, reads included, over its writes)`);
   console.log(table(results));
   console.log(`\nserver metrics per phase (all nodes, measured window):`);
   console.log(metricsTable(results));
