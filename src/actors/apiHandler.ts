@@ -49,6 +49,9 @@ interface PendingCall {
   readonly giveUpAt: number;
   /** The relayed write this local copy belongs to: its answer goes there, not to the client. */
   readonly relay: Relay | null;
+  /** For metrics: get|get_stale|scan|put|delete|cas|txn, and when the request arrived. */
+  readonly opName: string;
+  readonly startedAt: number;
 }
 
 /** A write relayed (and perhaps hedged): copies out, and what their answers proved. */
@@ -85,6 +88,8 @@ export interface ApiHandlerOptions {
   dispatch(group: string, msg: GroupMsg): void;
   status(): StatusResult;
   now(): number;
+  /** Metrics: a call answered (outcome `ok` or an error code), `seconds` after it arrived. */
+  onAnswered?(op: string, outcome: string, seconds: number): void;
 }
 
 export class ApiHandler {
@@ -166,10 +171,11 @@ export class ApiHandler {
       // answer `unavailable` (never applied) for a write it never proposed. A relayed write's
       // id is never fresh here: another copy of it may be out (relay, or the header's sender).
       const { requestId, fresh } = relay !== null ? { requestId: relay.requestId, fresh: false } : this.requestIdOf(msg, request);
-      this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000, relay });
+      this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000, relay, opName: request.op.op, startedAt: now });
       this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline, fresh });
     } else {
-      this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000, relay: null });
+      const opName = request.query.kind === "get" && request.consistency === "stale" ? "get_stale" : request.query.kind;
+      this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000, relay: null, opName, startedAt: now });
       this.opts.dispatch(request.group, { type: "read", call, query: request.query, consistency: request.consistency, deadline });
     }
   }
@@ -290,6 +296,7 @@ export class ApiHandler {
     const p = this.pending.get(call);
     if (p === undefined) return; // already answered by the sweeper
     this.pending.delete(call);
+    this.opts.onAnswered?.(p.opName, outcome.kind === "error" ? outcome.code : "ok", (this.opts.now() - p.startedAt) / 1000);
     if (p.relay !== null) return this.localCopyAnswered(p.relay, p, outcome);
     this.reply(p.msg, p.encoding, this.toResponse(p, outcome), p.valueEncoding);
   }
@@ -310,6 +317,7 @@ export class ApiHandler {
     for (const [call, p] of this.pending) {
       if (now < p.giveUpAt) continue;
       this.pending.delete(call);
+      this.opts.onAnswered?.(p.opName, "timeout", (now - p.startedAt) / 1000);
       if (p.relay !== null) {
         p.relay.outstanding--;
         p.relay.unknown = true;

@@ -1,5 +1,6 @@
 // Where key-group actors live on a node: spawned on first message under sharded parents,
-// found through a plain Map, stopped when idle.
+// found through a plain Map, stopped when idle or when more than `maxActive` are in memory
+// (least recently used first: the Map is kept in LRU order).
 //
 // Why not one parent: nact copies a parent's children map for every message the parent
 // handles, and walks the path on every dispatch; a flat Map and a few dozen shard parents
@@ -27,12 +28,15 @@ export class GroupRegistry {
   private readonly actorFn: ReturnType<typeof groupActor>;
   private spawned = 0;
   passivated = 0;
+  passivatedOverCap = 0;
 
+  /** `maxActive`: groups held in memory at most (quiescent ones beyond it are passivated, LRU first). */
   constructor(
     system: ActorSystemRef,
     private readonly env: GroupEnv,
     private readonly onGroupCrash: (group: string, error: unknown) => void,
     shardCount = 32,
+    private readonly maxActive = Number.POSITIVE_INFINITY,
   ) {
     for (let i = 0; i < shardCount; i++) this.shards.push(spawnStateless(system, () => undefined, `shard-${i}`));
     this.actorFn = groupActor(env);
@@ -47,11 +51,57 @@ export class GroupRegistry {
     return this.live.get(group)?.handle.replica ?? null;
   }
 
+  /** Is the group's actor in memory? */
+  isLive(group: string): boolean {
+    return this.live.has(group);
+  }
+
   dispatch(group: string, msg: GroupMsg): void {
     let live = this.live.get(group);
-    if (live === undefined) live = this.spawn(group);
+    const spawned = live === undefined;
+    if (live === undefined) {
+      live = this.spawn(group);
+    } else {
+      // The Map's order is the LRU order: the most recently used group goes to the end.
+      this.live.delete(group);
+      this.live.set(group, live);
+    }
     live.handle.inflight++;
     dispatch(live.ref, msg);
+    // After the dispatch: the new group is busy now, so the walk cannot pick it.
+    if (spawned && this.live.size > this.maxActive) this.passivateOverCap();
+  }
+
+  /**
+   * Over the cap: passivates the least recently used quiescent groups (from the front of the
+   * Map) down to 90% of it, so the walk is paid once per tenth of the cap, not per spawn. A
+   * busy group is skipped (passivating it would drop what it waits for); when too many are
+   * busy the node stays over the cap until they settle, and the next spawn tries again. The
+   * walk stops after a bounded number of busy groups, so a spawn never scans the whole Map.
+   */
+  private passivateOverCap(): void {
+    const target = Math.floor(this.maxActive * 0.9);
+    let skipped = 0;
+    let n = 0;
+    for (const [group, live] of this.live) {
+      if (this.live.size <= target || skipped > 1024) break;
+      if (!isQuiescent(live.handle)) {
+        skipped++;
+        continue;
+      }
+      this.passivate(group, live);
+      n++;
+    }
+    this.passivated += n;
+    this.passivatedOverCap += n;
+    for (let i = 0; i < n; i++) this.env.metrics?.groupPassivated("cap");
+  }
+
+  private passivate(group: string, live: Live): void {
+    const h = live.handle;
+    this.live.delete(group);
+    if (h.timer !== null) clearTimeout(h.timer);
+    stop(live.ref);
   }
 
   private spawn(group: string): Live {
@@ -89,12 +139,11 @@ export class GroupRegistry {
     for (const [group, live] of this.live) {
       const h = live.handle;
       if (now - h.lastActive < idleMs || !isQuiescent(h)) continue;
-      this.live.delete(group);
-      if (h.timer !== null) clearTimeout(h.timer);
-      stop(live.ref);
+      this.passivate(group, live);
       n++;
     }
     this.passivated += n;
+    for (let i = 0; i < n; i++) this.env.metrics?.groupPassivated("idle");
     return n;
   }
 

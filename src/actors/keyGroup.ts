@@ -22,6 +22,7 @@ import { isStorageError } from "../storage/errors.js";
 import type { Storage } from "../storage/storage.js";
 import type { StorageWriter } from "../storage/writer.js";
 import { GroupDriver, type GroupPorts } from "./groupDriver.js";
+import type { GroupMetrics } from "./metrics.js";
 
 /** A group actor's messages are the core's inputs: the actor only adds the I/O around them. */
 export type GroupMsg = Input;
@@ -56,6 +57,8 @@ export interface GroupEnv {
   /** The disk failed: nothing that depends on it may be revealed; the node must stop. */
   fatal(error: unknown): void;
   now(): number;
+  /** Counts loads and what each step sends (metrics.ts); absent when metrics are off. */
+  readonly metrics?: GroupMetrics;
 }
 
 /** The node-side record of one group actor; it is also the actor's nact state. */
@@ -105,12 +108,14 @@ export function groupActor(env: GroupEnv) {
 async function load(env: GroupEnv, group: string): Promise<GroupState> {
   let durable = emptyDurableGroup();
   let lost = false;
+  const started = env.metrics === undefined ? 0 : performance.now();
   try {
     const stored = await env.storage.loadGroup(group);
     if (stored !== null) durable = stored;
     // No record here, but the node lost its disk: what it promised in this group is forgotten,
     // so it learns without voting until that cannot matter, exactly as for a corrupt group.
     else lost = env.mustRecover?.(group) ?? false;
+    env.metrics?.groupLoaded((performance.now() - started) / 1000);
   } catch (e) {
     // A record failed its checksum: never serve it. The group is wiped by the first persist
     // and recovered from the peers, without voting until that is safe (protocol/recovery.ts).
@@ -137,6 +142,7 @@ function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number):
   // The reply-before-persist bug is a switch on the release queue; only a test sets it.
   const replyBeforePersist = handle.replica?.config.breaks?.has("reply-before-persist") ?? false;
   handle.driver ??= new GroupDriver(livePorts(env, handle), { replyBeforePersist });
+  env.metrics?.stepped(ready, env.nodeId);
   handle.driver.perform(ready, now);
 }
 

@@ -26,6 +26,8 @@ import { readIdentity } from "./identity.js";
 import { LostDiskMode } from "./lostDisk.js";
 import { startMembership, type Membership } from "./membership.js";
 import { Transport } from "./transport.js";
+import { NodeMetrics } from "./metrics.js";
+import type { Server } from "node:http";
 import { VERSION } from "../version.js";
 
 /** An idle link to a peer gets an empty frame this often. */
@@ -96,7 +98,9 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   const faultDelayMs = fsyncDelayFromEnv(process.env);
   if (faultDelayMs !== undefined) log.warn("TEST-ONLY: PAXOSSTORE_FAULT_FSYNC_DELAY_FILE is set: storage commits can be delayed (slow-disk fault)");
   if (config.breaks !== undefined) log.warn({ breaks: [...config.breaks] }, "TEST-ONLY: PAXOSSTORE_BREAK is set: this node runs with DELIBERATE PROTOCOL BUGS and is not safe");
-  const writer = new StorageWriter(storage, { faultDelayMs });
+  // eslint-disable-next-line prefer-const
+  let metrics: NodeMetrics | undefined;
+  const writer = new StorageWriter(storage, { faultDelayMs, onBatch: (report) => metrics?.batch(report) });
   let nc: NatsConnection;
   try {
     nc = await connect(natsConnectionOptions(config.nats, `paxosstore-${config.cluster}-${config.nodeId}`));
@@ -135,6 +139,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     deliver: (from, msg) => {
       // A peer message for a group we do not replicate is foreign: count it, do not spawn.
       if (!replicasOf(msg.group).includes(config.nodeId)) return;
+      if (msg.type === "reject") metrics?.rejectReceived();
       registry.dispatch(msg.group, { type: "message", from, msg });
     },
     onBadFrame: (reason) => log.warn({ reason }, "dropped a bad peer frame"),
@@ -155,10 +160,15 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),
       mustRecover: (group) => lostDisk?.mustRecover(group) ?? false,
+      get metrics() {
+        return metrics;
+      },
       onLostGroup: (group, error) => log.error({ group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)"),
       now,
     },
     (group, error) => log.error({ group, err: error }, "key-group actor crashed; it reloads from disk on its next message"),
+    32,
+    config.maxActiveGroups,
   );
 
   const status = (): StatusResult => {
@@ -189,7 +199,9 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     dispatch: (group, msg) => registry.dispatch(group, msg),
     status,
     now,
+    onAnswered: (op, outcome, seconds) => metrics?.answered(op, outcome, seconds),
   });
+  const metricsServer = await startMetrics(config, registry, transport, () => api, writer, (m) => (metrics = m), log);
 
   if (membership.lostDisk !== null) {
     lostDisk = new LostDiskMode({
@@ -224,6 +236,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       clearInterval(passivator);
       lostDisk?.stop();
       membership.stop();
+      metricsServer?.close();
       await api.stopAccepting();
       // Let calls in flight finish (each has a deadline), but not forever.
       const until = Date.now() + config.requestTimeoutMs + 2_000;
@@ -268,10 +281,37 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   return {
     config,
     status,
-    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated, identity: membership.identity, lostDisk: lostDisk?.stats() ?? null }),
+    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated, passivatedOverCap: registry.passivatedOverCap, identity: membership.identity, lostDisk: lostDisk?.stats() ?? null }),
     stop,
     stopped,
   };
+}
+
+/** The Prometheus endpoint (metrics.ts), when `metricsPort` is set; counts nothing otherwise. */
+async function startMetrics(
+  config: NodeConfig,
+  registry: GroupRegistry,
+  transport: Transport,
+  api: () => ApiHandler,
+  writer: StorageWriter,
+  install: (m: NodeMetrics) => void,
+  log: Logger,
+): Promise<Server | null> {
+  if (config.metricsPort === 0) return null;
+  const m = new NodeMetrics(config.nodeId, config.cluster, {
+    groupsActive: () => registry.size,
+    transport: () => transport.stats,
+    api: () => api().stats,
+    writerQueued: () => writer.stats.queued,
+  });
+  install(m);
+  try {
+    return await m.listen(config.metricsPort);
+  } catch (e) {
+    // The store works without its metrics: say so loudly rather than refuse to serve.
+    log.error({ err: e, port: config.metricsPort }, "cannot serve metrics on this port; running without the /metrics endpoint");
+    return null;
+  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -48,6 +48,13 @@ export interface NodeConfig {
   readonly newNode: boolean;
   /** TEST-ONLY deliberate protocol bugs (PAXOSSTORE_BREAK, src/actors/testHooks.ts); unset in production. */
   readonly breaks?: ReadonlySet<BreakName>;
+  /** Port of the Prometheus /metrics listener; 0 = off (the default). */
+  readonly metricsPort: number;
+  /**
+   * At most this many key-groups held in memory; over it, the least recently used quiescent
+   * groups are passivated first. Bounds a node's memory whatever the number of groups.
+   */
+  readonly maxActiveGroups: number;
 }
 
 export class ConfigError extends Error {
@@ -113,6 +120,18 @@ export function loadNodeConfig(file: string | undefined, env: NodeJS.ProcessEnv,
     timing: { ...DEFAULT_TIMING, ...((fromFile.timing as Partial<Timing>) ?? {}) },
     logLevel: str(pick("logLevel", "PAXOSSTORE_LOG_LEVEL", fromFile.logLevel) ?? "info", "logLevel"),
     newNode: bool(pick("newNode", "PAXOSSTORE_NEW_NODE", fromFile.newNode) ?? false, "newNode (PAXOSSTORE_NEW_NODE)"),
+    ...capacitySettings(pick, fromFile),
+  };
+}
+
+/** Metrics and memory bounds (issue 11). */
+function capacitySettings(
+  pick: (flag: string, envName: string, fileValue: unknown) => unknown,
+  fromFile: Record<string, unknown>,
+): Pick<NodeConfig, "metricsPort" | "maxActiveGroups"> {
+  return {
+    metricsPort: int(pick("metricsPort", "PAXOSSTORE_METRICS_PORT", fromFile.metricsPort) ?? 0, "metricsPort", 0, 65535),
+    maxActiveGroups: int(pick("maxActiveGroups", "PAXOSSTORE_MAX_ACTIVE_GROUPS", fromFile.maxActiveGroups) ?? 50_000, "maxActiveGroups", 10, 100_000_000),
   };
 }
 

@@ -27,6 +27,8 @@ export function registerNodeCommand(program: Command): void {
     .option("--log-level <level>", "fatal|error|warn|info|debug (PAXOSSTORE_LOG_LEVEL, default info)")
     .option("--request-memory <n>", "request ids each key-group remembers for retries: the at-most-once window, in writes (PAXOSSTORE_REQUEST_MEMORY, default 1024; the SAME on every node)")
     .option("--new-node", "an EMPTY data dir is a brand-new node: do not ask the peers whether they have seen it (PAXOSSTORE_NEW_NODE; never after a lost disk: docs/OPERATIONS.md)")
+    .option("--metrics-port <port>", "serve Prometheus metrics at http://<host>:<port>/metrics (PAXOSSTORE_METRICS_PORT, default 0 = off)")
+    .option("--max-active-groups <n>", "key-groups held in memory at most; least recently used idle ones are passivated first (PAXOSSTORE_MAX_ACTIVE_GROUPS, default 50000)")
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config;
       try {
@@ -47,6 +49,7 @@ export function registerNodeCommand(program: Command): void {
           logLevel: opts.logLevel,
           newNode: opts.newNode,
           requestMemory: opts.requestMemory,
+          ...capacityFlags(opts),
         });
         // TEST-ONLY deliberate bugs for `npm run verify` (docs/VERIFY.md); unset in production.
         const breaks = breaksFromEnv(process.env);
@@ -77,4 +80,9 @@ export function registerNodeCommand(program: Command): void {
       await node.stopped;
       process.exit(process.exitCode ?? 0);
     });
+}
+
+/** Metrics and memory-bound flags (issue 11). */
+function capacityFlags(opts: Record<string, string | boolean | undefined>): Record<string, string | undefined> {
+  return { metricsPort: opts.metricsPort as string | undefined, maxActiveGroups: opts.maxActiveGroups as string | undefined };
 }
