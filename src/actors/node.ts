@@ -4,9 +4,8 @@
 //   stop taking requests -> let calls in flight finish -> flush storage -> flush sends -> close.
 
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { start as startActorSystem, stop as stopActor, type ActorSystemRef } from "nact";
 import pino, { type Logger } from "pino";
 import type { NodeId } from "../protocol/ballot.js";
@@ -20,12 +19,18 @@ import { LevelStorage } from "../storage/leveldb.js";
 import { StorageWriter } from "../storage/writer.js";
 import { ApiHandler } from "./apiHandler.js";
 import { GroupRegistry } from "./groupRegistry.js";
-import type { NatsOptions, NodeConfig } from "./nodeConfig.js";
+import type { NodeConfig } from "./nodeConfig.js";
+import { connectWithRetry, natsConnectionOptions, watchNats } from "./natsConnect.js";
+import { operatorHooks } from "./operator.js";
 import { Transport } from "./transport.js";
 import { VERSION } from "../version.js";
 
+export { natsConnectionOptions } from "./natsConnect.js";
+
 export interface NodeHandle {
   readonly config: NodeConfig;
+  /** The health endpoint's port, when config.httpPort is set. */
+  readonly httpPort: number | null;
   status(): StatusResult;
   stats(): Record<string, unknown>;
   /** Graceful: finishes calls in flight, flushes, closes. */
@@ -40,25 +45,9 @@ export interface StartNodeOptions {
   readonly onFatal?: (error: unknown) => void;
 }
 
-export function natsConnectionOptions(nats: NatsOptions, name: string): ConnectionOptions {
-  const opts: ConnectionOptions = {
-    servers: [...nats.servers],
-    name,
-    noAsyncTraces: true,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-    pingInterval: 5_000,
-  };
-  if (nats.user !== undefined) Object.assign(opts, { user: nats.user, pass: nats.pass });
-  if (nats.token !== undefined) opts.token = nats.token;
-  if (nats.credsFile !== undefined) opts.authenticator = credsAuthenticator(readFileSync(nats.credsFile));
-  else if (nats.nkeySeedFile !== undefined) opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(readFileSync(nats.nkeySeedFile, "utf8").trim()));
-  if (nats.tls !== undefined) opts.tls = { caFile: nats.tls.caFile, certFile: nats.tls.certFile, keyFile: nats.tls.keyFile };
-  return opts;
-}
-
 export async function startNode(config: NodeConfig, options: StartNodeOptions = {}): Promise<NodeHandle> {
   const log = options.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
+  const ops = operatorHooks(config, log);
   const startedAt = Date.now();
   const incarnation = `${startedAt.toString(36)}${randomBytes(3).toString("hex")}`;
   const subjects = subjectsFor(config.cluster, config.prefix);
@@ -76,15 +65,23 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
 
   await mkdir(config.dataDir, { recursive: true });
   const storage = new LevelStorage(config.dataDir);
-  await storage.open();
+  try {
+    await storage.open();
+  } catch (e) {
+    log.error({ event: "storage_error", dataDir: config.dataDir, err: e }, "cannot open the storage");
+    throw e;
+  }
+  ops.storageOpen = true;
   const writer = new StorageWriter(storage);
   let nc: NatsConnection;
   try {
-    nc = await connect(natsConnectionOptions(config.nats, `paxosstore-${config.cluster}-${config.nodeId}`));
+    nc = await connectWithRetry(natsConnectionOptions(config.nats, `paxosstore-${config.cluster}-${config.nodeId}`), { waitMs: config.natsWaitMs }, log);
   } catch (e) {
     await storage.close();
+    ops.storageOpen = false;
     throw e;
   }
+  const natsState = watchNats(nc, log);
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -103,9 +100,10 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     deliver: (from, msg) => {
       // A peer message for a group we do not replicate is foreign: count it, do not spawn.
       if (!replicasOf(msg.group).includes(config.nodeId)) return;
+      ops.activity.received(from, msg);
       registry.dispatch(msg.group, { type: "message", from, msg });
     },
-    onBadFrame: (reason) => log.warn({ reason }, "dropped a bad peer frame"),
+    onBadFrame: (reason) => ops.badFrame(reason),
   });
   const registry: GroupRegistry = new GroupRegistry(
     system,
@@ -117,11 +115,17 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       storage,
       writer,
       replicasFor: replicasOf,
-      send: (to, msg) => transport.send(to, msg),
+      send: (to, msg) => {
+        ops.activity.sent(to, msg);
+        transport.send(to, msg);
+      },
       answer: (call, outcome) => api.answer(call, outcome),
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),
-      onLostGroup: (group, error) => log.error({ group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)"),
+      onLostGroup: (group, error) => {
+        ops.activity.lostGroup(group);
+        log.error({ event: "group_recovering", group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)");
+      },
       now,
     },
     (group, error) => log.error({ group, err: error }, "key-group actor crashed; it reloads from disk on its next message"),
@@ -153,6 +157,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     dispatch: (group, msg) => registry.dispatch(group, msg),
     status,
     now,
+    replyPrefixes: config.replyPrefixes,
+    onBadReply: (reply, problem) => ops.badReply(reply, problem),
   });
 
   transport.start();
@@ -161,16 +167,28 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   const heartbeat = setInterval(() => transport.heartbeat(), 2_000);
   transport.heartbeat();
   const passivator = setInterval(() => registry.passivateIdle(now(), config.passivateAfterMs), Math.min(5_000, config.passivateAfterMs));
+  const peers = ops.watchPeers(transport.lastHeard);
+  let http: Awaited<ReturnType<typeof ops.startHttp>> = null;
+  try {
+    http = await ops.startHttp({ nats: natsState, transport: transport.stats, api: api.stats, groupsActive: () => registry.size, status });
+  } catch (e) {
+    log.error({ event: "http_error", err: e }, `cannot listen on ${config.httpHost}:${config.httpPort}`);
+    throw e;
+  }
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       clearInterval(heartbeat);
       clearInterval(passivator);
+      peers.stop();
+      ops.stopping = true;
+      log.info({ event: "shutdown", phase: "stop_accepting", inFlight: api.inFlight }, "stopping: no new requests");
       await api.stopAccepting();
       // Let calls in flight finish (each has a deadline), but not forever.
       const until = Date.now() + config.requestTimeoutMs + 2_000;
       while (api.inFlight > 0 && Date.now() < until && fatalError === null) await sleep(20);
+      log.info({ event: "shutdown", phase: "calls_done", unanswered: api.inFlight }, "stopping: calls in flight done");
       api.close();
       // Nothing new may reach a group actor once the writer is closed: stop peer traffic in,
       // let the mailboxes empty, stop the actors (and their timers), then flush the disk.
@@ -178,13 +196,17 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       const drained = Date.now() + 2_000;
       while (registry.mailboxesBusy() && Date.now() < drained) await sleep(5);
       registry.stopAll();
+      log.info({ event: "shutdown", phase: "flush_storage" }, "stopping: flushing storage");
       await writer.close();
       await sleep(5); // releases that waited on the last batch run now
       await transport.stop();
+      log.info({ event: "shutdown", phase: "drain_nats" }, "stopping: draining NATS");
       await nc.drain().catch(() => undefined);
       stopActor(system);
+      await http?.close();
       await storage.close();
-      log.info("stopped");
+      ops.storageOpen = false;
+      log.info({ event: "shutdown", phase: "stopped" }, "stopped");
       resolveStopped();
     })());
 
@@ -196,7 +218,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       return;
     }
     fatalError = error;
-    log.fatal({ err: error }, "storage failed: stopping this node (nothing unpersisted was revealed)");
+    log.fatal({ event: "storage_error", err: error }, "storage failed: stopping this node (nothing unpersisted was revealed)");
     options.onFatal?.(error);
     void stop();
   }
@@ -204,9 +226,24 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   // "ready" means reachable: a round trip to the server, so it has taken our subscriptions
   // (without it a request sent right after "ready" could find no responders).
   await nc.flush().catch(() => undefined);
-  log.info({ cluster: config.cluster, members: config.members, dataDir: config.dataDir, nats: config.nats.servers }, `paxosstore node ${config.nodeId} ready`);
+  log.info(
+    {
+      event: "ready",
+      version: VERSION,
+      cluster: config.cluster,
+      members: config.members,
+      dataDir: config.dataDir,
+      nats: nc.getServer(),
+      natsServers: config.nats.servers,
+      natsUser: config.nats.user ?? (config.nats.credsFile !== undefined ? "(creds file)" : config.nats.nkeySeedFile !== undefined ? "(nkey)" : config.nats.token !== undefined ? "(token)" : null),
+      tls: config.nats.tls !== undefined,
+      httpPort: http?.port ?? null,
+    },
+    `paxosstore node ${config.nodeId} ready`,
+  );
   return {
     config,
+    httpPort: http?.port ?? null,
     status,
     stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated }),
     stop,

@@ -48,6 +48,7 @@ import {
   PaxosStoreError,
   TimeoutError,
   TooLargeError,
+  UnauthorizedError,
   UnavailableError,
 } from "../protocol/errors.js";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
@@ -96,6 +97,14 @@ export interface ConnectOptions {
   readonly node?: string;
   /** The NATS connection name (shows in the server's monitoring). */
   readonly name?: string;
+  /**
+   * The prefix of this client's reply subjects (NATS `inboxPrefix`), e.g. `_INBOX_alice`.
+   * Default `_INBOX`. With a server that lets each application subscribe only to its own
+   * prefix (infra/nats/secured.conf), no other client can read this one's answers. The
+   * nodes answer only reply subjects whose first token starts with `_INBOX` (or one of their
+   * configured `replyPrefixes`), so keep that shape.
+   */
+  readonly inboxPrefix?: string;
   /** Use this NATS connection instead of opening one; close() leaves it open. */
   readonly connection?: NatsConnection;
 }
@@ -142,6 +151,9 @@ export async function connect(options: ConnectOptions = {}): Promise<PaxosStoreC
     try {
       nc = await natsConnect(natsOptionsOf(options, settings));
     } catch (e) {
+      if (isAuthorizationFailure(e)) {
+        throw new UnauthorizedError(`NATS at ${settings.servers.join(",")} refused the credentials: ${messageOf(e)}`, {}, { cause: e });
+      }
       throw new UnavailableError(`cannot connect to NATS at ${settings.servers.join(",")}: ${messageOf(e)}`, {}, { cause: e });
     }
   }
@@ -183,6 +195,9 @@ function settingsOf(o: ConnectOptions): Settings {
     const problem = nameProblem(id);
     if (problem !== null) throw new BadRequestError("members", `node id ${JSON.stringify(id)} ${problem}`);
   }
+  if (o.inboxPrefix !== undefined && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(o.inboxPrefix)) {
+    throw new BadRequestError("inboxPrefix", `must be NATS subject tokens (letters, digits, "_", "-", separated by "."), got ${JSON.stringify(o.inboxPrefix)}`);
+  }
   const members = o.members === undefined || o.members.length === 0 ? null : [...o.members];
   return { servers, subjects, encoding, timeoutMs, members, node: o.node ?? null };
 }
@@ -203,7 +218,17 @@ function natsOptionsOf(o: ConnectOptions, s: Settings): ConnectionOptions {
   else if (o.nkeySeedFile !== undefined) opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(readFileSync(o.nkeySeedFile, "utf8").trim()));
   if (o.tls === true) opts.tls = {};
   else if (typeof o.tls === "object") opts.tls = { ...o.tls };
+  if (o.inboxPrefix !== undefined) opts.inboxPrefix = o.inboxPrefix;
   return opts;
+}
+
+/** NATS refused who we are (bad user, password, token, nkey, expired creds). */
+function isAuthorizationFailure(e: unknown): boolean {
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 5; x = x.cause, depth++) {
+    if (x instanceof natsErrors.AuthorizationError || x instanceof natsErrors.UserAuthenticationExpiredError) return true;
+    if (/authorization violation|authentication/i.test(x.message)) return true;
+  }
+  return false;
 }
 
 /** How one attempt ended. */
@@ -534,7 +559,7 @@ export class PaxosStoreClient {
         throw new UnavailableError(CLIENT_CLOSED, {}, { cause: e });
       }
       if (e instanceof natsErrors.PermissionViolationError) {
-        throw new UnavailableError(`NATS refused ${subject}: ${e.message} (check the user's permissions)`, {}, { cause: e });
+        throw new UnauthorizedError(`NATS refused ${subject}: ${e.message} (check the user's permissions and inbox prefix)`, {}, { cause: e });
       }
       // Disconnected while waiting, draining, ...: the request may have left.
       return { kind: "noAnswer", why: messageOf(e) };
