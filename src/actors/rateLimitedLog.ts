@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 
 export interface RateLimitOptions {
-  /** Lines per kind per interval. Default 5. */
+  /** Lines per kind per interval. Default 20. */
   readonly burst?: number;
   /** Default 10 s. */
   readonly intervalMs?: number;
@@ -31,7 +31,7 @@ export class RateLimitedLog {
     private readonly log: Pick<Logger, "warn">,
     options: RateLimitOptions = {},
   ) {
-    this.burst = options.burst ?? 5;
+    this.burst = options.burst ?? 20;
     this.intervalMs = options.intervalMs ?? 10_000;
     this.now = options.now ?? Date.now;
   }

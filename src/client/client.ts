@@ -55,6 +55,7 @@ import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
 import { replicasFor } from "../protocol/placement.js";
 import { DEFAULT_CLUSTER, nameProblem, subjectsFor, type Subjects } from "../protocol/subjects.js";
 import { found, notFound, scanPage, type Entry, type GetResponse, type ScanPage } from "./results.js";
+import { Refusals } from "./refusals.js";
 import { attemptBudgetMs, backoffMs, isRetryable, nodeDeadlineMs, SUSPECT_MS } from "./retry.js";
 
 /** The header that bounds a call on the node, in milliseconds (read by src/actors/apiHandler.ts). */
@@ -268,6 +269,8 @@ export class PaxosStoreClient {
   private readonly servers: readonly string[];
   private readonly fixedMembers: boolean;
   private readonly pinnedNode: string | null;
+  /** NATS permission refusals seen on the connection: a doomed call fails at once as unauthorized. */
+  private readonly refusals: Refusals;
   private membersNow: readonly string[] | null;
   private limitsNow: WireLimits = DEFAULT_WIRE_LIMITS;
   /** Nodes that recently did not answer, until when: they are tried last. */
@@ -288,6 +291,7 @@ export class PaxosStoreClient {
     this.servers = settings.servers;
     this.encoding = settings.encoding;
     this.timeoutMs = settings.timeoutMs;
+    this.refusals = new Refusals(connection);
     this.membersNow = settings.members;
     this.fixedMembers = settings.members !== null;
     this.pinnedNode = settings.node;
@@ -546,7 +550,7 @@ export class PaxosStoreClient {
     h.set(CONTENT_TYPE_HEADER, contentTypeOf(this.encoding));
     h.set(TIMEOUT_HEADER, String(nodeDeadlineMs(budgetMs)));
     try {
-      const msg = await this.connection.request(subject, body, { timeout: budgetMs, headers: h });
+      const msg = await this.refusals.race(subject, () => this.connection.request(subject, body, { timeout: budgetMs, headers: h }));
       const enc = encodingFromContentType(msg.headers?.get(CONTENT_TYPE_HEADER));
       const response = decodeResponse(msg.data, enc.ok ? enc.encoding : this.encoding, op);
       if (response.ok) return { kind: "answer", response };
@@ -559,7 +563,12 @@ export class PaxosStoreClient {
         throw new UnavailableError(CLIENT_CLOSED, {}, { cause: e });
       }
       if (e instanceof natsErrors.PermissionViolationError) {
-        throw new UnauthorizedError(`NATS refused ${subject}: ${e.message} (check the user's permissions and inbox prefix)`, {}, { cause: e });
+        const what = e.operation === "subscription" ? `the reply inbox ${e.subject}` : e.subject;
+        throw new UnauthorizedError(
+          `unauthorized: NATS refused ${what} (check the user's permissions and the client's inboxPrefix); a write already sent may have been applied: retry it with the same requestId once fixed`,
+          {},
+          { cause: e },
+        );
       }
       // Disconnected while waiting, draining, ...: the request may have left.
       return { kind: "noAnswer", why: messageOf(e) };
