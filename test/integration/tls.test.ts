@@ -59,7 +59,7 @@ describe.skipIf(!hasOpenssl())("NATS over TLS (openssl-made CA and certificates)
     clients.push(c);
     await c.put("over-tls", "secret");
     expect((await c.get("over-tls")).text()).toBe("secret");
-    expect((await c.status()).membersSeen.sort()).toEqual(MEMBERS);
+    expect([...(await c.status()).membersSeen].sort()).toEqual(MEMBERS);
   });
 
   it("a client that does not trust the CA is refused", async () => {
