@@ -11,6 +11,7 @@
 // fresh actor that reloads the group from disk.
 
 import { dispatch, spawn, spawnStateless, stop, type ActorSystemRef, type Ref } from "nact";
+import type { GroupState } from "../protocol/state.js";
 import { groupActor, isQuiescent, newGroupHandle, type GroupEnv, type GroupHandle, type GroupMsg } from "./keyGroup.js";
 
 interface Live {
@@ -39,6 +40,11 @@ export class GroupRegistry {
 
   get size(): number {
     return this.live.size;
+  }
+
+  /** The loaded core state of a live group, else null (for progress reports; never mutate it). */
+  replicaOf(group: string): GroupState | null {
+    return this.live.get(group)?.handle.replica ?? null;
   }
 
   dispatch(group: string, msg: GroupMsg): void {

@@ -46,6 +46,11 @@ export interface GroupEnv {
   readonly beforeStep?: (group: string, msg: GroupMsg) => void;
   /** A group's stored copy failed its checksum: it is being recovered from the peers. */
   onLostGroup(group: string, error: unknown): void;
+  /**
+   * This node lost its data directory (actors/lostDisk.ts): must this group, which has no
+   * record here, start in recovery because this node may have voted in it before the loss?
+   */
+  mustRecover?(group: string): boolean;
   /** The disk failed: nothing that depends on it may be revealed; the node must stop. */
   fatal(error: unknown): void;
   now(): number;
@@ -99,7 +104,11 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
   let durable = emptyDurableGroup();
   let lost = false;
   try {
-    durable = (await env.storage.loadGroup(group)) ?? durable;
+    const stored = await env.storage.loadGroup(group);
+    if (stored !== null) durable = stored;
+    // No record here, but the node lost its disk: what it promised in this group is forgotten,
+    // so it learns without voting until that cannot matter, exactly as for a corrupt group.
+    else lost = env.mustRecover?.(group) ?? false;
   } catch (e) {
     // A record failed its checksum: never serve it. The group is wiped by the first persist
     // and recovered from the peers, without voting until that is safe (protocol/recovery.ts).

@@ -22,6 +22,9 @@ import { GroupRegistry } from "./groupRegistry.js";
 import type { NodeConfig } from "./nodeConfig.js";
 import { connectWithRetry, natsConnectionOptions, watchNats } from "./natsConnect.js";
 import { operatorHooks } from "./operator.js";
+import { readIdentity } from "./identity.js";
+import { LostDiskMode } from "./lostDisk.js";
+import { startMembership, type Membership } from "./membership.js";
 import { Transport } from "./transport.js";
 import { VERSION } from "../version.js";
 
@@ -71,6 +74,13 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     log.error({ event: "storage_error", dataDir: config.dataDir, err: e }, "cannot open the storage");
     throw e;
   }
+  try {
+    // A wrong mount is refused before anything else, even with NATS unreachable.
+    await readIdentity(storage, config.dataDir, config.nodeId, config.cluster);
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
   ops.storageOpen = true;
   const writer = new StorageWriter(storage);
   let nc: NatsConnection;
@@ -82,6 +92,18 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     throw e;
   }
   const natsState = watchNats(nc, log);
+
+  // Who this data directory belongs to, and whether it is a lost disk (newOrLost.ts): decided
+  // before any Paxos traffic starts, so a lost disk never votes with forgotten promises.
+  let membership: Membership;
+  try {
+    membership = await startMembership(config, storage, nc, subjects.prefix, replicasOf, log);
+  } catch (e) {
+    await nc.close().catch(() => undefined);
+    await storage.close();
+    throw e;
+  }
+  let lostDisk: LostDiskMode | null = null;
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -111,7 +133,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       nodeId: config.nodeId,
       incarnation,
       timing: config.timing,
-      limits: DEFAULT_LIMITS,
+      limits: { ...DEFAULT_LIMITS, requestMemory: config.requestMemory },
       storage,
       writer,
       replicasFor: replicasOf,
@@ -122,6 +144,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       answer: (call, outcome) => api.answer(call, outcome),
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),
+      mustRecover: (group) => lostDisk?.mustRecover(group) ?? false,
       onLostGroup: (group, error) => {
         ops.activity.lostGroup(group);
         log.error({ event: "group_recovering", group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)");
@@ -161,8 +184,25 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     onBadReply: (reply, problem) => ops.badReply(reply, problem),
   });
 
+  if (membership.lostDisk !== null) {
+    lostDisk = new LostDiskMode({
+      nc,
+      prefix: subjects.prefix,
+      cluster: config.cluster,
+      self: config.nodeId,
+      members: config.members,
+      log,
+      storage,
+      state: membership.lostDisk,
+      replicaOf: (group) => registry.replicaOf(group),
+      nudge: (group) => registry.dispatch(group, { type: "tick" }),
+    });
+  }
+
   transport.start();
   api.start();
+  lostDisk?.start();
+  membership.afterStart(transport);
   // Heartbeat: an empty frame now and then, so `status` can tell which members are up.
   const heartbeat = setInterval(() => transport.heartbeat(), 2_000);
   transport.heartbeat();
@@ -183,6 +223,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       clearInterval(passivator);
       peers.stop();
       ops.stopping = true;
+      lostDisk?.stop();
+      membership.stop();
       log.info({ event: "shutdown", phase: "stop_accepting", inFlight: api.inFlight }, "stopping: no new requests");
       await api.stopAccepting();
       // Let calls in flight finish (each has a deadline), but not forever.
@@ -238,6 +280,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       natsUser: config.nats.user ?? (config.nats.credsFile !== undefined ? "(creds file)" : config.nats.nkeySeedFile !== undefined ? "(nkey)" : config.nats.token !== undefined ? "(token)" : null),
       tls: config.nats.tls !== undefined,
       httpPort: http?.port ?? null,
+      identityId: membership.identity.identityId,
+      lostDisk: lostDisk?.stats().phase ?? null,
     },
     `paxosstore node ${config.nodeId} ready`,
   );
@@ -245,7 +289,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     config,
     httpPort: http?.port ?? null,
     status,
-    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated }),
+    stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated, identity: membership.identity, lostDisk: lostDisk?.stats() ?? null }),
     stop,
     stopped,
   };

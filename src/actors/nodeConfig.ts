@@ -13,7 +13,7 @@
 // PAXOSSTORE_NATS_TLS_CA) is shared by both on purpose.
 
 import { readFileSync } from "node:fs";
-import { DEFAULT_TIMING, type Timing } from "../protocol/config.js";
+import { DEFAULT_LIMITS, DEFAULT_TIMING, type Timing } from "../protocol/config.js";
 
 export interface NatsOptions {
   /** e.g. ["nats://127.0.0.1:4222"] */
@@ -53,8 +53,19 @@ export interface NodeConfig {
   readonly passivateAfterMs: number;
   /** Default client deadline when a request carries none. */
   readonly requestTimeoutMs: number;
+  /**
+   * Request ids each key-group remembers for dedupe: the at-most-once window, in writes to the
+   * group (docs/API.md). Every replica applies the same rule to the same log, so it must be
+   * equal on every node (checked against the peers at start: membership.ts).
+   */
+  readonly requestMemory: number;
   readonly timing: Timing;
   readonly logLevel: string;
+  /**
+   * The operator vouches that an EMPTY data directory is a brand-new node that never ran
+   * (--new-node): skip asking the peers whether they have seen it (docs/OPERATIONS.md).
+   */
+  readonly newNode: boolean;
   /** Health endpoint port (health.ts); 0: off. */
   readonly httpPort: number;
   readonly httpHost: string;
@@ -68,7 +79,7 @@ export class ConfigError extends Error {
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
-type Kind = "token" | "string" | "list" | "int" | "level" | "object";
+type Kind = "token" | "string" | "list" | "int" | "bool" | "level" | "object";
 
 export interface SettingSpec {
   /** The config file key (dotted for nested objects). */
@@ -109,6 +120,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: "replication", flag: "--replication", env: "PAXOSSTORE_REPLICATION", kind: "int", defaultText: "3", help: "replicas per key-group (all members when fewer)", min: 1, max: 7 },
   { key: "passivateAfterMs", flag: "--passivate-after", env: "PAXOSSTORE_PASSIVATE_AFTER_MS", kind: "int", defaultText: "60000", help: "ms before an idle key-group actor is stopped", min: 10, max: 86_400_000 },
   { key: "requestTimeoutMs", flag: "--request-timeout", env: "PAXOSSTORE_REQUEST_TIMEOUT_MS", kind: "int", defaultText: "5000", help: "deadline of a request that carries none (ms)", min: 10, max: 600_000 },
+  { key: "requestMemory", flag: "--request-memory", env: "PAXOSSTORE_REQUEST_MEMORY", kind: "int", defaultText: String(DEFAULT_LIMITS.requestMemory), help: "request ids each key-group remembers for retries: the at-most-once window, in writes; the SAME on every node", min: 1, max: 1_000_000 },
+  { key: "newNode", flag: "--new-node", env: "PAXOSSTORE_NEW_NODE", kind: "bool", defaultText: "false", help: "an EMPTY data dir is a brand-new node: do not ask the peers whether they have seen it (never after a lost disk: docs/OPERATIONS.md)" },
   { key: "httpPort", flag: "--http-port", env: "PAXOSSTORE_HTTP_PORT", kind: "int", defaultText: "0 (off)", help: "port of the health endpoint (/livez, /readyz, /status.json)", min: 0, max: 65_535 },
   { key: "httpHost", flag: "--http-host", env: "PAXOSSTORE_HTTP_HOST", kind: "string", defaultText: "127.0.0.1", help: "address the health endpoint listens on" },
   { key: "logLevel", flag: "--log-level", env: "PAXOSSTORE_LOG_LEVEL", kind: "level", defaultText: "info", help: LOG_LEVELS.join("|") },
@@ -214,6 +227,13 @@ export function loadNodeConfig(file: string | undefined, env: NodeJS.ProcessEnv,
     if (out.length === 0) throw new ConfigError(`${key} (${v.where}) is empty`);
     return out;
   };
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = get(key);
+    if (v === undefined) return fallback;
+    if (v.value === true || v.value === "true" || v.value === "1") return true;
+    if (v.value === false || v.value === "false" || v.value === "0") return false;
+    throw new ConfigError(`${key} (${v.where}) must be true or false, got ${show(v.value)}`);
+  };
   const int = (key: string, fallback: number): number => {
     const v = get(key);
     if (v === undefined) return fallback;
@@ -281,8 +301,10 @@ export function loadNodeConfig(file: string | undefined, env: NodeJS.ProcessEnv,
     replication: int("replication", 3),
     passivateAfterMs: int("passivateAfterMs", 60_000),
     requestTimeoutMs: int("requestTimeoutMs", 5_000),
+    requestMemory: int("requestMemory", DEFAULT_LIMITS.requestMemory),
     timing: timingOf(get("timing")),
     logLevel,
+    newNode: bool("newNode", false),
     httpPort: int("httpPort", 0),
     httpHost: str("httpHost", "127.0.0.1")!,
     sources,

@@ -5,10 +5,12 @@
 // exception is a configuration error, which is one plain line on stderr and exit code 2
 // (there is no logger yet: the log level itself may be what is wrong).
 // Exit codes: 0 stopped cleanly, 1 failed (storage, NATS unreachable after natsWaitMs),
-// 2 bad configuration, 6 NATS refused the node's credentials (do not restart in a loop).
+// 2 bad configuration (also a data directory of another node, or a setting that differs from
+// the peers'), 6 NATS refused the node's credentials (do not restart in a loop).
 
 import type { Command } from "commander";
 import pino from "pino";
+import { IdentityError } from "../actors/identity.js";
 import { ConfigError, describeSettings, flagOption, loadNodeConfig, SETTINGS, settingsHelp } from "../actors/nodeConfig.js";
 import { VERSION } from "../version.js";
 
@@ -21,18 +23,18 @@ export function registerNodeCommand(program: Command): void {
     .option("--config <file>", "JSON config file (keys: the file keys below)");
   for (const s of SETTINGS) {
     if (s.flag === null) continue;
-    cmd.option(`${s.flag} <value>`, `${s.help} (${s.env}; default ${s.defaultText})`);
+    cmd.option(s.kind === "bool" ? s.flag : `${s.flag} <value>`, `${s.help} (${s.env}; default ${s.defaultText})`);
   }
   cmd
     .addHelpText("after", `\n${settingsHelp()}\n\nExit codes: 0 stopped cleanly, 1 failed to start or storage failed, 2 bad configuration, 6 NATS refused the credentials.`)
     // Commander's own usage errors (unknown flag, missing value) are configuration errors too.
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : NODE_EXIT.config))
-    .action(async (opts: Record<string, string | undefined>) => {
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config;
       try {
         const flags: Record<string, unknown> = {};
         for (const s of SETTINGS) if (s.flag !== null) flags[flagOption(s.flag)] = opts[flagOption(s.flag)];
-        config = loadNodeConfig(opts.config, process.env, flags);
+        config = loadNodeConfig(opts.config as string | undefined, process.env, flags);
       } catch (e) {
         if (e instanceof ConfigError) {
           process.stderr.write(`paxosstore node: ${e.message}\n`);
@@ -42,7 +44,7 @@ export function registerNodeCommand(program: Command): void {
       }
       const log = pino({ level: config.logLevel, base: { node: config.nodeId } });
       const { settings, ignoredEnv } = describeSettings(config, process.env);
-      log.info({ event: "config", version: VERSION, config: opts.config ?? null, settings }, "configuration (value and source of each setting)");
+      log.info({ event: "config", version: VERSION, configFile: opts.config ?? null, settings }, "configuration (value and source of each setting)");
       if (ignoredEnv.length > 0) {
         log.warn({ event: "config_ignored_env", ignored: ignoredEnv }, `ignored the CLI's variables ${ignoredEnv.join(", ")}: a node reads PAXOSSTORE_NODE_NATS_* for its own NATS identity`);
       }
@@ -53,10 +55,10 @@ export function registerNodeCommand(program: Command): void {
       try {
         node = await startNode(config, { logger: log, onFatal: () => (process.exitCode = NODE_EXIT.failed) });
       } catch (e) {
-        const unauthorized = e instanceof NatsAuthorizationError;
         log.fatal({ event: "start_failed", err: (e as Error).message }, `cannot start: ${(e as Error).message}`);
         log.flush();
-        process.exit(unauthorized ? NODE_EXIT.unauthorized : NODE_EXIT.failed);
+        // A data directory that is not this node's (wrong mount) is a configuration error.
+        process.exit(e instanceof NatsAuthorizationError ? NODE_EXIT.unauthorized : e instanceof IdentityError ? NODE_EXIT.config : NODE_EXIT.failed);
       }
       const shutdown = (signal: string): void => {
         log.info({ event: "shutdown", phase: "signal", signal }, `${signal}: stopping`);

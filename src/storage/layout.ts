@@ -5,6 +5,8 @@
 //   data key      P(g) ++ 0x02 ++ utf8(key)            -> Entry
 //   request       P(g) ++ 0x03 ++ utf8(requestId)      -> RequestRecord
 //   format        0xFF ++ "paxosstore-format"          -> { version }
+//   node record   0xFF ++ "node/" ++ utf8(name)        -> the node's own records (identity,
+//                                                         members seen, lost-disk state)
 //
 // Why a length prefix: group names are arbitrary strings, so no separator byte is safe
 // ("a" and "a\u0000" would both start with "a" ++ 0x00). With the length first, P(g) can be a
@@ -24,6 +26,11 @@ export const RecordKind = { Meta: 0x01, Data: 0x02, Request: 0x03 } as const;
 const RANGE_END = 0xff;
 
 export const FORMAT_KEY: Uint8Array = concat(Uint8Array.of(RANGE_END), utf8.encode("paxosstore-format"));
+/** Node-level records (not of any group) sort after every group, like the format key. */
+export function nodeRecordKey(name: string): Uint8Array {
+  return concat(Uint8Array.of(RANGE_END), utf8.encode(`node/${name}`));
+}
+
 /** Upper bound for listing groups: every group key sorts below it. */
 export const GROUPS_END: Uint8Array = Uint8Array.of(RANGE_END);
 

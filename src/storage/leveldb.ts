@@ -23,6 +23,7 @@ import {
   groupRange,
   metaKey,
   nameAfterKind,
+  nodeRecordKey,
   parseKey,
   requestKey,
 } from "./layout.js";
@@ -207,6 +208,40 @@ export class LevelStorage implements Storage {
       for (const requestId of p.forgetRequests) ops.push({ type: "del", key: requestKey(prefix, requestId) });
     }
     return ops;
+  }
+
+  async getNodeRecord(name: string): Promise<unknown> {
+    this.assertOpen();
+    const key = nodeRecordKey(name);
+    let stored: Uint8Array | undefined;
+    try {
+      stored = await this.db.get(key);
+    } catch (err) {
+      throw this.failure(err, `reading node record ${name}`);
+    }
+    return stored === undefined ? undefined : decodeRecord(null, key, stored);
+  }
+
+  putNodeRecords(records: readonly (readonly [name: string, value: unknown])[]): Promise<void> {
+    try {
+      this.assertOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const ops: Op[] = records.map(([name, value]) => {
+      const key = nodeRecordKey(name);
+      return value === undefined ? { type: "del", key } : { type: "put", key, value: encodeRecord(key, value) };
+    });
+    // Through the commit queue: ordered with group commits, and close() waits for it.
+    const done = this.commitTail.then(async () => {
+      try {
+        await this.db.batch(ops, { sync: true });
+      } catch (err) {
+        throw this.failure(err, "writing node records");
+      }
+    });
+    this.commitTail = done.catch(() => undefined);
+    return done;
   }
 
   /** Every data and request key of a group, without reading values: a reset must work even

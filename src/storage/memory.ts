@@ -11,6 +11,7 @@ import { assertStorableBatch, type Storage } from "./storage.js";
 
 export class MemoryStorage implements Storage {
   private readonly groups = new Map<string, DurableGroup>();
+  private readonly nodeRecords = new Map<string, unknown>();
   // Starts open so the synchronous simulation can use it without awaiting open().
   private isOpen = true;
 
@@ -34,6 +35,21 @@ export class MemoryStorage implements Storage {
     this.assertOpen();
     // A snapshot of the names, so a commit during iteration cannot disturb it.
     for (const group of [...this.groups.keys()]) yield group;
+  }
+
+  async getNodeRecord(name: string): Promise<unknown> {
+    this.assertOpen();
+    // A copy, as LevelDB decodes a fresh object: the caller may not change what is stored.
+    const stored = this.nodeRecords.get(name);
+    return stored === undefined ? undefined : structuredClone(stored);
+  }
+
+  async putNodeRecords(records: readonly (readonly [name: string, value: unknown])[]): Promise<void> {
+    this.assertOpen();
+    for (const [name, value] of records) {
+      if (value === undefined) this.nodeRecords.delete(name);
+      else this.nodeRecords.set(name, structuredClone(value));
+    }
   }
 
   loadGroupSync(group: string): DurableGroup | null {

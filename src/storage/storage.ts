@@ -25,6 +25,16 @@ export interface Storage {
   commit(batch: readonly Persist[]): Promise<void>;
   /** Every group ever written, each once, in an engine-specific order. */
   listGroups(): AsyncIterable<string>;
+  /**
+   * A node-level record (not of any group: the node's identity, the members it has seen),
+   * or undefined when never written. Throws StorageCorruptError if it fails its checksum.
+   */
+  getNodeRecord(name: string): Promise<unknown>;
+  /**
+   * Writes node-level records atomically and durably (fsync) before resolving; undefined
+   * deletes. Ordered with commit(): a record written after a commit resolved lands after it.
+   */
+  putNodeRecords(records: readonly (readonly [name: string, value: unknown])[]): Promise<void>;
 }
 
 // A lone surrogate has no UTF-8 form: encoding would map it to U+FFFD and merge two names.

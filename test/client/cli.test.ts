@@ -344,7 +344,7 @@ describe("errors and status", () => {
       cli(["put", "big", "--file", big]),
       cli(["put", "", "v"]),
       cli(["get", "k", "--servers", "nats://127.0.0.1:1", "--timeout", "1000"], { bare: true }),
-      cli(["get", "k", "--servers", c.url, "--cluster", "nobody-here", "--timeout", "800"], { bare: true }),
+      cli(["get", "k", "--servers", c.url, "--cluster", "nobody-here", "--timeout", "3000"], { bare: true }),
       cli(["put", "k", "--file", path.join(dir.path, "no-such-file")]),
     ]);
     expectFailure(missingArg, EXIT.usage, /missing required argument 'key'/);

@@ -296,14 +296,16 @@ it("a closed client refuses calls; connect refuses bad options and an unreachabl
 });
 
 it("a cluster name nobody serves: calls end by their deadline with UnavailableError", async () => {
-  const client = await connect({ servers: c.url, cluster: "nobody", timeoutMs: 600 });
+  // A deadline with room for NATS's "no responders" on a busy machine (with 600 ms, an attempt
+  // of half of it could time out first: then the client rightly cannot say "unavailable").
+  const client = await connect({ servers: c.url, cluster: "nobody", timeoutMs: 2_000 });
   try {
     expect(client.members).toBeNull();
     const t0 = Date.now();
     const err = (await client.get("k").catch((e: unknown) => e)) as PaxosStoreError;
     expect(err.code).toBe("unavailable");
     expect(err.message).toContain("paxosstore.nobody.api");
-    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
   } finally {
     await client.close();
   }

@@ -34,7 +34,8 @@ describe.skipIf(!hasOpenssl())("NATS over TLS (openssl-made CA and certificates)
       `host: 127.0.0.1\nport: 4222\nmax_payload: 1MB\ntls {\n  cert_file: "${certs.serverCert}"\n  key_file: "${certs.serverKey}"\n  ca_file: "${certs.caFile}"\n  verify: true\n  timeout: 2\n}\n`,
     );
     nats = await startNatsServer({ config: conf });
-    for (const id of MEMBERS) {
+    // Together: a new node with an empty data directory asks its peers whether they have seen it.
+    await Promise.all(MEMBERS.map(async (id) => {
       const config = loadNodeConfig(undefined, { PAXOSSTORE_NATS_TLS_CA: certs.caFile, PAXOSSTORE_NODE_NATS_TLS_CERT: certs.clientCert, PAXOSSTORE_NODE_NATS_TLS_KEY: certs.clientKey }, {
         nodeId: id,
         cluster: "tls",
@@ -44,7 +45,7 @@ describe.skipIf(!hasOpenssl())("NATS over TLS (openssl-made CA and certificates)
         natsWait: "0",
       });
       nodes.push(await startNode(config, { logger: pino({ level: "warn" }) }));
-    }
+    }));
   }, 60_000);
 
   afterAll(async () => {

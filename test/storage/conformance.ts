@@ -406,6 +406,51 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
       });
     });
 
+    describe("node records", () => {
+      it("reads undefined for a record never written", async () => {
+        expect(await storage.getNodeRecord("identity")).toBeUndefined();
+      });
+
+      it("writes, overwrites and deletes records atomically, apart from every group", async () => {
+        const identity = { nodeId: "n1", cluster: "c", identityId: "abc", createdAt: 1 };
+        await storage.putNodeRecords([["identity", identity], ["members-seen", { n2: { identityId: null, at: 2 } }]]);
+        expect(await storage.getNodeRecord("identity")).toEqual(identity);
+        expect(await storage.getNodeRecord("members-seen")).toEqual({ n2: { identityId: null, at: 2 } });
+        await storage.putNodeRecords([["identity", { ...identity, identityId: "def" }], ["members-seen", undefined]]);
+        expect(await storage.getNodeRecord("identity")).toEqual({ ...identity, identityId: "def" });
+        expect(await storage.getNodeRecord("members-seen")).toBeUndefined();
+        // Node records are no group: listing and loading groups never see them.
+        expect(await collect(storage.listGroups())).toEqual([]);
+        expect(await storage.loadGroup("identity")).toBeNull();
+      });
+
+      it("hands out copies: changing a read record changes nothing stored", async () => {
+        await storage.putNodeRecords([["lost-disk", { groups: ["a"] }]]);
+        const read = (await storage.getNodeRecord("lost-disk")) as { groups: string[] };
+        read.groups.push("b");
+        expect(await storage.getNodeRecord("lost-disk")).toEqual({ groups: ["a"] });
+      });
+
+      it("keeps node records across close and reopen", async (ctx) => {
+        if (harness.reopen === undefined) {
+          ctx.skip();
+          return;
+        }
+        await storage.commit([persist("g")]);
+        await storage.putNodeRecords([["identity", { nodeId: "n1" }]]);
+        await storage.close();
+        storage = await harness.reopen();
+        expect(await storage.getNodeRecord("identity")).toEqual({ nodeId: "n1" });
+        expect(await collect(storage.listGroups())).toEqual(["g"]);
+      });
+
+      it("refuses node records after close with STORAGE_CLOSED", async () => {
+        await storage.close();
+        await expect(storage.getNodeRecord("identity")).rejects.toMatchObject({ code: "STORAGE_CLOSED" });
+        await expect(storage.putNodeRecords([["identity", {}]])).rejects.toMatchObject({ code: "STORAGE_CLOSED" });
+      });
+    });
+
     describe("lifecycle", () => {
       it("refuses work after close with STORAGE_CLOSED", async () => {
         await storage.commit([persist("g")]);

@@ -1,0 +1,173 @@
+// Node-to-node questions about membership, outside Paxos, as NATS request/reply:
+//   <prefix>.peer.<node>.seen    "have you seen me before?" (and: remember me under this identity)
+//   <prefix>.peer.<node>.groups  "which groups do you hold a record of where I am a replica?"
+//   <prefix>.peer.<node>.settings "what are your cluster-wide settings?" (they must be equal)
+// They are under `<prefix>.peer.>`, which the secured nats-server config (infra/nats) lets only
+// nodes use: a client cannot register an identity or read the list. The Paxos transport listens
+// on `<prefix>.peer.<node>` exactly, so these subjects never reach it.
+//
+// The service answers as soon as storage is open, before this node has decided anything about
+// its own identity: nodes of a brand-new cluster, each waiting for the others' answers, can
+// answer one another.
+
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import type { NodeId } from "../protocol/ballot.js";
+import type { Storage } from "../storage/storage.js";
+import type { MembersSeen, SeenMember } from "./membersSeen.js";
+
+export interface SeenRequest {
+  readonly cluster: string;
+  readonly from: NodeId;
+  /** The identity the asker has or will take; the peer remembers it before answering. */
+  readonly identityId: string;
+}
+
+export interface GroupsRequest {
+  readonly cluster: string;
+  readonly from: NodeId;
+  /** The last group of the previous page; null for the first page. */
+  readonly after: string | null;
+}
+
+export interface SettingsRequest {
+  readonly cluster: string;
+  readonly from: NodeId;
+}
+
+/**
+ * Settings every node must share. requestMemory: every replica decides dedupe by the same rule
+ * on the same log; with different windows one replica applies a retry its peers deduplicate,
+ * and the replicas' data differ at one chosen index.
+ */
+export interface ClusterSettings {
+  readonly requestMemory: number;
+}
+
+export type SettingsReply = ({ readonly ok: true; readonly node: NodeId } & ClusterSettings) | { readonly ok: false; readonly error: string };
+
+export type SeenReply = { readonly ok: true; readonly node: NodeId; readonly seen: SeenMember | null } | { readonly ok: false; readonly error: string };
+export type GroupsReply = { readonly ok: true; readonly node: NodeId; readonly groups: string[]; readonly next: string | null } | { readonly ok: false; readonly error: string };
+
+/** Bytes of group names per page: well below NATS's default max_payload of 1 MiB. */
+const PAGE_BYTES = 256 * 1024;
+const IDENTITY_ID = /^[0-9a-f]{1,64}$/;
+
+export interface PeerControlOptions {
+  readonly nc: NatsConnection;
+  readonly prefix: string;
+  readonly cluster: string;
+  readonly self: NodeId;
+  readonly members: readonly NodeId[];
+  readonly storage: Storage;
+  readonly seen: MembersSeen;
+  readonly settings: ClusterSettings;
+  replicasFor(group: string): readonly NodeId[];
+  readonly log: Logger;
+}
+
+export interface PeerQuestions {
+  readonly nc: NatsConnection;
+  readonly prefix: string;
+  readonly cluster: string;
+  readonly self: NodeId;
+  readonly members: readonly NodeId[];
+  readonly log: Logger;
+  /** Per question. */
+  readonly askTimeoutMs?: number;
+  /** Between rounds of questions to peers that did not answer. */
+  readonly retryMs?: number;
+}
+
+export type ControlQuestion = "seen" | "groups" | "settings";
+type ControlReply = SeenReply | GroupsReply | SettingsReply;
+
+export function controlSubject(prefix: string, node: NodeId, question: ControlQuestion): string {
+  return `${prefix}.peer.${node}.${question}`;
+}
+
+export class PeerControl {
+  private subs: Subscription[] = [];
+
+  constructor(private readonly opts: PeerControlOptions) {}
+
+  start(): void {
+    const { nc, prefix, self } = this.opts;
+    const on = (question: ControlQuestion, handle: (b: Record<string, unknown>) => Promise<ControlReply>): Subscription =>
+      nc.subscribe(controlSubject(prefix, self, question), {
+        callback: (err, msg) => {
+          if (err === null) void this.answer(msg, handle);
+        },
+      });
+    this.subs.push(
+      on("seen", (b) => this.onSeen(b)),
+      on("groups", (b) => this.onGroups(b)),
+      on("settings", () => Promise.resolve({ ok: true, node: this.opts.self, ...this.opts.settings })),
+    );
+  }
+
+  stop(): void {
+    for (const s of this.subs) s.unsubscribe();
+    this.subs = [];
+  }
+
+  private async answer(msg: Msg, handle: (body: Record<string, unknown>) => Promise<ControlReply>): Promise<void> {
+    let reply: ControlReply;
+    try {
+      const body = JSON.parse(new TextDecoder().decode(msg.data)) as unknown;
+      if (typeof body !== "object" || body === null) throw new Error("not a JSON object");
+      const b = body as Record<string, unknown>;
+      if (b.cluster !== this.opts.cluster) throw new Error(`question for cluster ${String(b.cluster)}`);
+      if (typeof b.from !== "string" || !this.opts.members.includes(b.from) || b.from === this.opts.self) throw new Error(`question from non-member ${String(b.from)}`);
+      reply = await handle(b);
+    } catch (e) {
+      this.opts.log.warn({ subject: msg.subject, err: e }, "refused a peer control question");
+      reply = { ok: false, error: (e as Error).message };
+    }
+    try {
+      msg.respond(new TextEncoder().encode(JSON.stringify(reply)));
+    } catch {
+      // The connection is closing: the asker retries.
+    }
+  }
+
+  private async onSeen(b: Record<string, unknown>): Promise<SeenReply> {
+    if (typeof b.identityId !== "string" || !IDENTITY_ID.test(b.identityId)) throw new Error("bad identityId");
+    // Durable before the answer leaves: the asker may vote as soon as it has its answers.
+    const before = await this.opts.seen.note(b.from as string, b.identityId);
+    return { ok: true, node: this.opts.self, seen: before ?? null };
+  }
+
+  private async onGroups(b: Record<string, unknown>): Promise<GroupsReply> {
+    const after = b.after;
+    if (after !== null && typeof after !== "string") throw new Error("bad after");
+    const from = b.from as NodeId;
+    const groups: string[] = [];
+    let bytes = 0;
+    let skipping = after !== null;
+    // Engines list in a stable order and never drop a group, so `after` is a cursor. Each page
+    // walks from the start: one seek per group, paid once per lost disk.
+    for await (const group of this.opts.storage.listGroups()) {
+      if (skipping) {
+        if (group === after) skipping = false;
+        continue;
+      }
+      if (!this.opts.replicasFor(group).includes(from)) continue;
+      if (bytes > PAGE_BYTES) return { ok: true, node: this.opts.self, groups, next: groups[groups.length - 1]! };
+      groups.push(group);
+      bytes += Buffer.byteLength(group) + 4;
+    }
+    if (skipping) throw new Error(`cursor group ${JSON.stringify(after)} not found`);
+    return { ok: true, node: this.opts.self, groups, next: null };
+  }
+}
+
+/** Asks `peer` one question; null when it does not answer in time (down, or no responders). */
+export async function ask<R extends ControlReply>(nc: NatsConnection, prefix: string, peer: NodeId, question: ControlQuestion, body: SeenRequest | GroupsRequest | SettingsRequest, timeoutMs: number): Promise<R | null> {
+  try {
+    const m = await nc.request(controlSubject(prefix, peer, question), new TextEncoder().encode(JSON.stringify(body)), { timeout: timeoutMs });
+    return JSON.parse(new TextDecoder().decode(m.data)) as R;
+  } catch {
+    return null;
+  }
+}
