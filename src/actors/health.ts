@@ -51,6 +51,39 @@ export function healthRoutes(source: HealthSource): (req: IncomingMessage, res: 
   };
 }
 
+/**
+ * GET /backup: a consistent copy of the node's data (backup.ts), streamed. Only to loopback
+ * clients: the copy holds every value, and the health port may listen on other addresses.
+ */
+export function backupRoute(stream: () => AsyncIterable<Uint8Array>, log: Logger): (req: IncomingMessage, res: ServerResponse) => boolean {
+  return (req, res) => {
+    if ((req.url ?? "/").split("?")[0] !== "/backup" || req.method !== "GET") return false;
+    const from = req.socket.remoteAddress ?? "";
+    if (!(from === "127.0.0.1" || from === "::1" || from === "::ffff:127.0.0.1")) {
+      send(res, 403, { ok: false, error: "backups are served to loopback clients only: run paxosstore backup on the node's machine" });
+      return true;
+    }
+    res.writeHead(200, { "content-type": "application/octet-stream", "cache-control": "no-store" });
+    const startedAt = Date.now();
+    let bytes = 0;
+    void (async () => {
+      try {
+        for await (const chunk of stream()) {
+          bytes += chunk.length;
+          if (!res.write(chunk)) await new Promise((r) => res.once("drain", r));
+          if (res.destroyed) return;
+        }
+        res.end();
+        log.info({ event: "backup", bytes, tookMs: Date.now() - startedAt }, "backup streamed");
+      } catch (e) {
+        log.error({ event: "backup_failed", err: e }, "backup failed");
+        res.destroy(e as Error);
+      }
+    })();
+    return true;
+  };
+}
+
 export interface HttpEndpoint {
   readonly port: number;
   close(): Promise<void>;

@@ -22,6 +22,7 @@ import { GroupRegistry } from "./groupRegistry.js";
 import type { NodeConfig } from "./nodeConfig.js";
 import { connectWithRetry, natsConnectionOptions, watchNats } from "./natsConnect.js";
 import { operatorHooks } from "./operator.js";
+import { backupStream } from "./backup.js";
 import { readIdentity } from "./identity.js";
 import { LostDiskMode } from "./lostDisk.js";
 import { startMembership, type Membership } from "./membership.js";
@@ -210,7 +211,15 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   const peers = ops.watchPeers(transport.lastHeard);
   let http: Awaited<ReturnType<typeof ops.startHttp>> = null;
   try {
-    http = await ops.startHttp({ nats: natsState, transport: transport.stats, api: api.stats, groupsActive: () => registry.size, status });
+    http = await ops.startHttp({
+      nats: natsState,
+      transport: transport.stats,
+      api: api.stats,
+      groupsActive: () => registry.size,
+      status,
+      backup: () => backupStream(storage, { nodeId: config.nodeId, cluster: config.cluster, createdAt: new Date().toISOString(), version: VERSION }),
+      extra: () => ({ identityId: membership.identity.identityId, lostDisk: lostDisk?.stats() ?? null }),
+    });
   } catch (e) {
     log.error({ event: "http_error", err: e }, `cannot listen on ${config.httpHost}:${config.httpPort}`);
     throw e;

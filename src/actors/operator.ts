@@ -4,7 +4,7 @@
 import type { Logger } from "pino";
 import type { NodeId } from "../protocol/ballot.js";
 import type { StatusResult } from "../protocol/api.js";
-import { diskUsage, healthRoutes, startHttpEndpoint, type HttpEndpoint } from "./health.js";
+import { backupRoute, diskUsage, healthRoutes, startHttpEndpoint, type HttpEndpoint } from "./health.js";
 import type { NatsState } from "./natsConnect.js";
 import type { NodeConfig } from "./nodeConfig.js";
 import { GroupActivity, PeerWatch } from "./observe.js";
@@ -17,6 +17,10 @@ export interface HealthInputs {
   readonly api: { readonly requests: number; readonly badRequests: number; readonly badReplySubjects: number };
   groupsActive(): number;
   status(): StatusResult;
+  /** A consistent copy of the node's data (backup.ts), for GET /backup. */
+  backup?(): AsyncIterable<Uint8Array>;
+  /** Extra numbers for /status.json (lost-disk progress, ...). */
+  extra?(): Record<string, unknown>;
 }
 
 export interface OperatorHooks {
@@ -69,8 +73,11 @@ export function operatorHooks(config: NodeConfig, log: Logger): OperatorHooks {
         requests: { ...inputs.api },
         dataDir: config.dataDir,
         diskBytes: await disk(),
+        ...(inputs.extra?.() ?? {}),
       });
-      return startHttpEndpoint(config.httpHost, config.httpPort, [healthRoutes({ checks, status })], log);
+      const routes = [healthRoutes({ checks, status })];
+      if (inputs.backup !== undefined) routes.push(backupRoute(() => inputs.backup!(), log));
+      return startHttpEndpoint(config.httpHost, config.httpPort, routes, log);
     },
   };
   return hooks;
