@@ -1,9 +1,10 @@
 // `paxosstore node`: runs one node in the foreground until SIGTERM/SIGINT, then stops
 // gracefully (stop taking requests, finish calls in flight, flush storage, close).
 //
-// Output is JSON log lines (pino) on stdout, from the first line to the last; the one
-// exception is a configuration error, which is one plain line on stderr and exit code 2
-// (there is no logger yet: the log level itself may be what is wrong).
+// Output is JSON log lines (pino) on stdout, from the first line to the last. A configuration
+// error is also one plain line on stderr and exit code 2 (before the logger exists, the log
+// level itself may be what is wrong; after it, a data directory of another node, or a
+// setting that differs from the peers'): stderr carries nothing else.
 // Exit codes: 0 stopped cleanly, 1 failed (storage, NATS unreachable after natsWaitMs),
 // 2 bad configuration (also a data directory of another node, or a setting that differs from
 // the peers'), 6 NATS refused the node's credentials (do not restart in a loop).
@@ -57,8 +58,13 @@ export function registerNodeCommand(program: Command): void {
       } catch (e) {
         log.fatal({ event: "start_failed", err: (e as Error).message }, `cannot start: ${(e as Error).message}`);
         log.flush();
-        // A data directory that is not this node's (wrong mount) is a configuration error.
-        process.exit(e instanceof NatsAuthorizationError ? NODE_EXIT.unauthorized : e instanceof IdentityError ? NODE_EXIT.config : NODE_EXIT.failed);
+        if (e instanceof IdentityError) {
+          // A data directory that is not this node's (wrong mount), or a setting that differs
+          // from the peers': a configuration error, told like the others (one line, exit 2).
+          process.stderr.write(`paxosstore node: ${(e as Error).message}\n`);
+          process.exit(NODE_EXIT.config);
+        }
+        process.exit(e instanceof NatsAuthorizationError ? NODE_EXIT.unauthorized : NODE_EXIT.failed);
       }
       const shutdown = (signal: string): void => {
         log.info({ event: "shutdown", phase: "signal", signal }, `${signal}: stopping`);
