@@ -7,20 +7,39 @@
 // A request for a group this node holds no replica of (clusters larger than the replication
 // factor) is forwarded to the group's preferred replica when it came through the queue
 // subject, and refused with `not_replica` when it was addressed to this node.
+//
+// A write that came through the queue subject is relayed to the first replica, in the group's
+// preference order, that is alive (transport.ts: heard from lately and not seen down), so that
+// every node sends a group's writes to ONE proposer, which keeps its fast round and duels with
+// no one, also while the preferred replica is dead. The relay is hedged: when the target
+// answers "no responders" (it died) the next replica is tried at once, and when it stays silent
+// (paused, cut off) for `hedgeAfterMs`, a second copy goes to the next replica (often this
+// node). Both copies carry the same request id, so the write is applied at most once
+// (learner.ts dedupes at apply time, on every replica alike); the first decided answer is the
+// client's. `unavailable` is answered only when every copy provably never entered a proposal.
 
 import { headers as natsHeaders, RequestError, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/ballot.js";
 import { answerRead, answerWrite, errorResponse, type ApiResponse, type StatusResult, type ValidRequest, type ValueEncoding } from "../protocol/api.js";
-import { CONTENT_TYPE_HEADER, TIMEOUT_HEADER, contentTypeOf, encodeResponse, encodingFromContentType, readRequest, type Encoding } from "../protocol/codec.js";
-import { InternalError, NotReplicaError, TimeoutError, UnavailableError } from "../protocol/errors.js";
+import { CONTENT_TYPE_HEADER, TIMEOUT_HEADER, contentTypeOf, decodeBody, encodeResponse, encodingFromContentType, readRequest, type Encoding } from "../protocol/codec.js";
+import { InternalError, NotReplicaError, TimeoutError, UnavailableError, type WireErrorCode } from "../protocol/errors.js";
 import type { CallId, Outcome } from "../protocol/io.js";
-import type { WireLimits } from "../protocol/limits.js";
+import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
 import type { WriteOp } from "../protocol/ops.js";
 import type { Subjects } from "../protocol/subjects.js";
 import type { GroupMsg } from "./keyGroup.js";
 import { replySubjectProblem } from "./replySubject.js";
 
 export { TIMEOUT_HEADER };
+
+/**
+ * Carries the request id a relaying node made for a write whose client gave none, so that
+ * every copy of a hedged relay is the same request (the body's `requestId` wins).
+ */
+export const REQUEST_ID_HEADER = "PaxosStore-Request-Id";
+
+/** Answers of a relayed copy that say "not decided there": the other copies may still decide. */
+const UNDECIDED_CODES: ReadonlySet<WireErrorCode> = new Set<WireErrorCode>(["unavailable", "timeout", "not_replica"]);
 
 interface PendingCall {
   readonly msg: Msg;
@@ -29,6 +48,22 @@ interface PendingCall {
   readonly op: WriteOp | null;
   /** Answer "timeout" ourselves if the group never does (it crashed, say). */
   readonly giveUpAt: number;
+  /** The relayed write this local copy belongs to: its answer goes there, not to the client. */
+  readonly relay: Relay | null;
+}
+
+/** A write relayed (and perhaps hedged): copies out, and what their answers proved. */
+interface Relay {
+  readonly msg: Msg;
+  readonly encoding: Encoding;
+  readonly request: Extract<ValidRequest, { kind: "write" }>;
+  readonly requestId: string;
+  /** Replicas not tried yet, in preference order. */
+  readonly untried: NodeId[];
+  outstanding: number;
+  /** Some copy may have entered a proposal with no answer telling its fate. */
+  unknown: boolean;
+  done: boolean;
 }
 
 export interface ApiHandlerOptions {
@@ -40,8 +75,14 @@ export interface ApiHandlerOptions {
   readonly requestTimeoutMs: number;
   /** Preferred replica first. */
   replicasFor(group: string): readonly NodeId[];
-  /** Heard from recently (peer frames or heartbeats). */
+  /** Heard from recently (peer frames or heartbeats) and not seen down since. */
   peerAlive(node: NodeId): boolean;
+  /** When a frame from the peer last arrived (Date.now() ms; 0: never). */
+  lastHeard(node: NodeId): number;
+  /** NATS said nobody serves the peer's api subject: it is down. */
+  markDown(node: NodeId): void;
+  /** A relayed write whose target stayed silent this long is hedged (default 100). */
+  readonly hedgeAfterMs?: number;
   dispatch(group: string, msg: GroupMsg): void;
   status(): StatusResult;
   now(): number;
@@ -58,7 +99,7 @@ export class ApiHandler {
   private subs: Subscription[] = [];
   private sweeper: NodeJS.Timeout | null = null;
   private accepting = false;
-  readonly stats = { requests: 0, badRequests: 0, forwarded: 0, badReplySubjects: 0 };
+  readonly stats = { requests: 0, badRequests: 0, forwarded: 0, relayed: 0, hedged: 0, badReplySubjects: 0 };
 
   constructor(private readonly opts: ApiHandlerOptions) {}
 
@@ -110,13 +151,13 @@ export class ApiHandler {
       }
       return this.reply(msg, encoding, errorResponse(new NotReplicaError(request.group, replicas)));
     }
-    // A write that reached us through the queue subject goes to the group's preferred replica
-    // when it is up: there it takes the one-round-trip fast path, instead of this node dueling
-    // with it for the group's next instance (a hot group written through random nodes would
+    // A write that reached us through the queue subject goes to the group's first live
+    // replica: there it takes the one-round-trip fast path, instead of this node dueling with
+    // it for the group's next instance (a hot group written through random nodes would
     // otherwise spend its time in Prepare rounds and backoff).
-    const preferred = replicas[0]!;
-    if (viaQueue && request.kind === "write" && preferred !== this.opts.self && this.opts.peerAlive(preferred)) {
-      return this.forward(msg, [preferred], encoding, () => this.dispatch(msg, encoding, request));
+    if (viaQueue && request.kind === "write") {
+      const live = replicas.filter((r) => r === this.opts.self || this.opts.peerAlive(r));
+      if (live[0] !== this.opts.self) return this.relay(msg, encoding, request, live);
     }
     this.dispatch(msg, encoding, request);
   }
@@ -131,22 +172,127 @@ export class ApiHandler {
     return false;
   }
 
-  private dispatch(msg: Msg, encoding: Encoding, request: Exclude<ValidRequest, { kind: "status" }>): void {
+  private dispatch(msg: Msg, encoding: Encoding, request: Exclude<ValidRequest, { kind: "status" }>, relay: Relay | null = null): void {
     const now = this.opts.now();
     const timeoutMs = this.timeoutOf(msg);
     const call = ++this.nextCall;
     const deadline = now + timeoutMs;
     if (request.kind === "write") {
       // An id we make is fresh: no other attempt can carry it, which is what lets the core
-      // answer `unavailable` (never applied) for a write it never proposed.
-      const fresh = request.requestId === null;
-      const requestId = request.requestId ?? `${this.opts.self}.${this.opts.incarnation}.${++this.nextRequestId}`;
-      this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000 });
+      // answer `unavailable` (never applied) for a write it never proposed. A relayed write's
+      // id is never fresh here: another copy of it may be out (relay, or the header's sender).
+      const { requestId, fresh } = relay !== null ? { requestId: relay.requestId, fresh: false } : this.requestIdOf(msg, request);
+      this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000, relay });
       this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline, fresh });
     } else {
-      this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000 });
+      this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000, relay: null });
       this.opts.dispatch(request.group, { type: "read", call, query: request.query, consistency: request.consistency, deadline });
     }
+  }
+
+  /** The client's request id, else one a relaying node made (header), else a fresh one. */
+  private requestIdOf(msg: Msg, request: Extract<ValidRequest, { kind: "write" }>): { requestId: string; fresh: boolean } {
+    if (request.requestId !== null) return { requestId: request.requestId, fresh: false };
+    const relayed = msg.headers?.get(REQUEST_ID_HEADER);
+    if (relayed && relayed.length <= this.opts.limits.requestIdBytesMax) return { requestId: relayed, fresh: false };
+    return { requestId: `${this.opts.self}.${this.opts.incarnation}.${++this.nextRequestId}`, fresh: true };
+  }
+
+  // ---- Relayed writes -------------------------------------------------------------------------
+
+  /** Relays a write to the first of `live` (alive replicas, preference order), hedged. */
+  private relay(msg: Msg, encoding: Encoding, request: Extract<ValidRequest, { kind: "write" }>, live: readonly NodeId[]): void {
+    this.stats.relayed++;
+    const r: Relay = { msg, encoding, request, requestId: this.requestIdOf(msg, request).requestId, untried: [...live], outstanding: 0, unknown: false, done: false };
+    // This node is a replica even when it seems the only live one: it goes last, never unused.
+    if (!r.untried.includes(this.opts.self)) r.untried.push(this.opts.self);
+    this.sendCopy(r);
+  }
+
+  /** Sends the next copy of `r` to its next untried replica; settles when none is left. */
+  private sendCopy(r: Relay): void {
+    const to = r.untried.shift();
+    if (to === undefined) return this.settle(r);
+    r.outstanding++;
+    if (to === this.opts.self) return this.dispatch(r.msg, r.encoding, r.request, r);
+    const h = natsHeaders();
+    for (const [k, v] of r.msg.headers ?? []) for (const x of v) h.append(k, x);
+    h.set(REQUEST_ID_HEADER, r.requestId);
+    const sentAt = Date.now();
+    const hedgeAfterMs = this.opts.hedgeAfterMs ?? 100;
+    // Hedge when the target stays silent: a live target, even a busy one, sends us Paxos
+    // frames or heartbeats all the time; a paused or cut-off one sends nothing.
+    const hedge = setInterval(() => {
+      if (r.done || r.untried.length === 0) return clearInterval(hedge);
+      if (Date.now() - Math.max(sentAt, this.opts.lastHeard(to)) < hedgeAfterMs) return;
+      clearInterval(hedge);
+      this.stats.hedged++;
+      this.sendCopy(r);
+    }, Math.max(10, hedgeAfterMs / 2));
+    this.opts.nc
+      .request(this.opts.subjects.apiNode(to), r.msg.data, { timeout: this.timeoutOf(r.msg) + 500, headers: h })
+      .then((answer) => {
+        clearInterval(hedge);
+        r.outstanding--;
+        const code = errorCodeOf(answer.data, r.encoding);
+        if (code === null || !UNDECIDED_CODES.has(code)) {
+          // Decided (ok, or an error that is the write's own: conflict, bad_request, ...).
+          if (r.done) return;
+          r.done = true;
+          try {
+            r.msg.respond(answer.data, { headers: answer.headers });
+          } catch {
+            // The connection is closing.
+          }
+          return;
+        }
+        if (code !== "unavailable" && code !== "not_replica") r.unknown = true;
+        this.copyFailed(r);
+      })
+      .catch((err: unknown) => {
+        clearInterval(hedge);
+        r.outstanding--;
+        if (err instanceof RequestError && err.isNoResponders()) {
+          // Nobody received it: not applied there, and the target is down.
+          this.opts.markDown(to);
+          if (r.untried.length > 0 && !r.done) return this.sendCopy(r);
+        } else {
+          r.unknown = true;
+        }
+        this.copyFailed(r);
+      });
+  }
+
+  /** One copy ended without a decided answer: the client gets one when none is left. */
+  private copyFailed(r: Relay): void {
+    if (r.done || r.outstanding > 0) return;
+    if (r.untried.length > 0) return this.sendCopy(r);
+    this.settle(r);
+  }
+
+  private settle(r: Relay): void {
+    if (r.done) return;
+    r.done = true;
+    // `unavailable` promises "never applied": only when no copy's outcome is unknown, and the
+    // id is not the client's own (an earlier attempt of the client may carry it: issue 8).
+    const error =
+      r.unknown || r.request.requestId !== null
+        ? new TimeoutError("no replica answered the relayed write in time; the outcome is unknown (retry with the same requestId)", { group: r.request.group, requestId: r.requestId })
+        : new UnavailableError("no replica of the group could take the write; the write was not applied", { group: r.request.group });
+    this.reply(r.msg, r.encoding, errorResponse(error));
+  }
+
+  /** The local copy of a relayed write ended. */
+  private localCopyAnswered(r: Relay, p: PendingCall, outcome: Outcome): void {
+    r.outstanding--;
+    if (outcome.kind !== "error") {
+      if (r.done) return;
+      r.done = true;
+      this.reply(p.msg, p.encoding, this.toResponse(p, outcome), p.valueEncoding);
+      return;
+    }
+    if (outcome.code !== "unavailable") r.unknown = true;
+    this.copyFailed(r);
   }
 
   private timeoutOf(msg: Msg): number {
@@ -160,6 +306,7 @@ export class ApiHandler {
     const p = this.pending.get(call);
     if (p === undefined) return; // already answered by the sweeper
     this.pending.delete(call);
+    if (p.relay !== null) return this.localCopyAnswered(p.relay, p, outcome);
     this.reply(p.msg, p.encoding, this.toResponse(p, outcome), p.valueEncoding);
   }
 
@@ -179,6 +326,12 @@ export class ApiHandler {
     for (const [call, p] of this.pending) {
       if (now < p.giveUpAt) continue;
       this.pending.delete(call);
+      if (p.relay !== null) {
+        p.relay.outstanding--;
+        p.relay.unknown = true;
+        this.copyFailed(p.relay);
+        continue;
+      }
       this.reply(p.msg, p.encoding, errorResponse(new TimeoutError()));
     }
   }
@@ -234,4 +387,14 @@ function noReplicaReachable(request: Exclude<ValidRequest, { kind: "status" }>):
   }
   const message = request.kind === "write" ? "no replica of the group is reachable; the write was not applied" : "no replica of the group is reachable";
   return new UnavailableError(message, { group: request.group });
+}
+
+/** The error code of an answer, null for an ok (or undecodable: passed on as it is). */
+function errorCodeOf(data: Uint8Array, encoding: Encoding): WireErrorCode | null {
+  const decoded = decodeBody(data, encoding, { ...DEFAULT_WIRE_LIMITS, frameBytesMax: Number.MAX_SAFE_INTEGER });
+  if (!decoded.ok) return null;
+  const body = decoded.value as { ok?: unknown; error?: { code?: unknown } } | null;
+  if (body === null || typeof body !== "object" || body.ok !== false) return null;
+  const code = body.error?.code;
+  return typeof code === "string" ? (code as WireErrorCode) : null;
 }

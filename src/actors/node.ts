@@ -31,6 +31,11 @@ import { VERSION } from "../version.js";
 
 export { natsConnectionOptions } from "./natsConnect.js";
 
+/** An idle link to a peer gets an empty frame this often. */
+const HEARTBEAT_MS = 50;
+/** A peer silent this long is taken for paused or cut off: requests are routed around it. */
+const PEER_SILENCE_MS = 300;
+
 export interface NodeHandle {
   readonly config: NodeConfig;
   /** The health endpoint's port, when config.httpPort is set. */
@@ -120,6 +125,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     self: config.nodeId,
     members: config.members,
     maxFrameBytes: DEFAULT_WIRE_LIMITS.frameBytesMax,
+    silenceMs: PEER_SILENCE_MS,
     deliver: (from, msg) => {
       // A peer message for a group we do not replicate is foreign: count it, do not spawn.
       if (!replicasOf(msg.group).includes(config.nodeId)) return;
@@ -177,7 +183,9 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     limits: DEFAULT_WIRE_LIMITS,
     requestTimeoutMs: config.requestTimeoutMs,
     replicasFor: replicasOf,
-    peerAlive: (node) => (transport.lastHeard.get(node) ?? 0) >= Date.now() - 5_000,
+    peerAlive: (node) => transport.isAlive(node),
+    lastHeard: (node) => transport.lastHeard.get(node) ?? 0,
+    markDown: (node) => transport.markDown(node),
     dispatch: (group, msg) => registry.dispatch(group, msg),
     status,
     now,
@@ -204,8 +212,10 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   api.start();
   lostDisk?.start();
   membership.afterStart(transport);
-  // Heartbeat: an empty frame now and then, so `status` can tell which members are up.
-  const heartbeat = setInterval(() => transport.heartbeat(), 2_000);
+  // Heartbeat: an empty frame on every link idle for HEARTBEAT_MS, so that `status` can tell
+  // which members are up, and the api handler can tell a paused or cut-off peer by its silence
+  // (transport.ts) in PEER_SILENCE_MS instead of seconds.
+  const heartbeat = setInterval(() => transport.heartbeat(HEARTBEAT_MS), HEARTBEAT_MS);
   transport.heartbeat();
   const passivator = setInterval(() => registry.passivateIdle(now(), config.passivateAfterMs), Math.min(5_000, config.passivateAfterMs));
   const peers = ops.watchPeers(transport.lastHeard);

@@ -8,6 +8,16 @@
 //
 // This is a plain object, not an nact actor: nact handles each message in its own
 // setImmediate, which would split one turn's sends over several turns and defeat batching.
+//
+// Liveness (used only to route client requests, never by Paxos, whose safety needs no
+// liveness): a peer is alive while it was heard from within `silenceMs` (every frame counts;
+// an idle link gets an empty frame every `heartbeatMs`) and was not seen down since. "Down" is
+// what NATS says at once when a process dies: its subscriptions vanish with its connection, so
+// a request to its api subject gets "no responders" (markDown). A paused process (SIGSTOP)
+// keeps its connection: only its silence tells, after `silenceMs`. A peer that comes back
+// (restarted, resumed, healed) is trusted with requests only after `rejoinMs` of steady frames:
+// it comes back behind, often with a backlog to digest, and requests sent to it at once would
+// wait for that; its peers catch it up meanwhile (Paxos frames carry what it lacks).
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/ballot.js";
@@ -30,6 +40,10 @@ export interface TransportOptions {
   readonly self: NodeId;
   readonly members: readonly NodeId[];
   readonly maxFrameBytes: number;
+  /** A peer not heard from for this long is taken for paused or cut off (default 250). */
+  readonly silenceMs?: number;
+  /** A peer back from silence or death is alive again after this long (default 1000). */
+  readonly rejoinMs?: number;
   /** A validated message from a member, for one of its groups. */
   deliver(from: NodeId, msg: PeerMessage): void;
   onBadFrame?(reason: string): void;
@@ -39,6 +53,12 @@ export class Transport {
   readonly stats: TransportStats = { framesOut: 0, messagesOut: 0, framesIn: 0, messagesIn: 0, badFrames: 0, lastBadReason: null };
   /** When each member was last heard from (ms, Date.now()). */
   readonly lastHeard = new Map<NodeId, number>();
+  /** When a peer was last seen down (no responders on its api subject). */
+  private readonly downAt = new Map<NodeId, number>();
+  /** Since when each peer has been heard steadily (reset by a silence or a death). */
+  private readonly backSince = new Map<NodeId, number>();
+  /** When a frame last went to each peer (an idle link needs a heartbeat). */
+  private readonly lastSent = new Map<NodeId, number>();
   private readonly outbox = new Map<NodeId, PeerMessage[]>();
   private flushScheduled = false;
   private sub: Subscription | null = null;
@@ -66,9 +86,27 @@ export class Transport {
     }
   }
 
-  /** An empty frame to every peer: lets them know we are up (Paxos itself needs no liveness). */
-  heartbeat(): void {
-    for (const m of this.members) if (m !== this.opts.self) this.publish(m, []);
+  /**
+   * An empty frame to every peer that got no frame for `idleMs`: lets them know we are up
+   * (Paxos itself needs no liveness).
+   */
+  heartbeat(idleMs = 0): void {
+    const now = Date.now();
+    for (const m of this.members) if (m !== this.opts.self && now - (this.lastSent.get(m) ?? 0) >= idleMs) this.publish(m, []);
+  }
+
+  /** Heard from within `silenceMs`, not seen down since, and heard steadily for `rejoinMs`. */
+  isAlive(peer: NodeId, now = Date.now()): boolean {
+    if (peer === this.opts.self) return true;
+    const heard = this.lastHeard.get(peer) ?? -Infinity;
+    if (now - heard > (this.opts.silenceMs ?? 250)) return false;
+    if ((this.downAt.get(peer) ?? -Infinity) >= heard) return false;
+    return now - (this.backSince.get(peer) ?? now) >= (this.opts.rejoinMs ?? 1_000);
+  }
+
+  /** NATS said nobody serves the peer's subject: it is down until its next frame. */
+  markDown(peer: NodeId): void {
+    if (peer !== this.opts.self) this.downAt.set(peer, Date.now());
   }
 
   flush(): void {
@@ -97,6 +135,7 @@ export class Transport {
     }
     try {
       this.opts.nc.publish(`${this.opts.prefix}.peer.${to}`, bytes);
+      this.lastSent.set(to, Date.now());
       this.stats.framesOut++;
       this.stats.messagesOut += messages.length;
     } catch {
@@ -112,7 +151,11 @@ export class Transport {
     if (!this.members.has(frame.from) || frame.from === this.opts.self) return this.bad(`frame from non-member "${frame.from}"`);
     this.stats.framesIn++;
     this.stats.messagesIn += frame.messages.length;
-    this.lastHeard.set(frame.from, Date.now());
+    const now = Date.now();
+    const before = this.lastHeard.get(frame.from);
+    const wasGone = before === undefined || now - before > (this.opts.silenceMs ?? 250) || (this.downAt.get(frame.from) ?? -Infinity) >= before;
+    if (wasGone) this.backSince.set(frame.from, now);
+    this.lastHeard.set(frame.from, now);
     for (const msg of frame.messages) this.opts.deliver(frame.from, msg);
   }
 

@@ -56,7 +56,7 @@ import { replicasFor } from "../protocol/placement.js";
 import { DEFAULT_CLUSTER, nameProblem, subjectsFor, type Subjects } from "../protocol/subjects.js";
 import { found, notFound, scanPage, type Entry, type GetResponse, type ScanPage } from "./results.js";
 import { Refusals } from "./refusals.js";
-import { attemptBudgetMs, backoffMs, isRetryable, nodeDeadlineMs, SUSPECT_MS } from "./retry.js";
+import { attemptBudgetMs, backoffMs, hedgeDelayMs, isRetryable, nodeDeadlineMs, SUSPECT_MS } from "./retry.js";
 
 /** The header that bounds a call on the node, in milliseconds (read by src/actors/apiHandler.ts). */
 export { TIMEOUT_HEADER } from "../protocol/codec.js";
@@ -242,6 +242,18 @@ type Attempt =
   /** The request may have been delivered and no answer came: a write's outcome is unknown. */
   | { readonly kind: "noAnswer"; readonly why: string };
 
+/** One copy of an attempt: where it went and how it ended. */
+interface Tried {
+  readonly target: string | null;
+  readonly subject: string;
+  readonly result: Attempt;
+}
+
+/** An answer that another copy could not change: ok, or an error that is not retried. */
+function isDecided(result: Attempt): boolean {
+  return result.kind === "answer" && (result.response.ok || !isRetryable(result.response.error.code));
+}
+
 type RequestOf<O extends ApiOp> = Extract<ApiRequest, { op: O }>;
 
 /** Counters of what the client did, for metrics and tests. */
@@ -256,11 +268,13 @@ export interface ClientStats {
   noAnswer: number;
   /** Attempts answered with a retryable error (unavailable, timeout, not_replica). */
   retryableAnswers: number;
+  /** Attempts that got a second copy to another replica because the first was slow. */
+  hedges: number;
 }
 
 /** A connected client. Make one with `connect()`; it is safe to share across the whole process. */
 export class PaxosStoreClient {
-  readonly stats: ClientStats = { calls: 0, attempts: 0, noResponders: 0, noAnswer: 0, retryableAnswers: 0 };
+  readonly stats: ClientStats = { calls: 0, attempts: 0, noResponders: 0, noAnswer: 0, retryableAnswers: 0, hedges: 0 };
   readonly cluster: string;
   readonly prefix: string;
   readonly encoding: Encoding;
@@ -275,6 +289,10 @@ export class PaxosStoreClient {
   private limitsNow: WireLimits = DEFAULT_WIRE_LIMITS;
   /** Nodes that recently did not answer, until when: they are tried last. */
   private readonly suspects = new Map<string, number>();
+  /** Per node, the attempts waiting on it that would hedge at once if it turned suspect. */
+  private readonly hedgeWaiters = new Map<string, Set<() => void>>();
+  /** Moving average of answered attempts' latency: sets how long before an attempt is hedged. */
+  private latencyEwmaMs = 20;
   private refreshing: Promise<readonly string[] | null> | null = null;
   private lastRefreshAt = -Infinity;
   private closed = false;
@@ -463,12 +481,17 @@ export class PaxosStoreClient {
       tries.set(target, (tries.get(target) ?? 0) + 1);
       const remaining = deadline - Date.now();
       const budget = attemptBudgetMs(remaining, callTimeoutMs, pinned === null);
-      const subject = target === null ? this.subjects.api : this.subjects.apiNode(target);
       attempt++;
-      this.stats.attempts++;
-      let result: Attempt;
+      // A second copy (same body, same request id) to another replica when the first is slow.
+      const pickHedge = (): string | null => {
+        if (pinned !== null || route.group === null) return null;
+        const next = leastTried(this.targetsFor(route.group).filter((t) => t !== target), tries);
+        if (next !== null) tries.set(next, (tries.get(next) ?? 0) + 1);
+        return next;
+      };
+      let results: Tried[];
       try {
-        result = await this.attempt(subject, body, budget, op);
+        results = await this.attemptHedged(target, pickHedge, body, budget, op);
       } catch (e) {
         // The connection closed with this attempt in flight: it may have been delivered and
         // applied, so for a write that is an unknown outcome (`timeout`), never `unavailable`.
@@ -483,32 +506,34 @@ export class PaxosStoreClient {
         throw e;
       }
 
-      if (result.kind === "answer") {
-        const response = result.response;
-        if (response.ok) {
-          if (target !== null) this.suspects.delete(target);
-          return response as unknown as OkResponse<O>;
-        }
-        const error = response.error;
-        if (!isRetryable(error.code)) throw error;
-        this.stats.retryableAnswers++;
-        lastError = error;
-        if (error.code === "timeout") uncertain = true;
-        if (error.code === "not_replica") {
-          const replicas = (error.details as { replicas?: unknown } | undefined)?.replicas;
-          if (Array.isArray(replicas) && typeof replicas[0] === "string") redirect = replicas[0];
+      for (const { target: to, subject, result } of results) {
+        if (result.kind === "answer") {
+          const response = result.response;
+          if (response.ok) {
+            if (to !== null) this.suspects.delete(to);
+            return response as unknown as OkResponse<O>;
+          }
+          const error = response.error;
+          if (!isRetryable(error.code)) throw error;
+          this.stats.retryableAnswers++;
+          lastError = error;
+          if (error.code === "timeout") uncertain = true;
+          if (error.code === "not_replica") {
+            const replicas = (error.details as { replicas?: unknown } | undefined)?.replicas;
+            if (Array.isArray(replicas) && typeof replicas[0] === "string") redirect = replicas[0];
+            this.maybeRefresh();
+          }
+        } else {
+          if (to !== null) this.suspect(to);
+          silent.push(subject);
+          if (result.kind === "noResponders") this.stats.noResponders++;
+          else this.stats.noAnswer++;
+          if (result.kind === "noAnswer") {
+            uncertain = true;
+            lastError = new TimeoutError(`no answer from ${subject} in ${budget} ms (${result.why})`);
+          }
           this.maybeRefresh();
         }
-      } else {
-        if (target !== null) this.suspects.set(target, Date.now() + SUSPECT_MS);
-        silent.push(subject);
-        if (result.kind === "noResponders") this.stats.noResponders++;
-        else this.stats.noAnswer++;
-        if (result.kind === "noAnswer") {
-          uncertain = true;
-          lastError = new TimeoutError(`no answer from ${subject} in ${budget} ms (${result.why})`);
-        }
-        this.maybeRefresh();
       }
 
       const left = deadline - Date.now();
@@ -542,6 +567,80 @@ export class PaxosStoreClient {
         : `unavailable: ${lastError?.message ?? "no answer"} (${tried})`,
       details,
     );
+  }
+
+  /**
+   * One attempt on `first`, hedged: when it has not answered after hedgeDelayMs (or `first`
+   * turns suspect meanwhile), a second copy goes to the target `pickHedge` gives, and the first
+   * decided answer (ok, or an error a retry would not change) wins. A write's copies carry one
+   * request id, so it is applied at most once, whichever copies arrive. Returns the winner
+   * alone, or every copy's result when none decided (all settled by then: nothing is left in
+   * flight that the caller does not know of).
+   */
+  private async attemptHedged(first: string | null, pickHedge: () => string | null, body: Uint8Array, budgetMs: number, op: ApiOp): Promise<Tried[]> {
+    const started = Date.now();
+    const run = (target: string | null, ms: number): Promise<Tried> => {
+      const subject = target === null ? this.subjects.api : this.subjects.apiNode(target);
+      this.stats.attempts++;
+      return this.attempt(subject, body, ms, op).then((result) => {
+        if (result.kind === "answer" && result.response.ok) this.noteLatency(Date.now() - started);
+        return { target, subject, result };
+      });
+    };
+    const primary = run(first, budgetMs);
+    if (first === null) return [await primary];
+    let timer: NodeJS.Timeout | undefined;
+    let wake!: () => void;
+    const hedgeDue = new Promise<null>((r) => {
+      wake = () => r(null);
+      timer = setTimeout(wake, hedgeDelayMs(this.latencyEwmaMs));
+    });
+    let waiting = this.hedgeWaiters.get(first);
+    if (waiting === undefined) this.hedgeWaiters.set(first, (waiting = new Set()));
+    waiting.add(wake);
+    const early = await Promise.race([primary, hedgeDue]);
+    clearTimeout(timer);
+    waiting.delete(wake);
+    if (early !== null) return [early];
+    const left = budgetMs - (Date.now() - started);
+    const second = left > 0 ? pickHedge() : null;
+    if (second === null || second === first) return [await primary];
+    this.stats.hedges++;
+    const hedge = run(second, left);
+    return new Promise((resolve, reject) => {
+      const settled: Tried[] = [];
+      const settle = (t: Tried): void => {
+        if (settled.length === 2) return;
+        settled.push(t);
+        if (isDecided(t.result)) {
+          // The hedge won while the first target said nothing: route around it for a while,
+          // and let the calls still waiting on it hedge now rather than at their own timers.
+          if (t.target === second && settled.length === 1) this.suspect(first);
+          settled.length = 2;
+          return resolve([t]);
+        }
+        if (settled.length === 2) resolve(settled);
+      };
+      // A copy throws only when the client closes: the call fails with that, once.
+      const fail = (e: unknown): void => {
+        if (settled.length === 2) return;
+        settled.length = 2;
+        reject(e);
+      };
+      primary.then(settle, fail);
+      hedge.then(settle, fail);
+    });
+  }
+
+  /** Tried last for SUSPECT_MS; calls waiting on it hedge at once. */
+  private suspect(node: string): void {
+    this.suspects.set(node, Date.now() + SUSPECT_MS);
+    const waiting = this.hedgeWaiters.get(node);
+    if (waiting !== undefined) for (const wake of [...waiting]) wake();
+  }
+
+  private noteLatency(ms: number): void {
+    this.latencyEwmaMs += (ms - this.latencyEwmaMs) / 16;
   }
 
   /** One request/reply. Never throws for what a retry may fix; a closed client throws. */

@@ -11,6 +11,10 @@
 // - The first pass over a group's replicas goes without waiting (a dead node answers "no
 //   responders" at once, and the next replica is healthy); after that, exponential backoff
 //   with jitter, so that clients retrying together do not stay in step.
+// - An attempt not answered within a few typical latencies is hedged: the same request (same
+//   request id) goes to the next replica too, and the first decided answer wins. A paused node
+//   (SIGSTOP) keeps its NATS subscriptions, so "no responders" never comes: only time tells,
+//   and waiting a whole attempt budget for it would stall every call on its groups.
 
 import type { WireErrorCode } from "../protocol/errors.js";
 
@@ -50,4 +54,12 @@ export function backoffMs(attempt: number, targets: number, random: number): num
   const round = attempt - Math.max(1, targets);
   const cap = Math.min(BACKOFF_MS_MAX, BACKOFF_MS_BASE * 2 ** Math.min(round, 10));
   return Math.floor(cap * (0.5 + random / 2));
+}
+
+export const HEDGE_MS_MIN = 75;
+export const HEDGE_MS_MAX = 250;
+
+/** How long an attempt waits before a hedged copy goes to another replica: 4x the usual latency, bounded. */
+export function hedgeDelayMs(latencyEwmaMs: number): number {
+  return Math.round(Math.min(HEDGE_MS_MAX, Math.max(HEDGE_MS_MIN, 4 * latencyEwmaMs)));
 }

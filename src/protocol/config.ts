@@ -37,6 +37,14 @@ export interface Timing {
   /** Retry backoff after a lost round: jittered in [base, 2*base) doubling up to max. */
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
+  /**
+   * After promising another proposer's higher ballot, our proposer stands back about this long
+   * (jittered, and never longer than a phase timeout) before it may prepare again: longer than
+   * the other's next round trip (its Accept and Chosen), so a live one finishes undisturbed;
+   * short, because the other may have died right after its Prepare, and every write and read
+   * of the group would wait out the whole stand-back.
+   */
+  readonly yieldMs: number;
   /** A read waiting on an accepted-but-undecided instance drives it after this long. */
   readonly readResolveMs: number;
   /** An unanswered catch-up request is sent again (to another peer) after this long. */
@@ -82,6 +90,7 @@ export const DEFAULT_TIMING: Timing = {
   phaseTimeoutMs: 500,
   backoffBaseMs: 5,
   backoffMaxMs: 1000,
+  yieldMs: 100,
   readResolveMs: 50,
   catchUpRetryMs: 500,
   probeRetryMs: 250,

@@ -174,9 +174,11 @@ function backoff(state: GroupState, attempts: number): number {
 /**
  * Our acceptor just promised a higher ballot of another proposer at the open instance: that
  * proposer is driving it (and will adopt any accepted value). Competing would only preempt
- * it and start a duel, so we stand back for about a phase timeout: long enough for it to
- * finish or be given up on, whatever the round-trip time. Usually its Chosen comes first, and
- * learning it ends the wait (onInstanceDecided).
+ * it and start a duel, so we stand back for about `yieldMs` (at most a phase timeout): longer
+ * than its next round trip, so a live one finishes first; no longer, because it may have died
+ * right after its Prepare and then everyone waits out the stand-back (issue 10: up to 750 ms
+ * with a phase timeout). Usually its Chosen comes first, and learning it ends the wait
+ * (onInstanceDecided). Liveness only: how long we wait never affects what may be chosen.
  */
 export function yieldToHigherBallot(state: GroupState, now: number, ballot: Ballot): void {
   const p = state.proposer;
@@ -184,7 +186,8 @@ export function yieldToHigherBallot(state: GroupState, now: number, ballot: Ball
   if (p.phase !== "idle" && compareBallots(p.ballot, ballot) < 0) abandon(state, now);
   const [rng, r] = nextRandom(state.rng);
   state.rng = rng;
-  p.backoffUntil = Math.max(p.backoffUntil, now + Math.floor(state.config.timing.phaseTimeoutMs * (0.5 + r)));
+  const { phaseTimeoutMs, yieldMs } = state.config.timing;
+  p.backoffUntil = Math.max(p.backoffUntil, now + Math.floor(Math.min(phaseTimeoutMs, yieldMs) * (0.5 + r)));
 }
 
 /** The learner decided the open instance (by our value or another). */

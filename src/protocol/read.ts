@@ -68,9 +68,10 @@ export function onReadProbe(state: GroupState, fx: Effects, from: NodeId, m: Rea
 
 export function onReadProbeReply(state: GroupState, fx: Effects, now: number, from: NodeId, m: ReadProbeReply): void {
   const read = state.reads.find((r) => r.probe === m.probe);
-  if (read === undefined || read.target !== null) return;
+  if (read === undefined) return;
+  // A reply after the target is set changes nothing but tells that its sender is up (settleDelay).
   read.replies.set(from, { chosen: m.chosen, accepted: m.accepted });
-  maybeSetTarget(state, fx, now, read);
+  if (read.target === null) maybeSetTarget(state, fx, now, read);
 }
 
 function maybeSetTarget(state: GroupState, fx: Effects, now: number, read: PendingRead): void {
@@ -115,8 +116,13 @@ export function progressReads(state: GroupState, fx: Effects, now: number): void
       const ahead = furthestAhead(read, c);
       if (ahead !== null) requestCatchUp(state, fx, now, ahead.node, ahead.chosen);
     }
-    // Only the open instance is undecided; settle it if its Chosen is slow to come.
-    if (read.target === c + 1 && now - read.targetAt >= settleDelay(state)) state.proposer.settle = true;
+    // Only the open instance is undecided; settle it if its Chosen is slow to come. Beyond it
+    // (target > c + 1) the open instance is decided somewhere, and the copy is asked of the
+    // replica that is ahead; if that one died right after its reply, the copy never comes
+    // (issue 10: the owner of a hot group is always one ahead). Driving the open instance
+    // ourselves then learns it anyway: a Prepare adopts the chosen value (a majority accepted
+    // it), or a replica that learned it rejects with its chosen index and we copy from it.
+    if (read.target !== null && read.target > c && now - read.targetAt >= settleAfter(state, read, c)) state.proposer.settle = true;
     state.reads[kept++] = read;
   }
   state.reads.length = kept;
@@ -139,11 +145,24 @@ export function readLocal(state: GroupState, query: ReadQuery): ReadResult {
 /**
  * How long a read waits before driving an undecided instance itself. Staggered by the
  * replica's rank, so when reads wait at several replicas one of them drives (the preferred
- * replica first) instead of all of them dueling.
+ * replica first) instead of all of them dueling. Only replicas that answered this read's
+ * probe count ahead of us: a dead preferred replica never drives, and waiting out its turn
+ * stalled every read of its groups (issue 10). Timing only: who drives never changes what
+ * may be chosen.
  */
-function settleDelay(state: GroupState): number {
-  const rank = Math.max(0, state.config.replicas.indexOf(state.config.self));
+function settleDelay(state: GroupState, read: PendingRead): number {
+  const { replicas, self } = state.config;
+  let rank = 0;
+  for (const r of replicas) {
+    if (r === self) break;
+    if (read.replies.has(r)) rank++;
+  }
   return state.config.timing.readResolveMs * (1 + 2 * rank);
+}
+
+/** When a read settles the open instance itself: later when a copy from a peer should come first. */
+function settleAfter(state: GroupState, read: PendingRead, chosen: number): number {
+  return settleDelay(state, read) * (read.target !== null && read.target > chosen + 1 ? 2 : 1);
 }
 
 /** Earliest time a pending read needs a tick. */
@@ -153,7 +172,7 @@ export function readsWakeAt(state: GroupState): number | null {
   for (const r of state.reads) {
     let t = r.deadline;
     if (r.target === null) t = Math.min(t, r.probeSentAt + timing.probeRetryMs);
-    else if (!state.proposer.settle && r.target === chosenIndex(state) + 1) t = Math.min(t, r.targetAt + settleDelay(state));
+    else if (!state.proposer.settle && r.target > chosenIndex(state)) t = Math.min(t, r.targetAt + settleAfter(state, r, chosenIndex(state)));
     at = at === null ? t : Math.min(at, t);
   }
   return at;

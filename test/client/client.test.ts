@@ -272,6 +272,7 @@ it("routes a group's calls to its preferred replica first", async () => {
   await c.nc.flush();
   try {
     const groups = Array.from({ length: 30 }, (_, i) => `route-${i}`);
+    const attemptsBefore = client.stats.attempts; // connect()'s status, on the queue subject
     for (const g of groups) await client.group(g).put("k", "v");
     const expected = new Map<string, number>();
     for (const g of groups) {
@@ -279,7 +280,10 @@ it("routes a group's calls to its preferred replica first", async () => {
       expect(replicasFor(g, c.members)[0]).toBe(p);
       expected.set(p, (expected.get(p) ?? 0) + 1);
     }
-    expect(Object.fromEntries(counts)).toEqual(Object.fromEntries(expected));
+    // Each call went to its preferred replica first; a slow one (a cold group on a busy
+    // machine) may also have been hedged to another replica: every request is an attempt.
+    for (const node of c.members) expect(counts.get(node) ?? 0, node).toBeGreaterThanOrEqual(expected.get(node) ?? 0);
+    expect([...counts.values()].reduce((a, b) => a + b, 0)).toBe(client.stats.attempts - attemptsBefore);
   } finally {
     for (const s of subs) s.unsubscribe();
     await client.close();

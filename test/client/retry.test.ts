@@ -171,6 +171,25 @@ describe("routing and retries", () => {
     }
   });
 
+  it("a silent preferred replica (paused): the attempt is hedged to the next replica, same request id, which answers", async () => {
+    await nodes("n1", "n2", "n3");
+    behaviour.set(second, () => put);
+    behaviour.set(third, () => put);
+    const c = await client(5_000);
+    try {
+      // The first replica never answers; the hedge, not the attempt's 2.5 s budget, ends the wait.
+      expect(await c.group(group).put("k", "v", { requestId: "hedged-1" })).toEqual({ version: 7 });
+      expect(c.stats.hedges).toBe(1);
+      expect(seen.map((x) => x.node)).toEqual([first, second]);
+      expect(new Set(seen.map((x) => x.body.requestId))).toEqual(new Set(["hedged-1"]));
+      // It is suspect now: the next call goes to the next replica first.
+      await c.group(group).get("k").catch(() => undefined);
+      expect(seen[2]!.node).toBe(second);
+    } finally {
+      await c.close();
+    }
+  });
+
   it("a write that timed out once and then met `unavailable` still reports an unknown outcome", async () => {
     await nodes("n1", "n2", "n3");
     behaviour.set(first, () => errorResponse(new TimeoutError()));

@@ -1,0 +1,348 @@
+// The failover gap, measured from outside (issue 10): a local 3-node cluster of real processes
+// (nats-server + `paxosstore node`, like `paxosstore dev`), clients hammering it, and a node
+// killed (kill -9, restarted 1-2 s later) or paused (SIGSTOP for 2 s, then SIGCONT) every 5 s.
+// For each fault, per kind of client, the longest stretch within 3 s after it in which no
+// client of that kind got a decided answer (ok, or a txn whose compare failed).
+//
+//   npm run build && npm run bench:failover -- [--faults kill,pause] [--keys hot,many]
+//       [--kinds queue,node,ts] [--faults-per-run 10] [--every 5000] [--clients 12]
+//       [--separate] [--root other/checkout] [--json bench/results/failover.json]
+// `--faults none` measures the same windows with no fault: the noise floor of this machine
+// (a busy shared machine has stretches of 100 ms and more with nothing failing).
+//
+// Kinds of client (12 each; with --separate one kind at a time, else all kinds at once on one
+// cluster, so their numbers come from the same faults):
+//   queue  raw NATS requests (JSON) on `<prefix>.api`, 1 s per-operation timeout, no retries
+//   node   raw NATS requests on one node's own subject `<prefix>.api.<node>` (clients spread
+//          evenly over the nodes), 1 s timeout, no retries
+//   ts     the TypeScript client (one shared client, timeoutMs 1000, its own retries)
+// Keys: `hot` = 8 single-key groups, `many` = 200. Operations: 50% linearizable get, 25% put,
+// 25% txn with one compare (version = the last version this client saw of the key).
+// The machine is shared and noisy: compare kinds and configurations within one run.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { connect as natsConnect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import type { PaxosStoreClient, connect as StoreConnect } from "../src/client/index.js";
+import { freePort, longestStretch, median, sleep, WINDOW_MS, worstStall } from "./stretch.js";
+
+const arg = (name: string, def: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : def;
+};
+// The build to measure (nodes and TypeScript client): this checkout, or another one's folder
+// (`--root /path/to/other/checkout`, built), to compare two versions on one machine in one run.
+const ROOT = arg("root", join(dirname(fileURLToPath(import.meta.url)), ".."));
+const BIN = join(ROOT, "bin/paxosstore.mjs");
+const storeConnect = ((await import(join(ROOT, "dist/client/index.js"))) as { connect: typeof StoreConnect }).connect;
+const NATS_BIN = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
+const OP_TIMEOUT_MS = 1_000;
+
+type Kind = "queue" | "node" | "ts";
+type Fault = "kill" | "pause" | "none";
+type Keys = "hot" | "many";
+
+const flag = (name: string): boolean => process.argv.includes(`--${name}`);
+const faults = arg("faults", "kill,pause").split(",") as Fault[];
+const keySets = arg("keys", "hot,many").split(",") as Keys[];
+const kinds = arg("kinds", "queue,node,ts").split(",") as Kind[];
+const faultsPerRun = Number(arg("faults-per-run", "10"));
+const everyMs = Number(arg("every", "5000"));
+const clientsPerKind = Number(arg("clients", "12"));
+const separate = flag("separate");
+const jsonOut = arg("json", "");
+const members = ["n1", "n2", "n3"];
+const CLUSTER = "fo";
+const PREFIX = `paxosstore.${CLUSTER}`;
+
+// ---- The cluster -------------------------------------------------------------------------
+
+class Cluster {
+  nats: ChildProcess | null = null;
+  readonly nodes = new Map<string, ChildProcess | null>();
+  url = "";
+  private readonly dir = mkdtempSync(join(tmpdir(), "paxosstore-failover-"));
+
+  async start(): Promise<void> {
+    const port = await freePort();
+    this.url = `nats://127.0.0.1:${port}`;
+    mkdirSync(join(this.dir, "nats"), { recursive: true });
+    this.nats = spawn(NATS_BIN, ["-a", "127.0.0.1", "-p", String(port), "-sd", join(this.dir, "nats")], { stdio: "ignore" });
+    for (let i = 0; i < 100; i++) {
+      try {
+        const nc = await natsConnect({ servers: this.url, reconnect: false });
+        await nc.close();
+        break;
+      } catch {
+        await sleep(50);
+      }
+    }
+    await Promise.all(members.map((id) => this.startNode(id)));
+  }
+
+  startNode(id: string): Promise<void> {
+    const child = spawn(
+      process.execPath,
+      [BIN, "node", "--node-id", id, "--cluster", CLUSTER, "--members", members.join(","), "--nats", this.url, "--data-dir", join(this.dir, id), "--log-level", "info"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    this.nodes.set(id, child);
+    child.stderr!.resume();
+    return new Promise((res, rej) => {
+      let buf = "";
+      const onData = (d: Buffer): void => {
+        buf += d.toString();
+        if (buf.includes(`paxosstore node ${id} ready`)) {
+          child.stdout!.off("data", onData);
+          child.stdout!.resume();
+          res();
+        }
+        if (buf.length > 100_000) buf = buf.slice(-1000);
+      };
+      child.stdout!.on("data", onData);
+      child.once("exit", (code, signal) => rej(new Error(`${id} exited before ready (${signal ?? code})`)));
+    });
+  }
+
+  async kill(id: string): Promise<void> {
+    const child = this.nodes.get(id);
+    if (!child) return;
+    this.nodes.set(id, null);
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGKILL");
+    await exited;
+  }
+
+  signal(id: string, sig: NodeJS.Signals): void {
+    this.nodes.get(id)?.kill(sig);
+  }
+
+  async close(): Promise<void> {
+    for (const id of members) {
+      const c = this.nodes.get(id);
+      if (c) {
+        c.kill("SIGCONT");
+        await this.kill(id);
+      }
+    }
+    if (this.nats) {
+      const exited = new Promise((r) => this.nats!.once("exit", r));
+      this.nats.kill("SIGKILL");
+      await exited;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// ---- The clients ---------------------------------------------------------------------------
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+interface Op {
+  readonly kind: "get" | "put" | "txn";
+  readonly key: string;
+}
+
+function nextOp(keys: readonly string[]): Op {
+  const r = Math.random();
+  const key = keys[Math.floor(Math.random() * keys.length)]!;
+  return { kind: r < 0.5 ? "get" : r < 0.75 ? "put" : "txn", key };
+}
+
+/** Timestamps (performance.now()) of decided answers, and counts of the rest, per kind. */
+class Tally {
+  readonly decided: number[] = [];
+  readonly other = new Map<string, number>();
+  count(what: string): void {
+    this.other.set(what, (this.other.get(what) ?? 0) + 1);
+  }
+}
+
+async function rawClient(nc: NatsConnection, subject: string, keys: readonly string[], tally: Tally, running: () => boolean): Promise<void> {
+  const versions = new Map<string, number>();
+  const h = natsHeaders();
+  h.set("PaxosStore-Timeout-Ms", String(OP_TIMEOUT_MS - 100));
+  let n = 0;
+  while (running()) {
+    const op = nextOp(keys);
+    const body =
+      op.kind === "get"
+        ? { op: "get", key: op.key }
+        : op.kind === "put"
+          ? { op: "put", key: op.key, value: `v${++n}` }
+          : { op: "txn", group: op.key, compares: [{ key: op.key, version: versions.get(op.key) ?? 0 }], success: [{ op: "put", key: op.key, value: `t${++n}` }] };
+    try {
+      const m = await nc.request(subject, enc.encode(JSON.stringify(body)), { timeout: OP_TIMEOUT_MS, headers: h });
+      const a = JSON.parse(dec.decode(m.data)) as Record<string, unknown>;
+      if (a.ok === true) {
+        tally.decided.push(performance.now());
+        if (typeof a.version === "number") versions.set(op.key, a.version);
+        const cv = a.currentVersions as number[] | undefined;
+        if (op.kind === "txn" && a.succeeded === false && cv) versions.set(op.key, cv[0]!);
+      } else {
+        tally.count(`error:${(a.error as { code?: string } | undefined)?.code ?? "?"}`);
+      }
+    } catch (e) {
+      const err = e as Error & { isNoResponders?: () => boolean };
+      const what = typeof err.isNoResponders === "function" && err.isNoResponders() ? "noResponders" : err.name === "TimeoutError" || /timeout/i.test(err.message) ? "timeout" : "failed";
+      tally.count(what);
+      if (what !== "timeout") await sleep(10); // no busy loop on a subject nobody serves
+    }
+  }
+}
+
+async function tsClient(store: PaxosStoreClient, keys: readonly string[], tally: Tally, running: () => boolean): Promise<void> {
+  const versions = new Map<string, number>();
+  let n = 0;
+  while (running()) {
+    const op = nextOp(keys);
+    try {
+      if (op.kind === "get") {
+        await store.get(op.key);
+      } else if (op.kind === "put") {
+        versions.set(op.key, (await store.put(op.key, `v${++n}`)).version);
+      } else {
+        const r = await store.group(op.key).txn({ compares: [{ key: op.key, version: versions.get(op.key) ?? 0 }], success: [{ op: "put", key: op.key, value: `t${++n}` }] });
+        versions.set(op.key, r.succeeded ? r.version : r.currentVersions[0]!);
+      }
+      tally.decided.push(performance.now());
+    } catch (e) {
+      tally.count(`error:${(e as { code?: string }).code ?? (e as Error).name}`);
+    }
+  }
+}
+
+// ---- One run: a cluster, some kinds of client, a series of faults ---------------------------
+
+interface FaultRecord {
+  readonly node: string;
+  readonly at: number;
+  /** When the node was restarted or resumed, ms after the fault. */
+  readonly backAfterMs: number;
+  readonly stretchMs: Partial<Record<Kind, number>>;
+  /** Where each kind's longest stretch began, ms after the fault. */
+  readonly stretchAtMs: Partial<Record<Kind, number>>;
+  /** The bench process's own worst event-loop stall in the window. */
+  readonly benchStallMs: number;
+}
+
+interface RunResult {
+  readonly fault: Fault;
+  readonly keys: Keys;
+  readonly kinds: Kind[];
+  readonly faults: FaultRecord[];
+  readonly summary: Partial<Record<Kind, { medianMs: number; longestMs: number; decided: number; other: Record<string, number> }>>;
+}
+
+async function run(fault: Fault, keysName: Keys, runKinds: Kind[]): Promise<RunResult> {
+  const keys = Array.from({ length: keysName === "hot" ? 8 : 200 }, (_, i) => `${keysName}:${i}`);
+  const cluster = new Cluster();
+  await cluster.start();
+  const nc = await natsConnect({ servers: cluster.url, noAsyncTraces: true, maxReconnectAttempts: -1 });
+  let store: PaxosStoreClient | null = null;
+  if (runKinds.includes("ts")) store = await storeConnect({ servers: cluster.url, cluster: CLUSTER, timeoutMs: OP_TIMEOUT_MS });
+  const tallies = new Map<Kind, Tally>(runKinds.map((k) => [k, new Tally()]));
+  let on = true;
+  const running = (): boolean => on;
+  const loops: Promise<void>[] = [];
+  for (const kind of runKinds) {
+    const tally = tallies.get(kind)!;
+    for (let i = 0; i < clientsPerKind; i++) {
+      if (kind === "queue") loops.push(rawClient(nc, `${PREFIX}.api`, keys, tally, running));
+      else if (kind === "node") loops.push(rawClient(nc, `${PREFIX}.api.${members[i % members.length]}`, keys, tally, running));
+      else loops.push(tsClient(store!, keys, tally, running));
+    }
+  }
+  const label = `${fault} / ${keysName} keys / ${runKinds.join("+")}`;
+  console.log(`\n== ${label}: ${clientsPerKind} clients per kind, ${faultsPerRun} faults, one every ${everyMs} ms`);
+  await sleep(2_000); // warm up: groups loaded, fast paths hot
+  const records: { node: string; at: number; backAfterMs: number }[] = [];
+  for (let f = 0; f < faultsPerRun; f++) {
+    const node = members[Math.floor(Math.random() * members.length)]!;
+    const at = performance.now();
+    let backAfterMs: number;
+    if (fault === "kill") {
+      await cluster.kill(node);
+      const downMs = 1_000 + Math.random() * 1_000;
+      await sleep(downMs - (performance.now() - at));
+      backAfterMs = performance.now() - at;
+      await cluster.startNode(node);
+    } else if (fault === "pause") {
+      cluster.signal(node, "SIGSTOP");
+      await sleep(2_000);
+      backAfterMs = performance.now() - at;
+      cluster.signal(node, "SIGCONT");
+    } else {
+      backAfterMs = 0; // the control: the same windows with no fault, the noise floor
+    }
+    records.push({ node, at, backAfterMs: Math.round(backAfterMs) });
+    await sleep(Math.max(0, at + everyMs - performance.now()));
+    const line = runKinds
+      .map((k) => {
+        const s = longestStretch(tallies.get(k)!.decided, at); // appended in time order
+        return `${k} ${s.ms.toFixed(0)} ms (from +${s.atMs.toFixed(0)})`;
+      })
+      .join(", ");
+    console.log(`  ${fault} ${f + 1}/${faultsPerRun} ${node} (back at +${backAfterMs.toFixed(0)} ms): longest stretch without a decided answer: ${line}; bench's own worst stall ${worstStall(at)} ms`);
+  }
+  on = false;
+  await Promise.race([Promise.all(loops), sleep(3_000)]);
+  await store?.close();
+  await nc.close();
+  await cluster.close();
+  const faultsOut: FaultRecord[] = records.map((r) => {
+    const s = runKinds.map((k) => [k, longestStretch(tallies.get(k)!.decided, r.at)] as const);
+    return {
+      ...r,
+      at: Math.round(r.at),
+      stretchMs: Object.fromEntries(s.map(([k, x]) => [k, Math.round(x.ms)])),
+      stretchAtMs: Object.fromEntries(s.map(([k, x]) => [k, Math.round(x.atMs)])),
+      benchStallMs: worstStall(r.at),
+    };
+  });
+  const summary: RunResult["summary"] = {};
+  for (const k of runKinds) {
+    const xs = faultsOut.map((f) => f.stretchMs[k]!);
+    const t = tallies.get(k)!;
+    summary[k] = { medianMs: Math.round(median(xs)), longestMs: Math.max(...xs), decided: t.decided.length, other: Object.fromEntries(t.other) };
+  }
+  return { fault, keys: keysName, kinds: runKinds, faults: faultsOut, summary };
+}
+
+const KIND_LABEL: Record<Kind, string> = {
+  queue: "raw, queue subject",
+  node: "raw, each client on one node's subject",
+  ts: "TypeScript client",
+};
+
+async function main(): Promise<void> {
+  const results: RunResult[] = [];
+  for (const fault of faults)
+    for (const keysName of keySets) {
+      if (separate) for (const k of kinds) results.push(await run(fault, keysName, [k]));
+      else results.push(await run(fault, keysName, kinds));
+    }
+  console.log(`\n| fault | keys | clients (${clientsPerKind} each${separate ? "" : ", all kinds at once"}) | median stretch | longest | decided answers | other outcomes |`);
+  console.log("|---|---|---|---|---|---|---|");
+  for (const r of results)
+    for (const k of r.kinds) {
+      const s = r.summary[k]!;
+      const other = Object.entries(s.other).map(([w, n]) => `${w} ${n}`).join(", ") || "-";
+      const faultLabel = r.fault === "kill" ? "kill -9, restart 1-2 s later" : r.fault === "pause" ? "SIGSTOP 2 s" : "none (control)";
+      console.log(`| ${faultLabel} | ${r.keys === "hot" ? "8 hot" : "200"} | ${KIND_LABEL[k]} | ${s.medianMs} ms | ${s.longestMs} ms | ${s.decided} | ${other} |`);
+    }
+  const out = { date: new Date().toISOString(), windowMs: WINDOW_MS, opTimeoutMs: OP_TIMEOUT_MS, clientsPerKind, everyMs, separate, results };
+  if (jsonOut !== "") {
+    writeFileSync(jsonOut, JSON.stringify(out, null, 2));
+    console.log(`\nJSON: ${jsonOut}`);
+  } else {
+    console.log(`\nJSON: ${JSON.stringify(out)}`);
+  }
+}
+
+await main();
+process.exit(0);
