@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, describeSettings, loadNodeConfig, SETTINGS, settingsHelp } from "../../src/actors/nodeConfig.js";
 import { RateLimitedLog } from "../../src/actors/rateLimitedLog.js";
 import { replySubjectProblem } from "../../src/actors/replySubject.js";
+import { connectOptionsOf } from "../../src/cli/clientCommands.js";
 
 describe("reply subjects a node answers on", () => {
   it("answers inboxes, default and per-application", () => {
@@ -90,5 +91,17 @@ describe("node configuration", () => {
       expect(help).toContain(s.key);
       if (s.env !== null) expect(help).toContain(s.env);
     }
+  });
+});
+
+describe("CLI connection options", () => {
+  it("--inbox-prefix and PAXOSSTORE_INBOX_PREFIX; --pass-file reads the first line; not both --pass and --pass-file", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "paxosstore-cli-"));
+    const pw = path.join(dir, "pw");
+    writeFileSync(pw, "alice secret\nignored\n");
+    expect(connectOptionsOf({ inboxPrefix: "_INBOX_alice", user: "alice", passFile: pw }, {})).toMatchObject({ inboxPrefix: "_INBOX_alice", user: "alice", pass: "alice secret" });
+    expect(connectOptionsOf({}, { PAXOSSTORE_INBOX_PREFIX: "_INBOX_bob", PAXOSSTORE_NATS_PASS_FILE: pw })).toMatchObject({ inboxPrefix: "_INBOX_bob", pass: "alice secret" });
+    expect(() => connectOptionsOf({ pass: "x", passFile: pw }, {})).toThrow(/not both/);
+    expect(() => connectOptionsOf({ passFile: path.join(dir, "missing") }, {})).toThrow(/cannot read the password file/);
   });
 });

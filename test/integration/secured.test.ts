@@ -17,6 +17,7 @@ import { startNode, type NodeHandle } from "../../src/actors/node.js";
 import { loadNodeConfig } from "../../src/actors/nodeConfig.js";
 import { UnauthorizedError } from "../../src/protocol/errors.js";
 import { NATS_CONFIGS, startNatsServer, type NatsServer } from "../helpers/natsServer.js";
+import { freePort } from "../helpers/ports.js";
 import { tempDir, type TempDir } from "../helpers/tmp.js";
 import { waitFor } from "./support.js";
 
@@ -39,6 +40,7 @@ function capture(lines: Record<string, unknown>[], node: string): pino.Logger {
 describe("a cluster on infra/nats/secured.conf", () => {
   let nats: NatsServer;
   let dir: TempDir;
+  let httpPort: number;
   const nodes = new Map<string, NodeHandle>();
   const logs = new Map<string, Record<string, unknown>[]>();
   const clients: PaxosStoreClient[] = [];
@@ -62,6 +64,7 @@ describe("a cluster on infra/nats/secured.conf", () => {
       env: Object.fromEntries(Object.entries(PASSWORDS).map(([u, p]) => [`PAXOSSTORE_${u.toUpperCase()}_PASSWORD`, JSON.stringify(p)])),
     });
     dir = await tempDir("secured");
+    httpPort = await freePort();
     await Promise.all(
       MEMBERS.map(async (id) => {
         const passFile = path.join(dir.path, `${id}.pass`);
@@ -74,6 +77,7 @@ describe("a cluster on infra/nats/secured.conf", () => {
           nats: nats.url,
           dataDir: path.join(dir.path, id),
           passFile,
+          httpPort: id === "n1" ? String(httpPort) : undefined,
         });
         expect(config.nats.user).toBe(id);
         expect(config.nats.inboxPrefix).toBe(`_INBOX_${id}`);
@@ -100,6 +104,12 @@ describe("a cluster on infra/nats/secured.conf", () => {
     await bob.put("bob-only", "secret of bob");
     expect((await alice.get("bob-only")).text()).toBe("secret of bob");
     expect(put.version).toBeGreaterThan(0);
+    // n1's readiness: NATS connected, storage open, a majority of the members heard from.
+    const readyz = await waitFor("n1 ready", async () => {
+      const r = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+      return r.status === 200 ? ((await r.json()) as Record<string, unknown>) : false;
+    }, 10_000, 50);
+    expect(readyz).toEqual({ ok: true, checks: { natsConnected: true, storageOpen: true, peersSeen: true, notStopping: true } });
     const ready = logs.get("n1")!.find((l) => l.event === "ready")!;
     expect(ready).toMatchObject({ node: "n1", cluster: "sec", natsUser: "n1", nats: expect.stringContaining("127.0.0.1") });
     expect(typeof ready.version).toBe("string");
@@ -161,6 +171,8 @@ describe("a cluster on infra/nats/secured.conf", () => {
     expect(drops[0]).toMatchObject({ reply: "paxosstore.sec.peer.n2" });
     expect(String(drops[0]!.msg)).toContain("paxosstore.sec.peer.n2");
     expect((nodes.get("n2")!.stats().transport as { badFrames: number }).badFrames).toBe(0);
+    const status = (await (await fetch(`http://127.0.0.1:${httpPort}/status.json`)).json()) as { requests: { badReplySubjects: number } };
+    expect(status.requests.badReplySubjects).toBeGreaterThanOrEqual(31);
   });
 
   it("a node's user cannot read another node's peer subject, nor publish frames to itself", async () => {
