@@ -52,10 +52,10 @@ afterAll(async () => {
   await Promise.all(dirs.map((d) => d.cleanup()));
 });
 
-async function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
+async function until<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const v = probe();
+    const v = await probe();
     if (v !== undefined && v !== null && v !== false) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -116,6 +116,16 @@ describe("paxosstore node as a process", () => {
     expect(status).toMatchObject({ node: "n1", ready: true, nats: { connected: true }, groups: { groupsCatchingUp: 0 }, peerFrames: { badFrames: 0 } });
     expect(status.diskBytes).toBeGreaterThan(0);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
+
+    // NATS goes away and comes back: logged both ways, and /readyz follows.
+    await nats.stop();
+    await until("nats_disconnect", () => json(node.out).find((l) => l.event === "nats_disconnect"));
+    await until("/readyz 503", async () => (await fetch(`${base}/readyz`)).status === 503 || null, 10_000);
+    const notReady = (await (await fetch(`${base}/readyz`)).json()) as { checks: { natsConnected: boolean } };
+    expect(notReady.checks.natsConnected).toBe(false);
+    servers.push(await startNatsServer({ port: natsPort }));
+    await until("nats_reconnect", () => json(node.out).find((l) => l.event === "nats_reconnect"));
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
 
     node.child.kill("SIGTERM");
     expect(await node.exited).toBe(0);

@@ -175,6 +175,18 @@ describe("a cluster on infra/nats/secured.conf", () => {
     expect(status.requests.badReplySubjects).toBeGreaterThanOrEqual(31);
   });
 
+  it("peer up and peer down are logged; readiness holds while a majority is up", async () => {
+    const n1log = logs.get("n1")!;
+    await waitFor("n1 saw n2 and n3 come up", async () => ["n2", "n3"].every((p) => n1log.some((l) => l.event === "peer_up" && l.peer === p)), 10_000, 50);
+    await nodes.get("n3")!.stop();
+    nodes.delete("n3");
+    const down = await waitFor("n1 logs n3 down", async () => n1log.find((l) => l.event === "peer_down" && l.peer === "n3"), 30_000, 100);
+    expect(down).toMatchObject({ level: 40, peer: "n3" });
+    expect(logs.get("n3")!.filter((l) => l.event === "shutdown").map((l) => l.phase)).toEqual(["stop_accepting", "calls_done", "flush_storage", "drain_nats", "stopped"]);
+    const r = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+    expect(r.status).toBe(200); // n1 and n2: a majority of three
+  }, 60_000);
+
   it("a node's user cannot read another node's peer subject, nor publish frames to itself", async () => {
     const n1user = await raw("n1", "_INBOX_n1");
     const sub = n1user.subscribe("paxosstore.sec.peer.n2");
