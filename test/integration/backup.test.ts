@@ -140,6 +140,8 @@ describe("paxosstore backup and restore", () => {
       250,
     );
     await expectLedgerEverywhere(c, [ledger]);
+    // Its groups were behind: the catch-up is in its log, as events an operator can filter on.
+    expect(logHas(victim, '"event":"group_catch_up"')).toBe(true);
     const status = (await (await fetch(`http://127.0.0.1:${ports.get(victim)}/status.json`)).json()) as { lostDisk: { phase: string } | null };
     expect(status.lostDisk?.phase ?? "done").toBe("done");
 
