@@ -28,6 +28,7 @@ import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
 import type { WriteOp } from "../protocol/ops.js";
 import type { Subjects } from "../protocol/subjects.js";
 import type { GroupMsg } from "./keyGroup.js";
+import { replySubjectProblem } from "./replySubject.js";
 
 export { TIMEOUT_HEADER };
 
@@ -90,6 +91,10 @@ export interface ApiHandlerOptions {
   now(): number;
   /** Metrics: a call answered (outcome `ok` or an error code), `seconds` after it arrived. */
   onAnswered?(op: string, outcome: string, seconds: number): void;
+  /** Reply subjects this node answers on (replySubject.ts); default `_INBOX`. */
+  readonly replyPrefixes?: readonly string[];
+  /** A request was dropped because of its reply subject (log it, rate-limited). */
+  onBadReply?(reply: string, problem: string): void;
 }
 
 export class ApiHandler {
@@ -99,7 +104,7 @@ export class ApiHandler {
   private subs: Subscription[] = [];
   private sweeper: NodeJS.Timeout | null = null;
   private accepting = false;
-  readonly stats = { requests: 0, badRequests: 0, forwarded: 0, relayed: 0, hedged: 0 };
+  readonly stats = { requests: 0, badRequests: 0, forwarded: 0, relayed: 0, hedged: 0, badReplySubjects: 0 };
 
   constructor(private readonly opts: ApiHandlerOptions) {}
 
@@ -133,6 +138,7 @@ export class ApiHandler {
   private onRequest(msg: Msg, viaQueue: boolean): void {
     if (!this.accepting) return;
     this.stats.requests++;
+    if (!this.replyAllowed(msg)) return;
     const enc = encodingFromContentType(msg.headers?.get(CONTENT_TYPE_HEADER));
     if (!enc.ok) return this.reply(msg, "json", errorResponse(enc.error));
     const encoding = enc.encoding;
@@ -159,6 +165,16 @@ export class ApiHandler {
       if (live[0] !== this.opts.self) return this.relay(msg, encoding, request, live);
     }
     this.dispatch(msg, encoding, request);
+  }
+
+  /** Dropped, unanswered and unexecuted: a request whose answer would go where no client may listen. */
+  private replyAllowed(msg: Msg): boolean {
+    if (!msg.reply) return true; // nothing is published back
+    const problem = replySubjectProblem(msg.reply, this.opts.subjects.prefix, this.opts.replyPrefixes);
+    if (problem === null) return true;
+    this.stats.badReplySubjects++;
+    this.opts.onBadReply?.(msg.reply, problem);
+    return false;
   }
 
   private dispatch(msg: Msg, encoding: Encoding, request: Exclude<ValidRequest, { kind: "status" }>, relay: Relay | null = null): void {

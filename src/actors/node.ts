@@ -4,9 +4,8 @@
 //   stop taking requests -> let calls in flight finish -> flush storage -> flush sends -> close.
 
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { start as startActorSystem, stop as stopActor, type ActorSystemRef } from "nact";
 import pino, { type Logger } from "pino";
 import type { NodeId } from "../protocol/ballot.js";
@@ -21,7 +20,10 @@ import { StorageWriter } from "../storage/writer.js";
 import { fsyncDelayFromEnv } from "./testHooks.js";
 import { ApiHandler } from "./apiHandler.js";
 import { GroupRegistry } from "./groupRegistry.js";
-import type { NatsOptions, NodeConfig } from "./nodeConfig.js";
+import type { NodeConfig } from "./nodeConfig.js";
+import { connectWithRetry, natsConnectionOptions, watchNats } from "./natsConnect.js";
+import { operatorHooks } from "./operator.js";
+import { backupStream } from "./backup.js";
 import { readIdentity } from "./identity.js";
 import { LostDiskMode } from "./lostDisk.js";
 import { startMembership, type Membership } from "./membership.js";
@@ -30,6 +32,8 @@ import { NodeMetrics } from "./metrics.js";
 import type { Server } from "node:http";
 import { VERSION } from "../version.js";
 
+export { natsConnectionOptions } from "./natsConnect.js";
+
 /** An idle link to a peer gets an empty frame this often. */
 const HEARTBEAT_MS = 50;
 /** A peer silent this long is taken for paused or cut off: requests are routed around it. */
@@ -37,6 +41,8 @@ const PEER_SILENCE_MS = 300;
 
 export interface NodeHandle {
   readonly config: NodeConfig;
+  /** The health endpoint's port, when config.httpPort is set. */
+  readonly httpPort: number | null;
   status(): StatusResult;
   stats(): Record<string, unknown>;
   /** Graceful: finishes calls in flight, flushes, closes. */
@@ -51,25 +57,9 @@ export interface StartNodeOptions {
   readonly onFatal?: (error: unknown) => void;
 }
 
-export function natsConnectionOptions(nats: NatsOptions, name: string): ConnectionOptions {
-  const opts: ConnectionOptions = {
-    servers: [...nats.servers],
-    name,
-    noAsyncTraces: true,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-    pingInterval: 5_000,
-  };
-  if (nats.user !== undefined) Object.assign(opts, { user: nats.user, pass: nats.pass });
-  if (nats.token !== undefined) opts.token = nats.token;
-  if (nats.credsFile !== undefined) opts.authenticator = credsAuthenticator(readFileSync(nats.credsFile));
-  else if (nats.nkeySeedFile !== undefined) opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(readFileSync(nats.nkeySeedFile, "utf8").trim()));
-  if (nats.tls !== undefined) opts.tls = { caFile: nats.tls.caFile, certFile: nats.tls.certFile, keyFile: nats.tls.keyFile };
-  return opts;
-}
-
 export async function startNode(config: NodeConfig, options: StartNodeOptions = {}): Promise<NodeHandle> {
   const log = options.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
+  const ops = operatorHooks(config, log);
   const startedAt = Date.now();
   const incarnation = `${startedAt.toString(36)}${randomBytes(3).toString("hex")}`;
   const subjects = subjectsFor(config.cluster, config.prefix);
@@ -87,7 +77,12 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
 
   await mkdir(config.dataDir, { recursive: true });
   const storage = new LevelStorage(config.dataDir);
-  await storage.open();
+  try {
+    await storage.open();
+  } catch (e) {
+    log.error({ event: "storage_error", dataDir: config.dataDir, err: e }, "cannot open the storage");
+    throw e;
+  }
   try {
     // A wrong mount is refused before anything else, even with NATS unreachable.
     await readIdentity(storage, config.dataDir, config.nodeId, config.cluster);
@@ -95,6 +90,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     await storage.close();
     throw e;
   }
+  ops.storageOpen = true;
   const faultDelayMs = fsyncDelayFromEnv(process.env);
   if (faultDelayMs !== undefined) log.warn("TEST-ONLY: PAXOSSTORE_FAULT_FSYNC_DELAY_FILE is set: storage commits can be delayed (slow-disk fault)");
   if (config.breaks !== undefined) log.warn({ breaks: [...config.breaks] }, "TEST-ONLY: PAXOSSTORE_BREAK is set: this node runs with DELIBERATE PROTOCOL BUGS and is not safe");
@@ -103,11 +99,13 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   const writer = new StorageWriter(storage, { faultDelayMs, onBatch: (report) => metrics?.batch(report) });
   let nc: NatsConnection;
   try {
-    nc = await connect(natsConnectionOptions(config.nats, `paxosstore-${config.cluster}-${config.nodeId}`));
+    nc = await connectWithRetry(natsConnectionOptions(config.nats, `paxosstore-${config.cluster}-${config.nodeId}`), { waitMs: config.natsWaitMs }, log);
   } catch (e) {
     await storage.close();
+    ops.storageOpen = false;
     throw e;
   }
+  const natsState = watchNats(nc, log);
 
   // Who this data directory belongs to, and whether it is a lost disk (newOrLost.ts): decided
   // before any Paxos traffic starts, so a lost disk never votes with forgotten promises.
@@ -140,9 +138,10 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       // A peer message for a group we do not replicate is foreign: count it, do not spawn.
       if (!replicasOf(msg.group).includes(config.nodeId)) return;
       if (msg.type === "reject") metrics?.rejectReceived();
+      ops.activity.received(from, msg);
       registry.dispatch(msg.group, { type: "message", from, msg });
     },
-    onBadFrame: (reason) => log.warn({ reason }, "dropped a bad peer frame"),
+    onBadFrame: (reason) => ops.badFrame(reason),
   });
   const registry: GroupRegistry = new GroupRegistry(
     system,
@@ -155,7 +154,10 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       storage,
       writer,
       replicasFor: replicasOf,
-      send: (to, msg) => transport.send(to, msg),
+      send: (to, msg) => {
+        ops.activity.sent(to, msg);
+        transport.send(to, msg);
+      },
       answer: (call, outcome) => api.answer(call, outcome),
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),
@@ -163,7 +165,10 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       get metrics() {
         return metrics;
       },
-      onLostGroup: (group, error) => log.error({ group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)"),
+      onLostGroup: (group, error) => {
+        ops.activity.lostGroup(group);
+        log.error({ event: "group_recovering", group, err: error }, "a stored record of this group failed its checksum: wiping the group locally and recovering it from the peers (not voting until safe)");
+      },
       now,
     },
     (group, error) => log.error({ group, err: error }, "key-group actor crashed; it reloads from disk on its next message"),
@@ -200,6 +205,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     status,
     now,
     onAnswered: (op, outcome, seconds) => metrics?.answered(op, outcome, seconds),
+    replyPrefixes: config.replyPrefixes,
+    onBadReply: (reply, problem) => ops.badReply(reply, problem),
   });
   const metricsServer = await startMetrics(config, registry, transport, () => api, writer, (m) => (metrics = m), log);
 
@@ -228,19 +235,39 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   const heartbeat = setInterval(() => transport.heartbeat(HEARTBEAT_MS), HEARTBEAT_MS);
   transport.heartbeat();
   const passivator = setInterval(() => registry.passivateIdle(now(), config.passivateAfterMs), Math.min(5_000, config.passivateAfterMs));
+  const peers = ops.watchPeers(transport.lastHeard);
+  let http: Awaited<ReturnType<typeof ops.startHttp>> = null;
+  try {
+    http = await ops.startHttp({
+      nats: natsState,
+      transport: transport.stats,
+      api: api.stats,
+      groupsActive: () => registry.size,
+      status,
+      backup: () => backupStream(storage, { nodeId: config.nodeId, cluster: config.cluster, createdAt: new Date().toISOString(), version: VERSION }),
+      extra: () => ({ identityId: membership.identity.identityId, lostDisk: lostDisk?.stats() ?? null }),
+    });
+  } catch (e) {
+    log.error({ event: "http_error", err: e }, `cannot listen on ${config.httpHost}:${config.httpPort}`);
+    throw e;
+  }
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       clearInterval(heartbeat);
       clearInterval(passivator);
+      peers.stop();
+      ops.stopping = true;
       lostDisk?.stop();
       membership.stop();
       metricsServer?.close();
+      log.info({ event: "shutdown", phase: "stop_accepting", inFlight: api.inFlight }, "stopping: no new requests");
       await api.stopAccepting();
       // Let calls in flight finish (each has a deadline), but not forever.
       const until = Date.now() + config.requestTimeoutMs + 2_000;
       while (api.inFlight > 0 && Date.now() < until && fatalError === null) await sleep(20);
+      log.info({ event: "shutdown", phase: "calls_done", unanswered: api.inFlight }, "stopping: calls in flight done");
       api.close();
       // Nothing new may reach a group actor once the writer is closed: stop peer traffic in,
       // let the mailboxes empty, stop the actors (and their timers), then flush the disk.
@@ -248,13 +275,17 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       const drained = Date.now() + 2_000;
       while (registry.mailboxesBusy() && Date.now() < drained) await sleep(5);
       registry.stopAll();
+      log.info({ event: "shutdown", phase: "flush_storage" }, "stopping: flushing storage");
       await writer.close();
       await sleep(5); // releases that waited on the last batch run now
       await transport.stop();
+      log.info({ event: "shutdown", phase: "drain_nats" }, "stopping: draining NATS");
       await nc.drain().catch(() => undefined);
       stopActor(system);
+      await http?.close();
       await storage.close();
-      log.info("stopped");
+      ops.storageOpen = false;
+      log.info({ event: "shutdown", phase: "stopped" }, "stopped");
       resolveStopped();
     })());
 
@@ -266,7 +297,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       return;
     }
     fatalError = error;
-    log.fatal({ err: error }, "storage failed: stopping this node (nothing unpersisted was revealed)");
+    log.fatal({ event: "storage_error", err: error }, "storage failed: stopping this node (nothing unpersisted was revealed)");
     options.onFatal?.(error);
     void stop();
   }
@@ -275,11 +306,25 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   // (without it a request sent right after "ready" could find no responders).
   await nc.flush().catch(() => undefined);
   log.info(
-    { cluster: config.cluster, members: config.members, dataDir: config.dataDir, nats: config.nats.servers, identityId: membership.identity.identityId, lostDisk: lostDisk?.stats().phase ?? null },
+    {
+      event: "ready",
+      version: VERSION,
+      cluster: config.cluster,
+      members: config.members,
+      dataDir: config.dataDir,
+      nats: nc.getServer(),
+      natsServers: config.nats.servers,
+      natsUser: config.nats.user ?? (config.nats.credsFile !== undefined ? "(creds file)" : config.nats.nkeySeedFile !== undefined ? "(nkey)" : config.nats.token !== undefined ? "(token)" : null),
+      tls: config.nats.tls !== undefined,
+      httpPort: http?.port ?? null,
+      identityId: membership.identity.identityId,
+      lostDisk: lostDisk?.stats().phase ?? null,
+    },
     `paxosstore node ${config.nodeId} ready`,
   );
   return {
     config,
+    httpPort: http?.port ?? null,
     status,
     stats: () => ({ transport: transport.stats, writer: writer.stats, api: api.stats, groups: registry.size, passivated: registry.passivated, passivatedOverCap: registry.passivatedOverCap, identity: membership.identity, lostDisk: lostDisk?.stats() ?? null }),
     stop,

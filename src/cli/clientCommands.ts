@@ -5,6 +5,7 @@
 // people by default and JSON with --json; errors are one line on stderr (never a stack trace)
 // and an exit code a script can branch on (EXIT below, printed by --help).
 
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import type { CompareRequest, TxnWriteRequest } from "../protocol/api.js";
@@ -27,6 +28,8 @@ export const EXIT = {
   unavailable: 4,
   /** Anything else (an internal error on a node, an unexpected failure). */
   other: 5,
+  /** NATS refused the credentials or the permissions (unauthorized): fix the config, do not retry. */
+  unauthorized: 6,
 } as const;
 
 const EXIT_HELP = `
@@ -38,12 +41,16 @@ Exit codes:
   4  unavailable or timeout: NATS or the cluster cannot be reached, or no answer in time
      (a write that timed out may or may not have been applied: retry it with --request-id)
   5  any other error
+  6  unauthorized: NATS refused the credentials, or this user may not use the subjects or
+     inbox prefix the call needs (do not retry: fix the user, password or permissions)
 
 Connection (flags win over environment variables):
   --servers     PAXOSSTORE_NATS          default ${DEFAULT_SERVERS}
   --cluster     PAXOSSTORE_CLUSTER       default dev
   --subject-prefix  PAXOSSTORE_PREFIX    default paxosstore.<cluster>
   --user/--pass PAXOSSTORE_NATS_USER, PAXOSSTORE_NATS_PASS
+  --pass-file   PAXOSSTORE_NATS_PASS_FILE  (the password from a file: not in ps or history)
+  --inbox-prefix  PAXOSSTORE_INBOX_PREFIX  default _INBOX (e.g. _INBOX_myapp: see OPERATIONS.md)
   --token       PAXOSSTORE_NATS_TOKEN
   --creds       PAXOSSTORE_NATS_CREDS    --nkey PAXOSSTORE_NATS_NKEY
   --tls-ca/--tls-cert/--tls-key  PAXOSSTORE_NATS_TLS_CA, _CERT, _KEY
@@ -84,6 +91,8 @@ interface CommonOptions {
   node?: string;
   user?: string;
   pass?: string;
+  passFile?: string;
+  inboxPrefix?: string;
   token?: string;
   creds?: string;
   nkey?: string;
@@ -261,7 +270,9 @@ function connectionOptions(cmd: Command, io: CliIo): Command {
     .option("--subject-prefix <prefix>", "NATS subject prefix of the cluster")
     .option("-n, --node <id>", "send to this node only (no failover)")
     .option("--user <user>", "NATS user")
-    .option("--pass <pass>", "NATS password")
+    .option("--pass <pass>", "NATS password (visible in ps: prefer --pass-file)")
+    .option("--pass-file <file>", "read the NATS password from this file (first line)")
+    .option("--inbox-prefix <prefix>", "prefix of this client's reply subjects, e.g. _INBOX_myapp")
     .option("--token <token>", "NATS token")
     .option("--creds <file>", "NATS .creds file")
     .option("--nkey <file>", "NATS nkey seed file")
@@ -323,6 +334,8 @@ function report(name: string, e: unknown, json: boolean, io: CliIo): number {
     case "unavailable":
     case "timeout":
       return EXIT.unavailable;
+    case "unauthorized":
+      return EXIT.unauthorized;
     default:
       return EXIT.other;
   }
@@ -357,7 +370,8 @@ export function connectOptionsOf(o: CommonOptions, env: NodeJS.ProcessEnv): Conn
     prefix: pick(o.subjectPrefix, "PAXOSSTORE_PREFIX"),
     node: o.node,
     user: pick(o.user, "PAXOSSTORE_NATS_USER"),
-    pass: pick(o.pass, "PAXOSSTORE_NATS_PASS"),
+    pass: passwordOf(pick(o.pass, "PAXOSSTORE_NATS_PASS"), pick(o.passFile, "PAXOSSTORE_NATS_PASS_FILE")),
+    inboxPrefix: pick(o.inboxPrefix, "PAXOSSTORE_INBOX_PREFIX"),
     token: pick(o.token, "PAXOSSTORE_NATS_TOKEN"),
     credsFile: pick(o.creds, "PAXOSSTORE_NATS_CREDS"),
     nkeySeedFile: pick(o.nkey, "PAXOSSTORE_NATS_NKEY"),
@@ -366,6 +380,17 @@ export function connectOptionsOf(o: CommonOptions, env: NodeJS.ProcessEnv): Conn
     timeoutMs,
     name: "paxosstore-cli",
   });
+}
+
+/** The password given directly or read from a file (its first line), never both. */
+function passwordOf(pass: string | undefined, file: string | undefined): string | undefined {
+  if (file === undefined) return pass;
+  if (pass !== undefined) throw new UsageError("give the NATS password with --pass or --pass-file, not both");
+  try {
+    return readFileSync(file, "utf8").split(/\r?\n/)[0]!;
+  } catch (e) {
+    throw new UsageError(`cannot read the password file ${file}: ${(e as Error).message}`);
+  }
 }
 
 // ---- Input ------------------------------------------------------------------------------------

@@ -1,88 +1,83 @@
 // `paxosstore node`: runs one node in the foreground until SIGTERM/SIGINT, then stops
 // gracefully (stop taking requests, finish calls in flight, flush storage, close).
+//
+// Output is JSON log lines (pino) on stdout, from the first line to the last. A configuration
+// error is also one plain line on stderr and exit code 2 (before the logger exists, the log
+// level itself may be what is wrong; after it, a data directory of another node, or a
+// setting that differs from the peers'): stderr carries nothing else.
+// Exit codes: 0 stopped cleanly, 1 failed (storage, NATS unreachable after natsWaitMs),
+// 2 bad configuration (also a data directory of another node, or a setting that differs from
+// the peers'), 6 NATS refused the node's credentials (do not restart in a loop).
 
 import type { Command } from "commander";
+import pino from "pino";
 import { IdentityError } from "../actors/identity.js";
-import { ConfigError, loadNodeConfig } from "../actors/nodeConfig.js";
 import { breaksFromEnv } from "../actors/testHooks.js";
+import { ConfigError, describeSettings, flagOption, loadNodeConfig, SETTINGS, settingsHelp } from "../actors/nodeConfig.js";
+import { VERSION } from "../version.js";
+
+export const NODE_EXIT = { ok: 0, failed: 1, config: 2, unauthorized: 6 } as const;
 
 export function registerNodeCommand(program: Command): void {
-  program
+  const cmd = program
     .command("node")
     .description("run one node of a cluster (config from --config FILE, PAXOSSTORE_* env vars and flags)")
-    .option("--config <file>", "JSON config file")
-    .option("--node-id <id>", "this node's id (PAXOSSTORE_NODE_ID)")
-    .option("--cluster <name>", "cluster name (PAXOSSTORE_CLUSTER, default dev)")
-    .option("--members <ids>", "comma-separated node ids of every member (PAXOSSTORE_MEMBERS)")
-    .option("--nats <urls>", "comma-separated NATS server URLs (PAXOSSTORE_NATS, default nats://127.0.0.1:4222)")
-    .option("--data-dir <dir>", "LevelDB directory (PAXOSSTORE_DATA_DIR, default ./.data/<node-id>)")
-    .option("--user <user>", "NATS user (PAXOSSTORE_NATS_USER)")
-    .option("--pass <pass>", "NATS password (PAXOSSTORE_NATS_PASS)")
-    .option("--token <token>", "NATS token (PAXOSSTORE_NATS_TOKEN)")
-    .option("--creds <file>", "NATS .creds file (PAXOSSTORE_NATS_CREDS)")
-    .option("--nkey <file>", "NATS nkey seed file (PAXOSSTORE_NATS_NKEY)")
-    .option("--tls-ca <file>", "CA for the NATS TLS connection")
-    .option("--tls-cert <file>", "client certificate for NATS TLS")
-    .option("--tls-key <file>", "client key for NATS TLS")
-    .option("--log-level <level>", "fatal|error|warn|info|debug (PAXOSSTORE_LOG_LEVEL, default info)")
-    .option("--request-memory <n>", "request ids each key-group remembers for retries: the at-most-once window, in writes (PAXOSSTORE_REQUEST_MEMORY, default 1024; the SAME on every node)")
-    .option("--new-node", "an EMPTY data dir is a brand-new node: do not ask the peers whether they have seen it (PAXOSSTORE_NEW_NODE; never after a lost disk: docs/OPERATIONS.md)")
-    .option("--metrics-port <port>", "serve Prometheus metrics at http://<host>:<port>/metrics (PAXOSSTORE_METRICS_PORT, default 0 = off)")
-    .option("--max-active-groups <n>", "key-groups held in memory at most; least recently used idle ones are passivated first (PAXOSSTORE_MAX_ACTIVE_GROUPS, default 50000)")
+    .option("--config <file>", "JSON config file (keys: the file keys below)");
+  for (const s of SETTINGS) {
+    if (s.flag === null) continue;
+    cmd.option(s.kind === "bool" ? s.flag : `${s.flag} <value>`, `${s.help} (${s.env}; default ${s.defaultText})`);
+  }
+  cmd
+    .addHelpText("after", `\n${settingsHelp()}\n\nExit codes: 0 stopped cleanly, 1 failed to start or storage failed, 2 bad configuration, 6 NATS refused the credentials.`)
+    // Commander's own usage errors (unknown flag, missing value) are configuration errors too.
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : NODE_EXIT.config))
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config;
       try {
-        config = loadNodeConfig(opts.config as string | undefined, process.env, {
-          nodeId: opts.nodeId,
-          cluster: opts.cluster,
-          members: opts.members,
-          nats: opts.nats,
-          dataDir: opts.dataDir,
-          user: opts.user,
-          pass: opts.pass,
-          token: opts.token,
-          creds: opts.creds,
-          nkey: opts.nkey,
-          tlsCa: opts.tlsCa,
-          tlsCert: opts.tlsCert,
-          tlsKey: opts.tlsKey,
-          logLevel: opts.logLevel,
-          newNode: opts.newNode,
-          requestMemory: opts.requestMemory,
-          ...capacityFlags(opts),
-        });
+        const flags: Record<string, unknown> = {};
+        for (const s of SETTINGS) if (s.flag !== null) flags[flagOption(s.flag)] = opts[flagOption(s.flag)];
+        config = loadNodeConfig(opts.config as string | undefined, process.env, flags);
         // TEST-ONLY deliberate bugs for `npm run verify` (docs/VERIFY.md); unset in production.
         const breaks = breaksFromEnv(process.env);
         if (breaks !== undefined) config = { ...config, breaks };
       } catch (e) {
         if (e instanceof ConfigError) {
-          console.error(`paxosstore node: ${e.message}`);
-          process.exit(2);
+          process.stderr.write(`paxosstore node: ${e.message}\n`);
+          process.exit(NODE_EXIT.config);
         }
         throw e;
       }
+      const log = pino({ level: config.logLevel, base: { node: config.nodeId } });
+      const { settings, ignoredEnv } = describeSettings(config, process.env);
+      log.info({ event: "config", version: VERSION, configFile: opts.config ?? null, settings }, "configuration (value and source of each setting)");
+      if (ignoredEnv.length > 0) {
+        log.warn({ event: "config_ignored_env", ignored: ignoredEnv }, `ignored the CLI's variables ${ignoredEnv.join(", ")}: a node reads PAXOSSTORE_NODE_NATS_* for its own NATS identity`);
+      }
       // Loaded here, not at the top: client commands should not pay for the node side.
       const { startNode } = await import("../actors/node.js");
+      const { NatsAuthorizationError } = await import("../actors/natsConnect.js");
       let node;
       try {
-        node = await startNode(config, { onFatal: () => (process.exitCode = 1) });
+        node = await startNode(config, { logger: log, onFatal: () => (process.exitCode = NODE_EXIT.failed) });
       } catch (e) {
-        console.error(`paxosstore node ${config.nodeId}: cannot start: ${(e as Error).message}`);
-        // A data directory that is not this node's (wrong mount) is a configuration error.
-        process.exit(e instanceof IdentityError ? 2 : 1);
+        log.fatal({ event: "start_failed", err: (e as Error).message }, `cannot start: ${(e as Error).message}`);
+        log.flush();
+        if (e instanceof IdentityError) {
+          // A data directory that is not this node's (wrong mount), or a setting that differs
+          // from the peers': a configuration error, told like the others (one line, exit 2).
+          process.stderr.write(`paxosstore node: ${(e as Error).message}\n`);
+          process.exit(NODE_EXIT.config);
+        }
+        process.exit(e instanceof NatsAuthorizationError ? NODE_EXIT.unauthorized : NODE_EXIT.failed);
       }
       const shutdown = (signal: string): void => {
-        console.error(`paxosstore node ${config.nodeId}: ${signal}: stopping`);
+        log.info({ event: "shutdown", phase: "signal", signal }, `${signal}: stopping`);
         void node.stop();
       };
       process.once("SIGTERM", () => shutdown("SIGTERM"));
       process.once("SIGINT", () => shutdown("SIGINT"));
       await node.stopped;
-      process.exit(process.exitCode ?? 0);
+      log.flush();
+      process.exit(process.exitCode ?? NODE_EXIT.ok);
     });
-}
-
-/** Metrics and memory-bound flags (issue 11). */
-function capacityFlags(opts: Record<string, string | boolean | undefined>): Record<string, string | undefined> {
-  return { metricsPort: opts.metricsPort as string | undefined, maxActiveGroups: opts.maxActiveGroups as string | undefined };
 }

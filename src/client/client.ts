@@ -48,12 +48,14 @@ import {
   PaxosStoreError,
   TimeoutError,
   TooLargeError,
+  UnauthorizedError,
   UnavailableError,
 } from "../protocol/errors.js";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
 import { replicasFor } from "../protocol/placement.js";
 import { DEFAULT_CLUSTER, nameProblem, subjectsFor, type Subjects } from "../protocol/subjects.js";
 import { found, notFound, scanPage, type Entry, type GetResponse, type ScanPage } from "./results.js";
+import { Refusals } from "./refusals.js";
 import { attemptBudgetMs, backoffMs, hedgeDelayMs, isRetryable, nodeDeadlineMs, SUSPECT_MS } from "./retry.js";
 
 /** The header that bounds a call on the node, in milliseconds (read by src/actors/apiHandler.ts). */
@@ -96,6 +98,14 @@ export interface ConnectOptions {
   readonly node?: string;
   /** The NATS connection name (shows in the server's monitoring). */
   readonly name?: string;
+  /**
+   * The prefix of this client's reply subjects (NATS `inboxPrefix`), e.g. `_INBOX_alice`.
+   * Default `_INBOX`. With a server that lets each application subscribe only to its own
+   * prefix (infra/nats/secured.conf), no other client can read this one's answers. The
+   * nodes answer only reply subjects whose first token starts with `_INBOX` (or one of their
+   * configured `replyPrefixes`), so keep that shape.
+   */
+  readonly inboxPrefix?: string;
   /** Use this NATS connection instead of opening one; close() leaves it open. */
   readonly connection?: NatsConnection;
 }
@@ -142,6 +152,9 @@ export async function connect(options: ConnectOptions = {}): Promise<PaxosStoreC
     try {
       nc = await natsConnect(natsOptionsOf(options, settings));
     } catch (e) {
+      if (isAuthorizationFailure(e)) {
+        throw new UnauthorizedError(`NATS at ${settings.servers.join(",")} refused the credentials: ${messageOf(e)}`, {}, { cause: e });
+      }
       throw new UnavailableError(`cannot connect to NATS at ${settings.servers.join(",")}: ${messageOf(e)}`, {}, { cause: e });
     }
   }
@@ -183,6 +196,9 @@ function settingsOf(o: ConnectOptions): Settings {
     const problem = nameProblem(id);
     if (problem !== null) throw new BadRequestError("members", `node id ${JSON.stringify(id)} ${problem}`);
   }
+  if (o.inboxPrefix !== undefined && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(o.inboxPrefix)) {
+    throw new BadRequestError("inboxPrefix", `must be NATS subject tokens (letters, digits, "_", "-", separated by "."), got ${JSON.stringify(o.inboxPrefix)}`);
+  }
   const members = o.members === undefined || o.members.length === 0 ? null : [...o.members];
   return { servers, subjects, encoding, timeoutMs, members, node: o.node ?? null };
 }
@@ -203,7 +219,17 @@ function natsOptionsOf(o: ConnectOptions, s: Settings): ConnectionOptions {
   else if (o.nkeySeedFile !== undefined) opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(readFileSync(o.nkeySeedFile, "utf8").trim()));
   if (o.tls === true) opts.tls = {};
   else if (typeof o.tls === "object") opts.tls = { ...o.tls };
+  if (o.inboxPrefix !== undefined) opts.inboxPrefix = o.inboxPrefix;
   return opts;
+}
+
+/** NATS refused who we are (bad user, password, token, nkey, expired creds). */
+function isAuthorizationFailure(e: unknown): boolean {
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 5; x = x.cause, depth++) {
+    if (x instanceof natsErrors.AuthorizationError || x instanceof natsErrors.UserAuthenticationExpiredError) return true;
+    if (/authorization violation|authentication/i.test(x.message)) return true;
+  }
+  return false;
 }
 
 /** How one attempt ended. */
@@ -257,6 +283,8 @@ export class PaxosStoreClient {
   private readonly servers: readonly string[];
   private readonly fixedMembers: boolean;
   private readonly pinnedNode: string | null;
+  /** NATS permission refusals seen on the connection: a doomed call fails at once as unauthorized. */
+  private readonly refusals: Refusals;
   private membersNow: readonly string[] | null;
   private limitsNow: WireLimits = DEFAULT_WIRE_LIMITS;
   /** Nodes that recently did not answer, until when: they are tried last. */
@@ -281,6 +309,7 @@ export class PaxosStoreClient {
     this.servers = settings.servers;
     this.encoding = settings.encoding;
     this.timeoutMs = settings.timeoutMs;
+    this.refusals = new Refusals(connection);
     this.membersNow = settings.members;
     this.fixedMembers = settings.members !== null;
     this.pinnedNode = settings.node;
@@ -620,7 +649,7 @@ export class PaxosStoreClient {
     h.set(CONTENT_TYPE_HEADER, contentTypeOf(this.encoding));
     h.set(TIMEOUT_HEADER, String(nodeDeadlineMs(budgetMs)));
     try {
-      const msg = await this.connection.request(subject, body, { timeout: budgetMs, headers: h });
+      const msg = await this.refusals.race(subject, () => this.connection.request(subject, body, { timeout: budgetMs, headers: h }));
       const enc = encodingFromContentType(msg.headers?.get(CONTENT_TYPE_HEADER));
       const response = decodeResponse(msg.data, enc.ok ? enc.encoding : this.encoding, op);
       if (response.ok) return { kind: "answer", response };
@@ -633,7 +662,12 @@ export class PaxosStoreClient {
         throw new UnavailableError(CLIENT_CLOSED, {}, { cause: e });
       }
       if (e instanceof natsErrors.PermissionViolationError) {
-        throw new UnavailableError(`NATS refused ${subject}: ${e.message} (check the user's permissions)`, {}, { cause: e });
+        const what = e.operation === "subscription" ? `the reply inbox ${e.subject}` : e.subject;
+        throw new UnauthorizedError(
+          `unauthorized: NATS refused ${what} (check the user's permissions and the client's inboxPrefix); a write already sent may have been applied: retry it with the same requestId once fixed`,
+          {},
+          { cause: e },
+        );
       }
       // Disconnected while waiting, draining, ...: the request may have left.
       return { kind: "noAnswer", why: messageOf(e) };

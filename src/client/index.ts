@@ -42,6 +42,7 @@ export {
   TimeoutError,
   NotReplicaError,
   InternalError,
+  UnauthorizedError,
   ERROR_CODES,
   type WireErrorCode,
 } from "../protocol/errors.js";

@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   "timeout",
   "not_replica",
   "internal",
+  "unauthorized",
 ] as const;
 
 export type WireErrorCode = (typeof ERROR_CODES)[number];
@@ -181,6 +182,19 @@ export class InternalError extends PaxosStoreError {
   }
 }
 
+/**
+ * NATS refused the credentials, or this user may not publish or subscribe where the call
+ * needs to (see the server's permissions). Retrying will not help: fix the configuration.
+ * Only the client raises it (a node never answers with it).
+ */
+export class UnauthorizedError extends PaxosStoreError {
+  declare readonly code: "unauthorized";
+  constructor(message = "unauthorized: NATS refused the credentials or the permissions", details?: Readonly<Record<string, unknown>>, options?: ErrorOptions) {
+    super("unauthorized", message, details, options);
+    this.name = "UnauthorizedError";
+  }
+}
+
 export function isWireErrorCode(code: unknown): code is WireErrorCode {
   return typeof code === "string" && (ERROR_CODES as readonly string[]).includes(code);
 }
@@ -243,6 +257,8 @@ export function errorFromWire(obj: unknown): PaxosStoreError {
     }
     case "internal":
       return new InternalError(message, rawDetails === undefined ? undefined : details);
+    case "unauthorized":
+      return new UnauthorizedError(message, rawDetails === undefined ? undefined : details);
     default:
       return new InternalError(message ?? "unknown error from server", { ...details, wireCode: describe(code) });
   }

@@ -19,6 +19,8 @@ export interface ClusterOptions {
   cluster?: string;
   /** Extra environment for every node (PAXOSSTORE_* settings). */
   env?: Record<string, string>;
+  /** Extra command-line arguments for one node (e.g. its own --http-port). */
+  nodeArgs?: (id: string) => string[];
   /** Print the nodes' output (debugging). */
   verbose?: boolean;
 }
@@ -64,7 +66,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     if (node.child !== null) throw new Error(`${id} is running`);
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", MAIN, "node", "--node-id", id, "--cluster", cluster, "--members", members.join(","), "--nats", nats.url, "--data-dir", node.dataDir],
+      ["--import", "tsx", MAIN, "node", "--node-id", id, "--cluster", cluster, "--members", members.join(","), "--nats", nats.url, "--data-dir", node.dataDir, ...(options.nodeArgs?.(id) ?? [])],
       { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PAXOSSTORE_LOG_LEVEL: "info", ...options.env } },
     );
     node.child = child;

@@ -106,7 +106,7 @@ describe("startNatsServer (plain.conf)", () => {
 
   it("reports a config that does not parse, with the server's own words", async () => {
     await expect(startNatsServer({ config: NATS_CONFIGS.secured })).rejects.toThrow(
-      /PAXOSSTORE_NODE_PASSWORD/,
+      /PAXOSSTORE_N1_PASSWORD/,
     );
   });
 });
@@ -120,8 +120,11 @@ describe("infra/nats/secured.conf", () => {
       config: NATS_CONFIGS.secured,
       // Quoted: nats-server parses the variable's value as a config value (see secured.conf).
       env: {
-        PAXOSSTORE_NODE_PASSWORD: JSON.stringify(nodePass),
-        PAXOSSTORE_CLIENT_PASSWORD: JSON.stringify(clientPass),
+        PAXOSSTORE_N1_PASSWORD: JSON.stringify(nodePass),
+        PAXOSSTORE_N2_PASSWORD: JSON.stringify(nodePass),
+        PAXOSSTORE_N3_PASSWORD: JSON.stringify(nodePass),
+        PAXOSSTORE_ALICE_PASSWORD: JSON.stringify(clientPass),
+        PAXOSSTORE_BOB_PASSWORD: JSON.stringify(clientPass),
       },
     });
 
@@ -129,8 +132,8 @@ describe("infra/nats/secured.conf", () => {
     const s = await secured();
 
     // Two nodes: n1 answers the API (queue group) and listens on its peer subject.
-    const n1 = await conn({ servers: s.url, user: "node", pass: nodePass });
-    const n2 = await conn({ servers: s.url, user: "node", pass: nodePass });
+    const n1 = await conn({ servers: s.url, user: "n1", pass: nodePass, inboxPrefix: "_INBOX_n1" });
+    const n2 = await conn({ servers: s.url, user: "n2", pass: nodePass, inboxPrefix: "_INBOX_n2" });
     const peerFrames: string[] = [];
     n1.subscribe("paxosstore.dev.api", {
       queue: "api",
@@ -151,7 +154,7 @@ describe("infra/nats/secured.conf", () => {
     await n1.flush();
 
     // A client: requests to the API subjects work (reply comes back on its _INBOX).
-    const client = await conn({ servers: s.url, user: "client", pass: clientPass });
+    const client = await conn({ servers: s.url, user: "alice", pass: clientPass, inboxPrefix: "_INBOX_alice" });
     const clientErrors = serverErrors(client);
     const r1 = await client.request("paxosstore.dev.api", enc.encode("get k"), { timeout: 2000 });
     expect(dec.decode(r1.data)).toBe("ok:get k");
@@ -190,7 +193,7 @@ describe("infra/nats/secured.conf", () => {
   it("refuses a wrong password and connections without credentials", async () => {
     const s = await secured();
     await expect(
-      connect({ servers: s.url, user: "client", pass: "wrong", maxReconnectAttempts: 0 }),
+      connect({ servers: s.url, user: "alice", pass: "wrong", maxReconnectAttempts: 0 }),
     ).rejects.toThrow(/Authorization/i);
     await expect(connect({ servers: s.url, maxReconnectAttempts: 0 })).rejects.toThrow(
       /Authorization/i,

@@ -9,6 +9,7 @@ import {
   PaxosStoreError,
   TimeoutError,
   TooLargeError,
+  UnauthorizedError,
   UnavailableError,
   errorFromWire,
   toWireError,
@@ -23,6 +24,7 @@ const EXAMPLES: PaxosStoreError[] = [
   new TimeoutError(undefined, { requestId: "r-1" }),
   new NotReplicaError("g", ["n1", "n2", "n3"]),
   new InternalError("boom"),
+  new UnauthorizedError("unauthorized: Authorization Violation"),
 ];
 
 describe("errors", () => {
