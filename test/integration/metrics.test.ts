@@ -29,14 +29,18 @@ it("serves /metrics with request, proposal, storage and group counters", async (
   const dir = await tempDir("metrics");
   cleanups.push(() => dir.cleanup());
   const ports: number[] = [];
+  const configs = [];
   for (const id of ["n1", "n2", "n3"]) {
     const port = await freePort();
     ports.push(port);
     const config = loadNodeConfig(undefined, {}, { nodeId: id, cluster: "m", members: "n1,n2,n3", nats: nats.url, dataDir: `${dir.path}/${id}`, metricsPort: String(port) });
     expect(config.metricsPort).toBe(port);
-    const node: NodeHandle = await startNode(config, { logger: pino({ level: "silent" }) });
-    cleanups.push(() => node.stop());
+    configs.push(config);
   }
+  // Together: a node with an empty data directory waits until every peer says whether it has
+  // seen it (a brand-new cluster's nodes answer one another).
+  const nodes: NodeHandle[] = await Promise.all(configs.map((config) => startNode(config, { logger: pino({ level: "silent" }) })));
+  for (const node of nodes) cleanups.push(() => node.stop());
   const port = ports[0]!;
   const nc: NatsConnection = await connect({ servers: nats.url });
   cleanups.push(() => nc.close());
