@@ -15,6 +15,8 @@ import type { Logger } from "pino";
 import type { NodeId } from "../protocol/ballot.js";
 import type { Storage } from "../storage/storage.js";
 import type { MembersSeen, SeenMember } from "./membersSeen.js";
+import { RateLimitedLog } from "./rateLimitedLog.js";
+import { replySubjectProblem } from "./replySubject.js";
 
 export interface SeenRequest {
   readonly cluster: string;
@@ -88,8 +90,12 @@ export function controlSubject(prefix: string, node: NodeId, question: ControlQu
 
 export class PeerControl {
   private subs: Subscription[] = [];
+  /** Refusals are per message: a flood of bad questions must not flood the log. */
+  private readonly limited: RateLimitedLog;
 
-  constructor(private readonly opts: PeerControlOptions) {}
+  constructor(private readonly opts: PeerControlOptions) {
+    this.limited = new RateLimitedLog(opts.log);
+  }
 
   start(): void {
     const { nc, prefix, self } = this.opts;
@@ -112,6 +118,13 @@ export class PeerControl {
   }
 
   private async answer(msg: Msg, handle: (body: Record<string, unknown>) => Promise<ControlReply>): Promise<void> {
+    // As for client requests (replySubject.ts): answer only on an inbox, never on a subject
+    // the asker chose under the cluster's prefix, which this node's user may publish to.
+    const problem = msg.reply ? replySubjectProblem(msg.reply, this.opts.prefix) : "is missing";
+    if (problem !== null) {
+      this.limited.warn("peer_control_bad_reply", { subject: msg.subject, reply: msg.reply ?? null, problem }, "dropped a peer control question: its reply subject is not an inbox");
+      return;
+    }
     let reply: ControlReply;
     try {
       const body = JSON.parse(new TextDecoder().decode(msg.data)) as unknown;
@@ -121,7 +134,7 @@ export class PeerControl {
       if (typeof b.from !== "string" || !this.opts.members.includes(b.from) || b.from === this.opts.self) throw new Error(`question from non-member ${String(b.from)}`);
       reply = await handle(b);
     } catch (e) {
-      this.opts.log.warn({ subject: msg.subject, err: e }, "refused a peer control question");
+      this.limited.warn("peer_control_refused", { subject: msg.subject, err: e }, "refused a peer control question");
       reply = { ok: false, error: (e as Error).message };
     }
     try {
