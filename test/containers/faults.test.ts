@@ -97,9 +97,14 @@ describeWithDocker("a 3-node cluster in containers, under faults", () => {
     const t0 = Date.now();
 
     // What the isolated node itself answers (raw wire API, no client failover in between).
-    const write = await ask(store, isolated, { op: "put", key: "part-other", value: "lost", requestId: "part-other-1" });
+    // Sent without a request id (the node makes a fresh one): never left the node, so
+    // `unavailable`, certainly not applied. With the client's own id the node cannot know that
+    // no earlier attempt elsewhere was applied: `timeout` (docs/API.md, request ids).
+    const write = await ask(store, isolated, { op: "put", key: "part-other", value: "lost" });
     log(`isolated ${isolated}, put (needs Prepare): ${describeAnswer(write)}`);
-    expect(write, "a write that never left the node is `unavailable`: certainly not applied").toMatchObject({ kind: "error", code: "unavailable" });
+    expect(write, "a fresh write that never left the node is `unavailable`: certainly not applied").toMatchObject({ kind: "error", code: "unavailable" });
+    const withId = await ask(store, isolated, { op: "put", key: "part-other", value: "lost", requestId: "part-other-1" });
+    expect(withId, "the same with a client's request id: the outcome is unknown to the node").toMatchObject({ kind: "error", code: "timeout" });
     const fast = await ask(store, isolated, { op: "put", key: "part-owned", value: "maybe", requestId: "part-owned-1" });
     log(`isolated ${isolated}, put (fast round, Accept sent): ${describeAnswer(fast)}`);
     expect(fast, "a write whose Accept the node sent has an unknown outcome: `timeout`").toMatchObject({ kind: "error", code: "timeout" });

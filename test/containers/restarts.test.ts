@@ -32,8 +32,8 @@ describeWithDocker("a 3-node cluster in containers, restarted with its data volu
   dumpLogsOnFailure(() => cluster);
 
   /**
-   * Graceful stop as PID 1: the node handles SIGTERM itself (its own "SIGTERM: stopping" and
-   * "stopped" lines), well before docker's SIGKILL, and exits 0 even under load (it stops
+   * Graceful stop as PID 1: the node handles SIGTERM itself (its own JSON log lines: the
+   * shutdown event of phase "signal", and "stopped"), well before docker's SIGKILL, and exits 0 even under load (it stops
    * taking peer frames and empties its actors' mailboxes before it closes its storage).
    */
   async function expectGracefulStop(node: PaxosStoreNode): Promise<number> {
@@ -45,7 +45,7 @@ describeWithDocker("a 3-node cluster in containers, restarted with its data volu
     expect(state.Running).toBe(false);
     const logs = await node.logs({ tail: 20 });
     const thisRun = logs.slice(logs.lastIndexOf(`paxosstore node ${node.id} ready`));
-    expect(thisRun).toContain(`paxosstore node ${node.id}: SIGTERM: stopping`);
+    expect(thisRun).toMatch(/"event":"shutdown","phase":"signal","signal":"SIGTERM"/);
     expect(thisRun).toMatch(/"msg":"stopped"/);
     expect(ms, `${node.id}: docker stop took ${ms} ms (SIGTERM ignored? docker kills after 15 s)`).toBeLessThan(10_000);
     expect(state.ExitCode, `${node.id}: exit status after SIGTERM\n${thisRun}`).toBe(0);
