@@ -530,7 +530,9 @@ export class PaxosStoreClient {
           else this.stats.noAnswer++;
           if (result.kind === "noAnswer") {
             uncertain = true;
-            lastError = new TimeoutError(`no answer from ${subject} in ${budget} ms (${result.why})`);
+            // A write's outcome is unknown now. A read's silence says less than a node's answer
+            // (often just an attempt cut short by the deadline): keep the answer, if any.
+            if (isWrite || lastError === null) lastError = new TimeoutError(`no answer from ${subject} in ${budget} ms (${result.why})`);
           }
           this.maybeRefresh();
         }
