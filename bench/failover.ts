@@ -4,9 +4,11 @@
 // For each fault, per kind of client, the longest stretch within 3 s after it in which no
 // client of that kind got a decided answer (ok, or a txn whose compare failed).
 //
-//   npm run build && npm run bench:failover -- [--faults kill,pause] [--keys hot,many]
+//   npm run build && npm run bench:failover -- [--faults kill,pause,partition] [--keys hot,many]
 //       [--kinds queue,node,ts] [--faults-per-run 10] [--every 5000] [--clients 12]
 //       [--separate] [--root other/checkout] [--json bench/results/failover.json]
+// `--faults partition` (root and iptables: bash infra/install-iptables.sh) runs each node with its
+// own nats-server in network namespaces and cuts one off from the others (see runPartition).
 // `--faults none` measures the same windows with no fault: the noise floor of this machine
 // (a busy shared machine has stretches of 100 ms and more with nothing failing).
 //
@@ -28,6 +30,8 @@ import { fileURLToPath } from "node:url";
 import { connect as natsConnect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import type { PaxosStoreClient, connect as StoreConnect } from "../src/client/index.js";
 import { freePort, longestStretch, median, sleep, WINDOW_MS, worstStall } from "./stretch.js";
+import { VerifyCluster } from "../test/linearizability/cluster.js";
+import { cut, healAll, layout, networkProblem, setUpNetwork, tearDownNetwork } from "../test/linearizability/netns.js";
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -42,7 +46,7 @@ const NATS_BIN = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
 const OP_TIMEOUT_MS = 1_000;
 
 type Kind = "queue" | "node" | "ts";
-type Fault = "kill" | "pause" | "none";
+type Fault = "kill" | "pause" | "partition" | "none";
 type Keys = "hot" | "many";
 
 const flag = (name: string): boolean => process.argv.includes(`--${name}`);
@@ -153,16 +157,53 @@ function nextOp(keys: readonly string[]): Op {
   return { kind: r < 0.5 ? "get" : r < 0.75 ? "put" : "txn", key };
 }
 
+/** One operation, for --trace: what the clients were doing during a stretch. */
+interface TracedOp {
+  readonly client: number;
+  readonly op: string;
+  readonly key: string;
+  readonly start: number;
+  end: number;
+  outcome: string;
+}
+
 /** Timestamps (performance.now()) of decided answers, and counts of the rest, per kind. */
 class Tally {
   readonly decided: number[] = [];
+  readonly traced: TracedOp[] = [];
   readonly other = new Map<string, number>();
   count(what: string): void {
     this.other.set(what, (this.other.get(what) ?? 0) + 1);
   }
 }
 
+const trace = flag("trace");
+let nextClientId = 0;
+
+/** Starts tracing one operation (--trace); the returned function ends it with its outcome. */
+function traceOp(tally: Tally, client: number, op: Op): (outcome: string) => void {
+  if (!trace) return () => undefined;
+  const t: TracedOp = { client, op: op.kind, key: op.key, start: performance.now(), end: NaN, outcome: "" };
+  tally.traced.push(t);
+  return (outcome) => {
+    t.end = performance.now();
+    t.outcome = outcome;
+  };
+}
+
+/** The operations in flight when a stretch began, and where they went (--trace). */
+function traceStretch(tally: Tally, at: number, stretch: { ms: number; atMs: number }): string {
+  const from = at + stretch.atMs;
+  const to = from + stretch.ms;
+  const rel = (t: number): string => (Number.isNaN(t) ? "open" : `+${(t - at).toFixed(0)}`);
+  return tally.traced
+    .filter((t) => t.start <= to && (Number.isNaN(t.end) || t.end >= from))
+    .map((t) => `      c${t.client} ${t.op} ${t.key} ${rel(t.start)}..${rel(t.end)} ${t.outcome}`)
+    .join("\n");
+}
+
 async function rawClient(nc: NatsConnection, subject: string, keys: readonly string[], tally: Tally, running: () => boolean): Promise<void> {
+  const id = ++nextClientId;
   const versions = new Map<string, number>();
   const h = natsHeaders();
   h.set("PaxosStore-Timeout-Ms", String(OP_TIMEOUT_MS - 100));
@@ -175,9 +216,11 @@ async function rawClient(nc: NatsConnection, subject: string, keys: readonly str
         : op.kind === "put"
           ? { op: "put", key: op.key, value: `v${++n}` }
           : { op: "txn", group: op.key, compares: [{ key: op.key, version: versions.get(op.key) ?? 0 }], success: [{ op: "put", key: op.key, value: `t${++n}` }] };
+    const done = traceOp(tally, id, op);
     try {
       const m = await nc.request(subject, enc.encode(JSON.stringify(body)), { timeout: OP_TIMEOUT_MS, headers: h });
       const a = JSON.parse(dec.decode(m.data)) as Record<string, unknown>;
+      done(a.ok === true ? "ok" : `error:${(a.error as { code?: string } | undefined)?.code ?? "?"}`);
       if (a.ok === true) {
         tally.decided.push(performance.now());
         if (typeof a.version === "number") versions.set(op.key, a.version);
@@ -189,6 +232,7 @@ async function rawClient(nc: NatsConnection, subject: string, keys: readonly str
     } catch (e) {
       const err = e as Error & { isNoResponders?: () => boolean };
       const what = typeof err.isNoResponders === "function" && err.isNoResponders() ? "noResponders" : err.name === "TimeoutError" || /timeout/i.test(err.message) ? "timeout" : "failed";
+      done(what);
       tally.count(what);
       if (what !== "timeout") await sleep(10); // no busy loop on a subject nobody serves
     }
@@ -196,10 +240,12 @@ async function rawClient(nc: NatsConnection, subject: string, keys: readonly str
 }
 
 async function tsClient(store: PaxosStoreClient, keys: readonly string[], tally: Tally, running: () => boolean): Promise<void> {
+  const id = ++nextClientId;
   const versions = new Map<string, number>();
   let n = 0;
   while (running()) {
     const op = nextOp(keys);
+    const done = traceOp(tally, id, op);
     try {
       if (op.kind === "get") {
         await store.get(op.key);
@@ -210,7 +256,9 @@ async function tsClient(store: PaxosStoreClient, keys: readonly string[], tally:
         versions.set(op.key, r.succeeded ? r.version : r.currentVersions[0]!);
       }
       tally.decided.push(performance.now());
+      done("ok");
     } catch (e) {
+      done(`error:${(e as { code?: string }).code ?? (e as Error).name}`);
       tally.count(`error:${(e as { code?: string }).code ?? (e as Error).name}`);
     }
   }
@@ -265,12 +313,14 @@ async function run(fault: Fault, keysName: Keys, runKinds: Kind[]): Promise<RunR
     const node = members[Math.floor(Math.random() * members.length)]!;
     const at = performance.now();
     let backAfterMs: number;
+    let readyAfterMs = 0;
     if (fault === "kill") {
       await cluster.kill(node);
       const downMs = 1_000 + Math.random() * 1_000;
       await sleep(downMs - (performance.now() - at));
       backAfterMs = performance.now() - at;
       await cluster.startNode(node);
+      readyAfterMs = performance.now() - at;
     } else if (fault === "pause") {
       cluster.signal(node, "SIGSTOP");
       await sleep(2_000);
@@ -287,7 +337,9 @@ async function run(fault: Fault, keysName: Keys, runKinds: Kind[]): Promise<RunR
         return `${k} ${s.ms.toFixed(0)} ms (from +${s.atMs.toFixed(0)})`;
       })
       .join(", ");
-    console.log(`  ${fault} ${f + 1}/${faultsPerRun} ${node} (back at +${backAfterMs.toFixed(0)} ms): longest stretch without a decided answer: ${line}; bench's own worst stall ${worstStall(at)} ms`);
+    const ready = fault === "kill" ? `, ready at +${readyAfterMs.toFixed(0)} ms` : "";
+    console.log(`  ${fault} ${f + 1}/${faultsPerRun} ${node} (back at +${backAfterMs.toFixed(0)} ms${ready}): longest stretch without a decided answer: ${line}; bench's own worst stall ${worstStall(at)} ms`);
+    if (trace) for (const k of runKinds) console.log(traceStretch(tallies.get(k)!, at, longestStretch(tallies.get(k)!.decided, at)));
   }
   on = false;
   await Promise.race([Promise.all(loops), sleep(3_000)]);
@@ -313,6 +365,126 @@ async function run(fault: Fault, keysName: Keys, runKinds: Kind[]): Promise<RunR
   return { fault, keys: keysName, kinds: runKinds, faults: faultsOut, summary };
 }
 
+// ---- A node cut off by a network partition ------------------------------------------------
+// Each node with its own nats-server in one NATS cluster, each pair in its own network
+// namespace (npm run verify's network, test/linearizability/netns.ts: needs root and
+// iptables). Every PARTITION_EVERY_MS one node's namespace is cut off from the other two for
+// PARTITION_MS, then healed. Clients are spread evenly over the three servers; for each cut,
+// only the clients of the two servers on the majority side count, over the whole cycle (the
+// cut, the heal, and the cut-off node's return). Their NATS connections are to their own
+// server, so a queue-subject request is served by that server's node (NATS prefers a local
+// queue member), and the TypeScript client (one per server) routes by its own liveness view.
+
+const PARTITION_MS = 3_000;
+const PARTITION_EVERY_MS = 6_000;
+
+async function runPartition(keysName: Keys, runKinds: Kind[]): Promise<RunResult | null> {
+  const problem = networkProblem();
+  if (problem !== null) {
+    console.log(`\n== partition / ${keysName} keys: skipped: ${problem}`);
+    return null;
+  }
+  const keys = Array.from({ length: keysName === "hot" ? 8 : 200 }, (_, i) => `${keysName}:${i}`);
+  const net = layout(members);
+  const dir = mkdtempSync(join(tmpdir(), "paxosstore-failover-partition-"));
+  const cluster = new VerifyCluster({ net, dir, cluster: CLUSTER, natsServerBin: NATS_BIN, log: () => undefined });
+  // decided answers per kind, per server the client is connected to
+  const tallies = new Map<string, Tally>();
+  const tallyOf = (kind: Kind, server: string): Tally => {
+    const key = `${kind}/${server}`;
+    let t = tallies.get(key);
+    if (t === undefined) tallies.set(key, (t = new Tally()));
+    return t;
+  };
+  const conns: NatsConnection[] = [];
+  const stores: PaxosStoreClient[] = [];
+  let on = true;
+  const running = (): boolean => on;
+  const loops: Promise<void>[] = [];
+  const records: { node: string; at: number; backAfterMs: number }[] = [];
+  try {
+    setUpNetwork(net);
+    await cluster.start();
+    await cluster.warmUp();
+    for (const server of members) {
+      const url = cluster.serverUrl(server);
+      const nc = await natsConnect({ servers: url, noAsyncTraces: true, maxReconnectAttempts: -1 });
+      conns.push(nc);
+      let store: PaxosStoreClient | null = null;
+      if (runKinds.includes("ts")) {
+        store = await storeConnect({ servers: url, cluster: CLUSTER, timeoutMs: OP_TIMEOUT_MS });
+        stores.push(store);
+      }
+      for (const kind of runKinds) {
+        const n = Math.ceil(clientsPerKind / members.length);
+        for (let i = 0; i < n; i++) {
+          const tally = tallyOf(kind, server);
+          if (kind === "queue") loops.push(rawClient(nc, `${cluster.prefix}.api`, keys, tally, running));
+          else if (kind === "node") loops.push(rawClient(nc, `${cluster.prefix}.api.${server}`, keys, tally, running));
+          else loops.push(tsClient(store!, keys, tally, running));
+        }
+      }
+    }
+    console.log(`\n== partition / ${keysName} keys / ${runKinds.join("+")}: ${clientsPerKind} clients per kind over 3 servers, ${faultsPerRun} cuts of ${PARTITION_MS} ms, one every ${PARTITION_EVERY_MS} ms`);
+    await sleep(2_000);
+    const majority = (kind: Kind, cutOff: string): number[] =>
+      members
+        .filter((m) => m !== cutOff)
+        .flatMap((m) => tallyOf(kind, m).decided)
+        .sort((a, b) => a - b);
+    for (let f = 0; f < faultsPerRun; f++) {
+      const node = members[Math.floor(Math.random() * members.length)]!;
+      const at = performance.now();
+      await cut(net, node, members.filter((m) => m !== node));
+      await sleep(Math.max(0, at + PARTITION_MS - performance.now()));
+      await healAll(net);
+      const backAfterMs = Math.round(performance.now() - at);
+      records.push({ node, at, backAfterMs });
+      await sleep(Math.max(0, at + PARTITION_EVERY_MS - performance.now()));
+      const line = runKinds
+        .map((k) => {
+          const s = longestStretch(majority(k, node), at, PARTITION_EVERY_MS);
+          return `${k} ${s.ms.toFixed(0)} ms (from +${s.atMs.toFixed(0)})`;
+        })
+        .join(", ");
+      console.log(`  partition ${f + 1}/${faultsPerRun} ${node} cut off (healed at +${backAfterMs} ms): majority side's longest stretch without a decided answer: ${line}; bench's own worst stall ${worstStall(at, PARTITION_EVERY_MS)} ms`);
+    }
+    on = false;
+    await Promise.race([Promise.all(loops), sleep(3_000)]);
+    const faultsOut: FaultRecord[] = records.map((r) => {
+      const s = runKinds.map((k) => [k, longestStretch(majority(k, r.node), r.at, PARTITION_EVERY_MS)] as const);
+      return {
+        ...r,
+        at: Math.round(r.at),
+        stretchMs: Object.fromEntries(s.map(([k, x]) => [k, Math.round(x.ms)])),
+        stretchAtMs: Object.fromEntries(s.map(([k, x]) => [k, Math.round(x.atMs)])),
+        benchStallMs: worstStall(r.at, PARTITION_EVERY_MS),
+      };
+    });
+    const summary: RunResult["summary"] = {};
+    for (const k of runKinds) {
+      const xs = faultsOut.map((f) => f.stretchMs[k]!);
+      const other = new Map<string, number>();
+      let decided = 0;
+      for (const m of members) {
+        const t = tallyOf(k, m);
+        decided += t.decided.length;
+        for (const [w, n] of t.other) other.set(w, (other.get(w) ?? 0) + n);
+      }
+      summary[k] = { medianMs: Math.round(median(xs)), longestMs: Math.max(...xs), decided, other: Object.fromEntries(other) };
+    }
+    return { fault: "partition", keys: keysName, kinds: runKinds, faults: faultsOut, summary };
+  } finally {
+    on = false;
+    await healAll(net).catch(() => undefined);
+    for (const s of stores) await s.close().catch(() => undefined);
+    for (const c of conns) await c.close().catch(() => undefined);
+    await cluster.stop().catch(() => undefined);
+    tearDownNetwork();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const KIND_LABEL: Record<Kind, string> = {
   queue: "raw, queue subject",
   node: "raw, each client on one node's subject",
@@ -323,8 +495,12 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   for (const fault of faults)
     for (const keysName of keySets) {
-      if (separate) for (const k of kinds) results.push(await run(fault, keysName, [k]));
-      else results.push(await run(fault, keysName, kinds));
+      const once = async (ks: Kind[]): Promise<void> => {
+        const r = fault === "partition" ? await runPartition(keysName, ks) : await run(fault, keysName, ks);
+        if (r !== null) results.push(r);
+      };
+      if (separate) for (const k of kinds) await once([k]);
+      else await once(kinds);
     }
   console.log(`\n| fault | keys | clients (${clientsPerKind} each${separate ? "" : ", all kinds at once"}) | median stretch | longest | decided answers | other outcomes |`);
   console.log("|---|---|---|---|---|---|---|");
@@ -332,7 +508,14 @@ async function main(): Promise<void> {
     for (const k of r.kinds) {
       const s = r.summary[k]!;
       const other = Object.entries(s.other).map(([w, n]) => `${w} ${n}`).join(", ") || "-";
-      const faultLabel = r.fault === "kill" ? "kill -9, restart 1-2 s later" : r.fault === "pause" ? "SIGSTOP 2 s" : "none (control)";
+      const faultLabel =
+        r.fault === "kill"
+          ? "kill -9, restart 1-2 s later"
+          : r.fault === "pause"
+            ? "SIGSTOP 2 s"
+            : r.fault === "partition"
+              ? `cut off ${PARTITION_MS / 1000} s (majority side, ${PARTITION_EVERY_MS / 1000} s window)`
+              : "none (control)";
       console.log(`| ${faultLabel} | ${r.keys === "hot" ? "8 hot" : "200"} | ${KIND_LABEL[k]} | ${s.medianMs} ms | ${s.longestMs} ms | ${s.decided} | ${other} |`);
     }
   const out = { date: new Date().toISOString(), windowMs: WINDOW_MS, opTimeoutMs: OP_TIMEOUT_MS, clientsPerKind, everyMs, separate, results };

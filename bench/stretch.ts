@@ -25,8 +25,8 @@ export function freePort(): Promise<number> {
  * The longest gap in [from, from + WINDOW_MS] between `from`, the decided answers, and the
  * window's end; and where it began, in ms after `from` (to tell the fault from the restart).
  */
-export function longestStretch(sorted: readonly number[], from: number): { ms: number; atMs: number } {
-  const to = from + WINDOW_MS;
+export function longestStretch(sorted: readonly number[], from: number, windowMs = WINDOW_MS): { ms: number; atMs: number } {
+  const to = from + windowMs;
   let prev = from;
   let longest = { ms: 0, atMs: 0 };
   const see = (t: number): void => {
@@ -56,9 +56,9 @@ const stalls: { at: number; ms: number }[] = [];
   }, 10).unref();
 }
 
-export function worstStall(from: number): number {
+export function worstStall(from: number, windowMs = WINDOW_MS): number {
   let worst = 0;
-  for (const s of stalls) if (s.at >= from && s.at <= from + WINDOW_MS) worst = Math.max(worst, s.ms);
+  for (const s of stalls) if (s.at >= from && s.at <= from + windowMs) worst = Math.max(worst, s.ms);
   return Math.round(worst);
 }
 

@@ -80,6 +80,8 @@ export interface ApiHandlerOptions {
   replicasFor(group: string): readonly NodeId[];
   /** Heard from recently (peer frames or heartbeats) and not seen down since. */
   peerAlive(node: NodeId): boolean;
+  /** This node has been up long enough for its peers to trust it (default: always). */
+  selfSettled?(): boolean;
   /** When a frame from the peer last arrived (Date.now() ms; 0: never). */
   lastHeard(node: NodeId): number;
   /** NATS said nobody serves the peer's api subject: it is down. */
@@ -160,9 +162,12 @@ export class ApiHandler {
     // replica: there it takes the one-round-trip fast path, instead of this node dueling with
     // it for the group's next instance (a hot group written through random nodes would
     // otherwise spend its time in Prepare rounds and backoff).
+    // A node that has just started is behind: it proposes only when no peer replica is live,
+    // as its peers relay to it only once it has been up a while (transport.ts).
     if (viaQueue && request.kind === "write") {
-      const live = replicas.filter((r) => r === this.opts.self || this.opts.peerAlive(r));
-      if (live[0] !== this.opts.self) return this.relay(msg, encoding, request, live);
+      const selfSettled = this.opts.selfSettled?.() ?? true;
+      const live = replicas.filter((r) => (r === this.opts.self ? selfSettled : this.opts.peerAlive(r)));
+      if (live.length > 0 && live[0] !== this.opts.self) return this.relay(msg, encoding, request, live);
     }
     this.dispatch(msg, encoding, request);
   }

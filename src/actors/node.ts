@@ -199,6 +199,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     requestTimeoutMs: config.requestTimeoutMs,
     replicasFor: replicasOf,
     peerAlive: (node) => transport.isAlive(node),
+    selfSettled: () => transport.selfSettled(),
     lastHeard: (node) => transport.lastHeard.get(node) ?? 0,
     markDown: (node) => transport.markDown(node),
     dispatch: (group, msg) => registry.dispatch(group, msg),

@@ -18,6 +18,12 @@
 // (restarted, resumed, healed) is trusted with requests only after `rejoinMs` of steady frames:
 // it comes back behind, often with a backlog to digest, and requests sent to it at once would
 // wait for that; its peers catch it up meanwhile (Paxos frames carry what it lacks).
+// The same holds the other way round: a node that has just started is the one coming back
+// behind. Its peers, first heard from after its own start, are trusted at once (they were not
+// gone: this node was), and it does not count ITSELF as a live proposer for its groups until
+// it has been up `rejoinMs` (selfSettled): the moment its peers start relaying to it. Before,
+// a restarted node relayed its own groups' writes to itself at once while its peers still
+// relayed them to the survivor, and the two dueled for every hot group for a second.
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/ballot.js";
@@ -64,11 +70,20 @@ export class Transport {
   private sub: Subscription | null = null;
   private readonly members: Set<NodeId>;
 
+  /** When this transport started (Date.now()). */
+  private startedAt = Date.now();
+
   constructor(private readonly opts: TransportOptions) {
     this.members = new Set(opts.members);
   }
 
+  /** This node has been up for `rejoinMs`: its peers trust it with requests by now. */
+  selfSettled(now = Date.now()): boolean {
+    return now - this.startedAt >= (this.opts.rejoinMs ?? 1_000);
+  }
+
   start(): void {
+    this.startedAt = Date.now();
     this.sub = this.opts.nc.subscribe(`${this.opts.prefix}.peer.${this.opts.self}`, {
       callback: (err, msg) => {
         if (err === null) this.receive(msg.data);
@@ -154,7 +169,9 @@ export class Transport {
     const now = Date.now();
     const before = this.lastHeard.get(frame.from);
     const wasGone = before === undefined || now - before > (this.opts.silenceMs ?? 250) || (this.downAt.get(frame.from) ?? -Infinity) >= before;
-    if (wasGone) this.backSince.set(frame.from, now);
+    // Never heard since this node started: the peer was up while this node was not, trusted at once.
+    if (before === undefined) this.backSince.set(frame.from, now - (this.opts.rejoinMs ?? 1_000));
+    else if (wasGone) this.backSince.set(frame.from, now);
     this.lastHeard.set(frame.from, now);
     for (const msg of frame.messages) this.opts.deliver(frame.from, msg);
   }

@@ -1,0 +1,85 @@
+// The transport's liveness view, which routes client requests (never Paxos): who is trusted
+// with requests after a start, a silence, a death. The NATS connection is a stand-in that
+// hands frames straight to the transport: what is tested is the bookkeeping, with the clock
+// stepped by hand; the real links are in the integration and failover tests.
+
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Transport } from "../../src/actors/transport.js";
+import { encodePeerFrame } from "../../src/protocol/peerCodec.js";
+
+const SILENCE_MS = 300;
+const REJOIN_MS = 1_000;
+
+function transportOf(self: string): { transport: Transport; frameFrom: (peer: string) => void } {
+  let deliverFrame: ((data: Uint8Array) => void) | null = null;
+  const nc = {
+    subscribe: (_subject: string, opts: { callback: (err: Error | null, msg: { data: Uint8Array }) => void }) => {
+      deliverFrame = (data) => opts.callback(null, { data });
+      return { unsubscribe: () => undefined };
+    },
+    publish: () => undefined,
+  } as unknown as NatsConnection;
+  const transport = new Transport({
+    nc,
+    prefix: "paxosstore.t",
+    cluster: "t",
+    self,
+    members: ["n1", "n2", "n3"],
+    maxFrameBytes: 1 << 20,
+    silenceMs: SILENCE_MS,
+    rejoinMs: REJOIN_MS,
+    deliver: () => undefined,
+  });
+  transport.start();
+  return { transport, frameFrom: (peer) => deliverFrame!(encodePeerFrame({ from: peer, cluster: "t", messages: [] })) };
+}
+
+describe("transport liveness", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(1_000_000);
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("a node that has just started trusts peers at their first frame, but not itself until it has been up rejoinMs", () => {
+    const { transport, frameFrom } = transportOf("n1");
+    expect(transport.isAlive("n2")).toBe(false); // never heard
+    frameFrom("n2");
+    expect(transport.isAlive("n2")).toBe(true); // up while we were not: no rejoin wait
+    expect(transport.selfSettled()).toBe(false); // we are the one coming back behind
+    vi.advanceTimersByTime(REJOIN_MS);
+    expect(transport.selfSettled()).toBe(true);
+  });
+
+  it("a peer back from silence is trusted only after rejoinMs of steady frames", () => {
+    const { transport, frameFrom } = transportOf("n1");
+    frameFrom("n2");
+    vi.advanceTimersByTime(SILENCE_MS + 1);
+    expect(transport.isAlive("n2")).toBe(false); // silent: paused or cut off
+    frameFrom("n2");
+    expect(transport.isAlive("n2")).toBe(false); // back, but behind
+    for (let t = 0; t < REJOIN_MS; t += 50) {
+      vi.advanceTimersByTime(50);
+      frameFrom("n2");
+    }
+    expect(transport.isAlive("n2")).toBe(true);
+  });
+
+  it("a peer NATS reports down is not alive until it is heard again and has rejoined", () => {
+    const { transport, frameFrom } = transportOf("n1");
+    frameFrom("n3");
+    expect(transport.isAlive("n3")).toBe(true);
+    vi.advanceTimersByTime(10);
+    transport.markDown("n3");
+    expect(transport.isAlive("n3")).toBe(false);
+    vi.advanceTimersByTime(10);
+    frameFrom("n3"); // restarted
+    expect(transport.isAlive("n3")).toBe(false);
+    for (let t = 0; t < REJOIN_MS; t += 50) {
+      vi.advanceTimersByTime(50);
+      frameFrom("n3");
+    }
+    expect(transport.isAlive("n3")).toBe(true);
+  });
+});
