@@ -15,6 +15,9 @@
 // Kinds of client (12 each; with --separate one kind at a time, else all kinds at once on one
 // cluster, so their numbers come from the same faults):
 //   queue  raw NATS requests (JSON) on `<prefix>.api`, 1 s per-operation timeout, no retries
+//   hedged raw NATS requests on `<prefix>.api` as docs/API.md advises any-language clients: a
+//          write carries a request id, and an attempt unanswered after HEDGE_MS gets a copy
+//          (same id) on the queue subject, up to 3 in flight; the first decided answer wins
 //   node   raw NATS requests on one node's own subject `<prefix>.api.<node>` (clients spread
 //          evenly over the nodes), 1 s timeout, no retries
 //   ts     the TypeScript client (one shared client, timeoutMs 1000, its own retries)
@@ -45,7 +48,7 @@ const storeConnect = ((await import(join(ROOT, "dist/client/index.js"))) as { co
 const NATS_BIN = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
 const OP_TIMEOUT_MS = 1_000;
 
-type Kind = "queue" | "node" | "ts";
+type Kind = "queue" | "hedged" | "node" | "ts";
 type Fault = "kill" | "pause" | "partition" | "none";
 type Keys = "hot" | "many";
 
@@ -239,6 +242,84 @@ async function rawClient(nc: NatsConnection, subject: string, keys: readonly str
   }
 }
 
+const HEDGE_MS = 100;
+
+/** A raw client that hedges (docs/API.md, "When a node dies or hangs"): see the header. */
+async function hedgedClient(nc: NatsConnection, subject: string, keys: readonly string[], tally: Tally, running: () => boolean): Promise<void> {
+  const id = ++nextClientId;
+  const versions = new Map<string, number>();
+  const h = natsHeaders();
+  h.set("PaxosStore-Timeout-Ms", String(OP_TIMEOUT_MS - 100));
+  let n = 0;
+  while (running()) {
+    const op = nextOp(keys);
+    const requestId = `hedged-${id}-${++n}`;
+    const body =
+      op.kind === "get"
+        ? { op: "get", key: op.key }
+        : op.kind === "put"
+          ? { op: "put", key: op.key, value: `v${n}`, requestId }
+          : { op: "txn", group: op.key, requestId, compares: [{ key: op.key, version: versions.get(op.key) ?? 0 }], success: [{ op: "put", key: op.key, value: `t${n}` }] };
+    const data = enc.encode(JSON.stringify(body));
+    const done = traceOp(tally, id, op);
+    const started = performance.now();
+    const answer = await new Promise<Record<string, unknown> | string>((resolve) => {
+      let settled = false;
+      let outstanding = 0;
+      let copies = 0;
+      let lastFailure = "timeout";
+      let hedge: NodeJS.Timeout | undefined;
+      const finish = (x: Record<string, unknown> | string): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(hedge);
+        resolve(x);
+      };
+      const send = (): void => {
+        copies++;
+        outstanding++;
+        const budget = Math.max(1, OP_TIMEOUT_MS - (performance.now() - started));
+        if (copies < 3) hedge = setTimeout(send, HEDGE_MS);
+        nc.request(subject, data, { timeout: budget, headers: h })
+          .then((m) => {
+            const a = JSON.parse(dec.decode(m.data)) as Record<string, unknown>;
+            const code = (a.error as { code?: string } | undefined)?.code;
+            if (a.ok === true || (code !== "timeout" && code !== "unavailable")) return finish(a);
+            lastFailure = `error:${code}`;
+          })
+          .catch((e: Error & { isNoResponders?: () => boolean }) => {
+            lastFailure = typeof e.isNoResponders === "function" && e.isNoResponders() ? "noResponders" : "timeout";
+          })
+          .finally(() => {
+            outstanding--;
+            if (outstanding === 0 && !settled) {
+              if (copies < 3 && performance.now() - started < OP_TIMEOUT_MS) {
+                clearTimeout(hedge);
+                send();
+              } else finish(lastFailure);
+            }
+          });
+      };
+      send();
+    });
+    if (typeof answer === "string") {
+      done(answer);
+      tally.count(answer);
+      if (answer !== "timeout") await sleep(10);
+      continue;
+    }
+    done(answer.ok === true ? "ok" : `error:${(answer.error as { code?: string } | undefined)?.code ?? "?"}`);
+    if (answer.ok === true) {
+      tally.decided.push(performance.now());
+      if (typeof answer.version === "number") versions.set(op.key, answer.version);
+      const cv = answer.currentVersions as number[] | undefined;
+      if (op.kind === "txn" && answer.succeeded === false && cv) versions.set(op.key, cv[0]!);
+    } else {
+      tally.count(`error:${(answer.error as { code?: string } | undefined)?.code ?? "?"}`);
+    }
+  }
+}
+
 async function tsClient(store: PaxosStoreClient, keys: readonly string[], tally: Tally, running: () => boolean): Promise<void> {
   const id = ++nextClientId;
   const versions = new Map<string, number>();
@@ -301,6 +382,7 @@ async function run(fault: Fault, keysName: Keys, runKinds: Kind[]): Promise<RunR
     const tally = tallies.get(kind)!;
     for (let i = 0; i < clientsPerKind; i++) {
       if (kind === "queue") loops.push(rawClient(nc, `${PREFIX}.api`, keys, tally, running));
+      else if (kind === "hedged") loops.push(hedgedClient(nc, `${PREFIX}.api`, keys, tally, running));
       else if (kind === "node") loops.push(rawClient(nc, `${PREFIX}.api.${members[i % members.length]}`, keys, tally, running));
       else loops.push(tsClient(store!, keys, tally, running));
     }
@@ -420,6 +502,7 @@ async function runPartition(keysName: Keys, runKinds: Kind[]): Promise<RunResult
         for (let i = 0; i < n; i++) {
           const tally = tallyOf(kind, server);
           if (kind === "queue") loops.push(rawClient(nc, `${cluster.prefix}.api`, keys, tally, running));
+          else if (kind === "hedged") loops.push(hedgedClient(nc, `${cluster.prefix}.api`, keys, tally, running));
           else if (kind === "node") loops.push(rawClient(nc, `${cluster.prefix}.api.${server}`, keys, tally, running));
           else loops.push(tsClient(store!, keys, tally, running));
         }
@@ -448,6 +531,12 @@ async function runPartition(keysName: Keys, runKinds: Kind[]): Promise<RunResult
         })
         .join(", ");
       console.log(`  partition ${f + 1}/${faultsPerRun} ${node} cut off (healed at +${backAfterMs} ms): majority side's longest stretch without a decided answer: ${line}; bench's own worst stall ${worstStall(at, PARTITION_EVERY_MS)} ms`);
+      if (trace)
+        for (const k of runKinds) {
+          const side = new Tally();
+          for (const m of members) if (m !== node) side.traced.push(...tallyOf(k, m).traced.map((t) => ({ ...t, key: `${t.key}@${m}` })));
+          console.log(traceStretch(side, at, longestStretch(majority(k, node), at, PARTITION_EVERY_MS)));
+        }
     }
     on = false;
     await Promise.race([Promise.all(loops), sleep(3_000)]);
@@ -487,6 +576,7 @@ async function runPartition(keysName: Keys, runKinds: Kind[]): Promise<RunResult
 
 const KIND_LABEL: Record<Kind, string> = {
   queue: "raw, queue subject",
+  hedged: "raw, queue subject, hedged after 100 ms",
   node: "raw, each client on one node's subject",
   ts: "TypeScript client",
 };

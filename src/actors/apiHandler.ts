@@ -28,6 +28,7 @@ import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
 import type { WriteOp } from "../protocol/ops.js";
 import type { Subjects } from "../protocol/subjects.js";
 import type { GroupMsg } from "./keyGroup.js";
+import { relayOrder } from "./relayOrder.js";
 import { replySubjectProblem } from "./replySubject.js";
 
 export { TIMEOUT_HEADER };
@@ -80,6 +81,8 @@ export interface ApiHandlerOptions {
   replicasFor(group: string): readonly NodeId[];
   /** Heard from recently (peer frames or heartbeats) and not seen down since. */
   peerAlive(node: NodeId): boolean;
+  /** The node that may use the fast round at the group's next instance, if the group is loaded here. */
+  fastRoundOwner?(group: string): NodeId | null;
   /** This node has been up long enough for its peers to trust it (default: always). */
   selfSettled?(): boolean;
   /** When a frame from the peer last arrived (Date.now() ms; 0: never). */
@@ -164,9 +167,18 @@ export class ApiHandler {
     // otherwise spend its time in Prepare rounds and backoff).
     // A node that has just started is behind: it proposes only when no peer replica is live,
     // as its peers relay to it only once it has been up a while (transport.ts).
+    // The group's fast-round owner goes first when it is live (a node that has the group loaded
+    // knows it): after a failover the survivor that took the group over keeps it, and the
+    // returning preferred replica does not take it back with a Prepare that duels with the
+    // writes already on their way to the survivor.
     if (viaQueue && request.kind === "write") {
-      const selfSettled = this.opts.selfSettled?.() ?? true;
-      const live = replicas.filter((r) => (r === this.opts.self ? selfSettled : this.opts.peerAlive(r)));
+      const live = relayOrder({
+        replicas,
+        self: this.opts.self,
+        selfSettled: this.opts.selfSettled?.() ?? true,
+        peerAlive: (r) => this.opts.peerAlive(r),
+        owner: this.opts.fastRoundOwner?.(request.group) ?? null,
+      });
       if (live.length > 0 && live[0] !== this.opts.self) return this.relay(msg, encoding, request, live);
     }
     this.dispatch(msg, encoding, request);

@@ -30,6 +30,7 @@ import { startMembership, type Membership } from "./membership.js";
 import { Transport } from "./transport.js";
 import { NodeMetrics } from "./metrics.js";
 import type { Server } from "node:http";
+import { fastRoundOwner } from "../protocol/fastRound.js";
 import { VERSION } from "../version.js";
 
 export { natsConnectionOptions } from "./natsConnect.js";
@@ -200,6 +201,10 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     replicasFor: replicasOf,
     peerAlive: (node) => transport.isAlive(node),
     selfSettled: () => transport.selfSettled(),
+    fastRoundOwner: (group) => {
+      const replica = registry.replicaOf(group);
+      return replica === null ? null : fastRoundOwner(replica);
+    },
     lastHeard: (node) => transport.lastHeard.get(node) ?? 0,
     markDown: (node) => transport.markDown(node),
     dispatch: (group, msg) => registry.dispatch(group, msg),
