@@ -205,6 +205,25 @@ function traceStretch(tally: Tally, at: number, stretch: { ms: number; atMs: num
     .join("\n");
 }
 
+/** A raw request's JSON body; writes carry `requestId` when one is given. */
+function requestBody(op: Op, n: number, versions: ReadonlyMap<string, number>, requestId: string | null): Record<string, unknown> {
+  const id = requestId === null ? {} : { requestId };
+  if (op.kind === "get") return { op: "get", key: op.key };
+  if (op.kind === "put") return { op: "put", key: op.key, value: `v${n}`, ...id };
+  return { op: "txn", group: op.key, ...id, compares: [{ key: op.key, version: versions.get(op.key) ?? 0 }], success: [{ op: "put", key: op.key, value: `t${n}` }] };
+}
+
+/** Counts a node's answer: decided (ok) with the versions it tells, or its error code. */
+function countAnswer(a: Record<string, unknown>, op: Op, versions: Map<string, number>, tally: Tally, done: (outcome: string) => void): void {
+  const code = `error:${(a.error as { code?: string } | undefined)?.code ?? "?"}`;
+  done(a.ok === true ? "ok" : code);
+  if (a.ok !== true) return tally.count(code);
+  tally.decided.push(performance.now());
+  if (typeof a.version === "number") versions.set(op.key, a.version);
+  const cv = a.currentVersions as number[] | undefined;
+  if (op.kind === "txn" && a.succeeded === false && cv) versions.set(op.key, cv[0]!);
+}
+
 async function rawClient(nc: NatsConnection, subject: string, keys: readonly string[], tally: Tally, running: () => boolean): Promise<void> {
   const id = ++nextClientId;
   const versions = new Map<string, number>();
@@ -213,25 +232,11 @@ async function rawClient(nc: NatsConnection, subject: string, keys: readonly str
   let n = 0;
   while (running()) {
     const op = nextOp(keys);
-    const body =
-      op.kind === "get"
-        ? { op: "get", key: op.key }
-        : op.kind === "put"
-          ? { op: "put", key: op.key, value: `v${++n}` }
-          : { op: "txn", group: op.key, compares: [{ key: op.key, version: versions.get(op.key) ?? 0 }], success: [{ op: "put", key: op.key, value: `t${++n}` }] };
+    const body = requestBody(op, ++n, versions, null);
     const done = traceOp(tally, id, op);
     try {
       const m = await nc.request(subject, enc.encode(JSON.stringify(body)), { timeout: OP_TIMEOUT_MS, headers: h });
-      const a = JSON.parse(dec.decode(m.data)) as Record<string, unknown>;
-      done(a.ok === true ? "ok" : `error:${(a.error as { code?: string } | undefined)?.code ?? "?"}`);
-      if (a.ok === true) {
-        tally.decided.push(performance.now());
-        if (typeof a.version === "number") versions.set(op.key, a.version);
-        const cv = a.currentVersions as number[] | undefined;
-        if (op.kind === "txn" && a.succeeded === false && cv) versions.set(op.key, cv[0]!);
-      } else {
-        tally.count(`error:${(a.error as { code?: string } | undefined)?.code ?? "?"}`);
-      }
+      countAnswer(JSON.parse(dec.decode(m.data)) as Record<string, unknown>, op, versions, tally, done);
     } catch (e) {
       const err = e as Error & { isNoResponders?: () => boolean };
       const what = typeof err.isNoResponders === "function" && err.isNoResponders() ? "noResponders" : err.name === "TimeoutError" || /timeout/i.test(err.message) ? "timeout" : "failed";
@@ -253,14 +258,7 @@ async function hedgedClient(nc: NatsConnection, subject: string, keys: readonly 
   let n = 0;
   while (running()) {
     const op = nextOp(keys);
-    const requestId = `hedged-${id}-${++n}`;
-    const body =
-      op.kind === "get"
-        ? { op: "get", key: op.key }
-        : op.kind === "put"
-          ? { op: "put", key: op.key, value: `v${n}`, requestId }
-          : { op: "txn", group: op.key, requestId, compares: [{ key: op.key, version: versions.get(op.key) ?? 0 }], success: [{ op: "put", key: op.key, value: `t${n}` }] };
-    const data = enc.encode(JSON.stringify(body));
+    const data = enc.encode(JSON.stringify(requestBody(op, ++n, versions, `hedged-${id}-${n}`)));
     const done = traceOp(tally, id, op);
     const started = performance.now();
     const answer = await new Promise<Record<string, unknown> | string>((resolve) => {
@@ -308,15 +306,7 @@ async function hedgedClient(nc: NatsConnection, subject: string, keys: readonly 
       if (answer !== "timeout") await sleep(10);
       continue;
     }
-    done(answer.ok === true ? "ok" : `error:${(answer.error as { code?: string } | undefined)?.code ?? "?"}`);
-    if (answer.ok === true) {
-      tally.decided.push(performance.now());
-      if (typeof answer.version === "number") versions.set(op.key, answer.version);
-      const cv = answer.currentVersions as number[] | undefined;
-      if (op.kind === "txn" && answer.succeeded === false && cv) versions.set(op.key, cv[0]!);
-    } else {
-      tally.count(`error:${(answer.error as { code?: string } | undefined)?.code ?? "?"}`);
-    }
+    countAnswer(answer, op, versions, tally, done);
   }
 }
 
