@@ -24,6 +24,11 @@
 // it has been up `rejoinMs` (selfSettled): the moment its peers start relaying to it. Before,
 // a restarted node relayed its own groups' writes to itself at once while its peers still
 // relayed them to the survivor, and the two dueled for every hot group for a second.
+// A node that was cut off (it heard from less than a majority of the members, itself
+// included) and hears peers again is coming back behind in just the same way: its peers wait
+// `rejoinMs` before they trust it, so it trusts them at once and counts itself unsettled for
+// as long (its minority-side clients' writes go to the groups' live owners, not into Prepares
+// that duel with them).
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/ballot.js";
@@ -70,8 +75,8 @@ export class Transport {
   private sub: Subscription | null = null;
   private readonly members: Set<NodeId>;
 
-  /** When this transport started (Date.now()). */
-  private startedAt = Date.now();
+  /** When this node started, or came back from being cut off from a majority (Date.now()). */
+  private backAt = Date.now();
 
   constructor(private readonly opts: TransportOptions) {
     this.members = new Set(opts.members);
@@ -79,11 +84,11 @@ export class Transport {
 
   /** This node has been up for `rejoinMs`: its peers trust it with requests by now. */
   selfSettled(now = Date.now()): boolean {
-    return now - this.startedAt >= (this.opts.rejoinMs ?? 1_000);
+    return now - this.backAt >= (this.opts.rejoinMs ?? 1_000);
   }
 
   start(): void {
-    this.startedAt = Date.now();
+    this.backAt = Date.now();
     this.sub = this.opts.nc.subscribe(`${this.opts.prefix}.peer.${this.opts.self}`, {
       callback: (err, msg) => {
         if (err === null) this.receive(msg.data);
@@ -169,11 +174,25 @@ export class Transport {
     const now = Date.now();
     const before = this.lastHeard.get(frame.from);
     const wasGone = before === undefined || now - before > (this.opts.silenceMs ?? 250) || (this.downAt.get(frame.from) ?? -Infinity) >= before;
-    // Never heard since this node started: the peer was up while this node was not, trusted at once.
-    if (before === undefined) this.backSince.set(frame.from, now - (this.opts.rejoinMs ?? 1_000));
-    else if (wasGone) this.backSince.set(frame.from, now);
+    if (wasGone) {
+      const rejoinMs = this.opts.rejoinMs ?? 1_000;
+      // This node was the one gone (cut off from a majority) when the first peer comes back:
+      // it is unsettled from now on, and every peer heard again while it comes back (within a
+      // silence of its return) is trusted at once. A peer never heard since this node started
+      // was up while this node was not: trusted at once too.
+      if (before !== undefined && this.heardFromFew(now)) this.backAt = now;
+      const selfReturning = now - this.backAt < (this.opts.silenceMs ?? 250);
+      this.backSince.set(frame.from, before === undefined || selfReturning ? now - rejoinMs : now);
+    }
     this.lastHeard.set(frame.from, now);
     for (const msg of frame.messages) this.opts.deliver(frame.from, msg);
+  }
+
+  /** Fewer than a majority of the members (this node included) were heard within a silence. */
+  private heardFromFew(now: number): boolean {
+    let heard = 1;
+    for (const [peer, at] of this.lastHeard) if (peer !== this.opts.self && now - at <= (this.opts.silenceMs ?? 250)) heard++;
+    return heard * 2 <= this.members.size;
   }
 
   private bad(reason: string): void {

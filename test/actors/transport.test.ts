@@ -11,6 +11,14 @@ import { encodePeerFrame } from "../../src/protocol/peerCodec.js";
 const SILENCE_MS = 300;
 const REJOIN_MS = 1_000;
 
+/** Time passes in heartbeat steps, each listed peer sending a frame every step. */
+function steady(frameFrom: (peer: string) => void, ms: number, ...peers: string[]): void {
+  for (let t = 0; t < ms; t += 50) {
+    vi.advanceTimersByTime(50);
+    for (const p of peers) frameFrom(p);
+  }
+}
+
 function transportOf(self: string): { transport: Transport; frameFrom: (peer: string) => void } {
   let deliverFrame: ((data: Uint8Array) => void) | null = null;
   const nc = {
@@ -55,31 +63,57 @@ describe("transport liveness", () => {
   it("a peer back from silence is trusted only after rejoinMs of steady frames", () => {
     const { transport, frameFrom } = transportOf("n1");
     frameFrom("n2");
-    vi.advanceTimersByTime(SILENCE_MS + 1);
-    expect(transport.isAlive("n2")).toBe(false); // silent: paused or cut off
+    frameFrom("n3");
+    steady(frameFrom, SILENCE_MS + 50, "n3"); // n2 silent: paused or cut off; n3 up
+    expect(transport.isAlive("n2")).toBe(false);
     frameFrom("n2");
     expect(transport.isAlive("n2")).toBe(false); // back, but behind
-    for (let t = 0; t < REJOIN_MS; t += 50) {
-      vi.advanceTimersByTime(50);
-      frameFrom("n2");
-    }
+    steady(frameFrom, REJOIN_MS, "n2", "n3");
     expect(transport.isAlive("n2")).toBe(true);
+    expect(transport.selfSettled()).toBe(true);
   });
 
   it("a peer NATS reports down is not alive until it is heard again and has rejoined", () => {
     const { transport, frameFrom } = transportOf("n1");
+    frameFrom("n2");
     frameFrom("n3");
     expect(transport.isAlive("n3")).toBe(true);
-    vi.advanceTimersByTime(10);
+    steady(frameFrom, REJOIN_MS, "n2", "n3");
     transport.markDown("n3");
     expect(transport.isAlive("n3")).toBe(false);
-    vi.advanceTimersByTime(10);
+    steady(frameFrom, 100, "n2");
     frameFrom("n3"); // restarted
     expect(transport.isAlive("n3")).toBe(false);
-    for (let t = 0; t < REJOIN_MS; t += 50) {
-      vi.advanceTimersByTime(50);
-      frameFrom("n3");
-    }
+    steady(frameFrom, REJOIN_MS, "n2", "n3");
     expect(transport.isAlive("n3")).toBe(true);
+  });
+
+  it("a node cut off from a majority is the one coming back: it trusts its peers at once and is unsettled for rejoinMs", () => {
+    const { transport, frameFrom } = transportOf("n1");
+    frameFrom("n2");
+    frameFrom("n3");
+    steady(frameFrom, REJOIN_MS, "n2", "n3");
+    expect(transport.selfSettled()).toBe(true);
+    vi.advanceTimersByTime(2_000); // n1 hears nobody: cut off
+    expect(transport.isAlive("n2")).toBe(false);
+    frameFrom("n2"); // healed
+    vi.advanceTimersByTime(40);
+    frameFrom("n3");
+    expect(transport.isAlive("n2")).toBe(true);
+    expect(transport.isAlive("n3")).toBe(true);
+    expect(transport.selfSettled()).toBe(false);
+    steady(frameFrom, REJOIN_MS, "n2", "n3");
+    expect(transport.selfSettled()).toBe(true);
+  });
+
+  it("one silent peer among live ones is not this node's return: it waits rejoinMs, and this node stays settled", () => {
+    const { transport, frameFrom } = transportOf("n1");
+    frameFrom("n2");
+    frameFrom("n3");
+    steady(frameFrom, REJOIN_MS, "n2", "n3");
+    steady(frameFrom, 1_000, "n2"); // n3 is silent (paused)
+    frameFrom("n3");
+    expect(transport.isAlive("n3")).toBe(false);
+    expect(transport.selfSettled()).toBe(true);
   });
 });
