@@ -56,7 +56,7 @@ import { replicasFor } from "../protocol/placement.js";
 import { DEFAULT_CLUSTER, nameProblem, subjectsFor, type Subjects } from "../protocol/subjects.js";
 import { found, notFound, scanPage, type Entry, type GetResponse, type ScanPage } from "./results.js";
 import { Refusals } from "./refusals.js";
-import { attemptBudgetMs, backoffMs, hedgeDelayMs, isRetryable, nodeDeadlineMs, SUSPECT_MS } from "./retry.js";
+import { attemptBudgetMs, backoffMs, hedgeDelayMs, isRetryable, nodeDeadlineMs, SUSPECT_MS, TRIAL_MS } from "./retry.js";
 
 /** The header that bounds a call on the node, in milliseconds (read by src/actors/apiHandler.ts). */
 export { TIMEOUT_HEADER } from "../protocol/codec.js";
@@ -289,6 +289,13 @@ export class PaxosStoreClient {
   private limitsNow: WireLimits = DEFAULT_WIRE_LIMITS;
   /** Nodes that recently did not answer, until when: they are tried last. */
   private readonly suspects = new Map<string, number>();
+  /**
+   * Per suspect whose time is up, when the one call allowed to try it again began: until a
+   * node has answered ok once more, one call at a time tries it (and hedges if it is still
+   * silent), not every call at once (a node cut off for longer than SUSPECT_MS would otherwise
+   * hold every call for a hedge delay each time its suspicion ran out).
+   */
+  private readonly trials = new Map<string, number>();
   /** Per node, the attempts waiting on it that would hedge at once if it turned suspect. */
   private readonly hedgeWaiters = new Map<string, Set<() => void>>();
   /** Moving average of answered attempts' latency: sets how long before an attempt is hedged. */
@@ -510,7 +517,10 @@ export class PaxosStoreClient {
         if (result.kind === "answer") {
           const response = result.response;
           if (response.ok) {
-            if (to !== null) this.suspects.delete(to);
+            if (to !== null) {
+              this.suspects.delete(to);
+              this.trials.delete(to);
+            }
             return response as unknown as OkResponse<O>;
           }
           const error = response.error;
@@ -637,6 +647,7 @@ export class PaxosStoreClient {
   /** Tried last for SUSPECT_MS; calls waiting on it hedge at once. */
   private suspect(node: string): void {
     this.suspects.set(node, Date.now() + SUSPECT_MS);
+    this.trials.delete(node);
     const waiting = this.hedgeWaiters.get(node);
     if (waiting !== undefined) for (const wake of [...waiting]) wake();
   }
@@ -686,8 +697,18 @@ export class PaxosStoreClient {
     const suspect: string[] = [];
     for (const node of replicas) {
       const until = this.suspects.get(node);
-      if (until !== undefined && until > now) suspect.push(node);
-      else healthy.push(node);
+      if (until === undefined) healthy.push(node);
+      else if (until > now) suspect.push(node);
+      else {
+        // Suspicion over, but not yet answered ok again: this call is the trial unless one
+        // is under way (a trial that got no verdict in TRIAL_MS leaves room for another).
+        const trial = this.trials.get(node);
+        if (trial !== undefined && now - trial < TRIAL_MS) suspect.push(node);
+        else {
+          this.trials.set(node, now);
+          healthy.push(node);
+        }
+      }
     }
     return [...healthy, ...suspect];
   }

@@ -31,6 +31,8 @@ export const BACKOFF_MS_BASE = 20;
 export const BACKOFF_MS_MAX = 500;
 /** How long a node that did not answer is tried last. */
 export const SUSPECT_MS = 2_000;
+/** After a suspicion, one call at a time tries the node again; a trial without a verdict in this long makes room for another. */
+export const TRIAL_MS = 1_000;
 
 /** How long attempt may wait for an answer, given the time left and the call's whole deadline. */
 export function attemptBudgetMs(remainingMs: number, callTimeoutMs: number, othersLeft: boolean): number {
