@@ -282,7 +282,9 @@ it("routes a group's calls to its preferred replica first", async () => {
     }
     // Each call went to its preferred replica first; a slow one (a cold group on a busy
     // machine) may also have been hedged to another replica: every request is an attempt.
-    for (const node of c.members) expect(counts.get(node) ?? 0, node).toBeGreaterThanOrEqual(expected.get(node) ?? 0);
+    // A hedge that wins makes the silent replica a suspect for a while (later calls go to the
+    // next replica first), so the per-node counts hold only when nothing was hedged.
+    if (client.stats.hedges === 0) for (const node of c.members) expect(counts.get(node) ?? 0, node).toBeGreaterThanOrEqual(expected.get(node) ?? 0);
     expect([...counts.values()].reduce((a, b) => a + b, 0)).toBe(client.stats.attempts - attemptsBefore);
   } finally {
     for (const s of subs) s.unsubscribe();

@@ -127,8 +127,9 @@ describe("routing and retries", () => {
     const c = await client();
     try {
       expect(await c.group(group).put("k", "v")).toEqual({ version: 7 });
-      expect(seen.map((s) => s.node)).toEqual([first, second]);
-      expect(seen[0]!.body.requestId).toBe(seen[1]!.body.requestId);
+      // (a hedge to the third may follow when this busy machine makes the second answer slow)
+      expect(seen.slice(0, 2).map((s) => s.node)).toEqual([first, second]);
+      expect(new Set(seen.map((s) => s.body.requestId)).size).toBe(1);
     } finally {
       await c.close();
     }
