@@ -8,7 +8,9 @@
 // factor) is forwarded to the group's preferred replica when it came through the queue
 // subject, and refused with `not_replica` when it was addressed to this node.
 //
-// A write that came through the queue subject is relayed to the first replica, in the group's
+// A write that came through the queue subject, or through this node's own subject without the
+// `PaxosStore-Direct` header (issue 11: clients writing one hot group through every node's own
+// subject made the replicas duel for each instance), is relayed to the first replica, in the group's
 // preference order, that is alive (transport.ts: heard from lately and not seen down), so that
 // every node sends a group's writes to ONE proposer, which keeps its fast round and duels with
 // no one, also while the preferred replica is dead. The relay is hedged: when the target
@@ -21,7 +23,7 @@
 import { headers as natsHeaders, RequestError, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/ballot.js";
 import { answerRead, answerWrite, errorResponse, type ApiResponse, type StatusResult, type ValidRequest, type ValueEncoding } from "../protocol/api.js";
-import { CONTENT_TYPE_HEADER, TIMEOUT_HEADER, contentTypeOf, decodeBody, encodeResponse, encodingFromContentType, readRequest, type Encoding } from "../protocol/codec.js";
+import { CONTENT_TYPE_HEADER, DIRECT_HEADER, TIMEOUT_HEADER, contentTypeOf, decodeBody, encodeResponse, encodingFromContentType, readRequest, type Encoding } from "../protocol/codec.js";
 import { InternalError, NotReplicaError, TimeoutError, UnavailableError, type WireErrorCode } from "../protocol/errors.js";
 import type { CallId, Outcome } from "../protocol/io.js";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
@@ -156,11 +158,12 @@ export class ApiHandler {
       }
       return this.reply(msg, encoding, errorResponse(new NotReplicaError(request.group, replicas)));
     }
-    // A write that reached us through the queue subject goes to the group's first live
-    // replica: there it takes the one-round-trip fast path, instead of this node dueling with
-    // it for the group's next instance (a hot group written through random nodes would
-    // otherwise spend its time in Prepare rounds and backoff).
-    if (viaQueue && request.kind === "write") {
+    // A write goes to the group's first live replica: there it takes the one-round-trip fast
+    // path, instead of this node dueling with it for the group's next instance (a hot group
+    // written through random nodes would otherwise spend its time in Prepare rounds and
+    // backoff). Not when the sender asked for this node (DIRECT_HEADER): a client that hedges
+    // by itself, or a copy another node relayed here.
+    if (request.kind === "write" && (viaQueue || !msg.headers?.has(DIRECT_HEADER))) {
       const live = replicas.filter((r) => r === this.opts.self || this.opts.peerAlive(r));
       if (live[0] !== this.opts.self) return this.relay(msg, encoding, request, live);
     }
@@ -224,6 +227,7 @@ export class ApiHandler {
     const h = natsHeaders();
     for (const [k, v] of r.msg.headers ?? []) for (const x of v) h.append(k, x);
     h.set(REQUEST_ID_HEADER, r.requestId);
+    h.set(DIRECT_HEADER, "1"); // proposed there, never relayed on (no relay loops)
     const sentAt = Date.now();
     const hedgeAfterMs = this.opts.hedgeAfterMs ?? 100;
     // Hedge when the target stays silent: a live target, even a busy one, sends us Paxos

@@ -59,8 +59,8 @@ import { Refusals } from "./refusals.js";
 import { attemptBudgetMs, backoffMs, hedgeDelayMs, isRetryable, nodeDeadlineMs, SUSPECT_MS } from "./retry.js";
 
 /** The header that bounds a call on the node, in milliseconds (read by src/actors/apiHandler.ts). */
-export { TIMEOUT_HEADER } from "../protocol/codec.js";
-import { TIMEOUT_HEADER } from "../protocol/codec.js";
+export { DIRECT_HEADER, TIMEOUT_HEADER } from "../protocol/codec.js";
+import { DIRECT_HEADER, TIMEOUT_HEADER } from "../protocol/codec.js";
 export const DEFAULT_SERVERS = "nats://127.0.0.1:4222";
 export const DEFAULT_TIMEOUT_MS = 5_000;
 
@@ -650,6 +650,8 @@ export class PaxosStoreClient {
     const h = natsHeaders();
     h.set(CONTENT_TYPE_HEADER, contentTypeOf(this.encoding));
     h.set(TIMEOUT_HEADER, String(nodeDeadlineMs(budgetMs)));
+    // This client routes to the preferred replica and hedges by itself: the node it picked proposes.
+    if (subject !== this.subjects.api) h.set(DIRECT_HEADER, "1");
     try {
       const msg = await this.refusals.race(subject, () => this.connection.request(subject, body, { timeout: budgetMs, headers: h }));
       const enc = encodingFromContentType(msg.headers?.get(CONTENT_TYPE_HEADER));
