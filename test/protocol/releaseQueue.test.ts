@@ -30,6 +30,15 @@ describe("release queue", () => {
     expect(a.now).toEqual({ send: [out(1)], answers: [answer(1)] });
   });
 
+  it("sendNow (a proposer's Accept, a decided Chosen) leaves at once, before the step's persist and earlier ones", () => {
+    const q = new ReleaseQueue();
+    const first = q.admit(ready({ persist, send: [out(1)] }));
+    const a = q.admit(ready({ persist, sendNow: [out(2)], send: [out(3)] }));
+    expect(a.now).toEqual({ send: [out(2)], answers: [] });
+    expect(q.durable(first.persist!.ticket)).toEqual({ send: [out(1)], answers: [] });
+    expect(q.durable(a.persist!.ticket)).toEqual({ send: [out(3)], answers: [] });
+  });
+
   it("a step's sends and answers wait for its persist", () => {
     const q = new ReleaseQueue();
     const a = q.admit(ready({ persist, send: [out(1)], answers: [answer(1)] }));
