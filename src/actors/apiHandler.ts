@@ -8,7 +8,9 @@
 // factor) is forwarded to the group's preferred replica when it came through the queue
 // subject, and refused with `not_replica` when it was addressed to this node.
 //
-// A write that came through the queue subject is relayed to the first replica, in the group's
+// A write that came through the queue subject, or through this node's own subject without the
+// `PaxosStore-Direct` header (issue 11: clients writing one hot group through every node's own
+// subject made the replicas duel for each instance), is relayed to the first replica, in the group's
 // preference order, that is alive (transport.ts: heard from lately and not seen down), so that
 // every node sends a group's writes to ONE proposer, which keeps its fast round and duels with
 // no one, also while the preferred replica is dead. The relay is hedged: when the target
@@ -21,7 +23,7 @@
 import { headers as natsHeaders, RequestError, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/ballot.js";
 import { answerRead, answerWrite, errorResponse, type ApiResponse, type StatusResult, type ValidRequest, type ValueEncoding } from "../protocol/api.js";
-import { CONTENT_TYPE_HEADER, TIMEOUT_HEADER, contentTypeOf, decodeBody, encodeResponse, encodingFromContentType, readRequest, type Encoding } from "../protocol/codec.js";
+import { CONTENT_TYPE_HEADER, DIRECT_HEADER, DIRECT_HEDGE, TIMEOUT_HEADER, contentTypeOf, decodeBody, encodeResponse, encodingFromContentType, readRequest, type Encoding } from "../protocol/codec.js";
 import { InternalError, NotReplicaError, TimeoutError, UnavailableError, type WireErrorCode } from "../protocol/errors.js";
 import type { CallId, Outcome } from "../protocol/io.js";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
@@ -32,6 +34,12 @@ import { relayOrder } from "./relayOrder.js";
 import { replySubjectProblem } from "./replySubject.js";
 
 export { TIMEOUT_HEADER };
+
+/**
+ * A peer heard from within this long is up, if perhaps slow: every live peer sends a frame at
+ * least every 50 ms (heartbeats on an idle link).
+ */
+const HEARD_JUST_NOW_MS = 75;
 
 /**
  * Carries the request id a relaying node made for a write whose client gave none, so that
@@ -161,24 +169,30 @@ export class ApiHandler {
       }
       return this.reply(msg, encoding, errorResponse(new NotReplicaError(request.group, replicas)));
     }
-    // A write that reached us through the queue subject goes to the group's first live
-    // replica: there it takes the one-round-trip fast path, instead of this node dueling with
-    // it for the group's next instance (a hot group written through random nodes would
-    // otherwise spend its time in Prepare rounds and backoff).
-    // A node that has just started is behind: it proposes only when no peer replica is live,
-    // as its peers relay to it only once it has been up a while (transport.ts).
-    // The group's fast-round owner goes first when it is live (a node that has the group loaded
-    // knows it): after a failover the survivor that took the group over keeps it, and the
-    // returning preferred replica does not take it back with a Prepare that duels with the
-    // writes already on their way to the survivor.
-    if (viaQueue && request.kind === "write") {
-      const live = relayOrder({
+    // A write goes to ONE proposer per group, the same from every node: there it takes the
+    // one-round-trip fast path, instead of this node dueling with it for the group's next
+    // instance (a hot group written through random nodes, or every node's own subject, would
+    // otherwise spend its time in Prepare rounds and backoff). The order (relayOrder.ts): the
+    // group's live fast-round owner, else the first live replica in preference order; a node
+    // that has just started or come back from a cut is behind and goes last. Not when the
+    // sender asked for this node (PaxosStore-Direct): a client that routes by itself, or a copy
+    // another node relayed here. A client's HEDGED copy (Direct: hedge) is relayed only to a
+    // replica heard from just now (merely slow: its frames keep coming, and a second proposer
+    // would duel with it), and proposed here when the others are silent (paused, cut off).
+    const direct = msg.headers?.get(DIRECT_HEADER);
+    const hedged = direct === DIRECT_HEDGE;
+    if (request.kind === "write" && (viaQueue || !direct || hedged)) {
+      let live = relayOrder({
         replicas,
         self: this.opts.self,
         selfSettled: this.opts.selfSettled?.() ?? true,
         peerAlive: (r) => this.opts.peerAlive(r),
         owner: this.opts.fastRoundOwner?.(request.group) ?? null,
       });
+      if (hedged && !viaQueue) {
+        const now = Date.now();
+        live = live.filter((r) => r === this.opts.self || now - this.opts.lastHeard(r) <= HEARD_JUST_NOW_MS);
+      }
       if (live.length > 0 && live[0] !== this.opts.self) return this.relay(msg, encoding, request, live);
     }
     this.dispatch(msg, encoding, request);
@@ -241,6 +255,7 @@ export class ApiHandler {
     const h = natsHeaders();
     for (const [k, v] of r.msg.headers ?? []) for (const x of v) h.append(k, x);
     h.set(REQUEST_ID_HEADER, r.requestId);
+    h.set(DIRECT_HEADER, "1"); // proposed there, never relayed on (no relay loops)
     const sentAt = Date.now();
     const hedgeAfterMs = this.opts.hedgeAfterMs ?? 100;
     // Hedge when the target stays silent: a live target, even a busy one, sends us Paxos

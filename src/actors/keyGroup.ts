@@ -39,6 +39,14 @@ export interface GroupEnv {
   readonly writer: StorageWriter;
   replicasFor(group: string): readonly NodeId[];
   send(to: NodeId, msg: PeerMessage): void;
+  /** A vote of this node's acceptor to its own proposer, released after its persist: back into the group. */
+  loopback(group: string, msg: PeerMessage): void;
+  /**
+   * False in the first process ever to run on this data directory (a new node): no earlier
+   * process can have sent an Accept that its disk lacks. True otherwise; then a group uses the
+   * fast round only after a value this process proposed (protocol/fastRound.ts).
+   */
+  readonly restarted: boolean;
   answer(call: CallId, outcome: Outcome): void;
   /** Wakes the group later (the registry dispatches a tick). */
   dispatchTick(group: string): void;
@@ -130,6 +138,10 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
     // Value ids are node/incarnation/counter; the counter restarts with each load, so each
     // load of a group (after passivation, or a crash of its actor) is its own incarnation.
     incarnation: `${env.incarnation}.${++loadCounter}`,
+    // Every load in this process shares the fence: a reload within the process finds every
+    // persist of the previous actor on disk (passivation waits for them, a crash's successor
+    // too: groupRegistry.ts), so only an earlier PROCESS can have sent what the disk lacks.
+    ...(env.restarted ? { fastRoundFence: `${env.nodeId}/${env.incarnation}.` } : {}),
     seed: randomInt(0x7fffffff),
     timing: env.timing,
     limits: env.limits,
@@ -151,7 +163,7 @@ function livePorts(env: GroupEnv, handle: GroupHandle): GroupPorts {
   return {
     // The writer settles batches in order, so one group's persists complete in order.
     persist: (record, durable, failed) => void env.writer.persist(record).then(durable, failed),
-    send: (to, msg) => env.send(to, msg),
+    send: (to, msg) => (to === env.nodeId ? env.loopback(handle.group, msg) : env.send(to, msg)),
     answer: (call, outcome) => env.answer(call, outcome),
     armTimer: (at, now) => {
       if (handle.timer !== null) clearTimeout(handle.timer);

@@ -19,6 +19,8 @@ export interface Membership {
   readonly identity: NodeIdentity;
   /** Non-null when this node lost its disk and must recover before it votes (lostDisk.ts). */
   readonly lostDisk: LostDiskState | null;
+  /** This process is the first ever to run Paxos on this data directory (newOrLost.ts). */
+  readonly firstLife: boolean;
   /** Once Paxos runs: tell every peer who we are, and remember members heard from. */
   afterStart(heard: { readonly lastHeard: ReadonlyMap<NodeId, number> }): void;
   stop(): void;
@@ -65,6 +67,7 @@ export async function startMembership(
   return {
     identity,
     lostDisk,
+    firstLife: resolved.firstLife,
     afterStart(heard) {
       void hello();
       // A member heard from is remembered even if it never said who it is (older data).

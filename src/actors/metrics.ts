@@ -114,10 +114,11 @@ export class NodeMetrics implements GroupMetrics {
     // One Ready sends a round's Prepare (or Accept) to every peer: count the round once.
     let prepare = false;
     let fast = false;
-    for (const o of ready.send) {
+    for (const o of ready.send) if (o.msg.type === "prepare") prepare = true;
+    // Accepts leave at once (Ready.sendNow).
+    for (const o of ready.sendNow) {
       const m = o.msg;
-      if (m.type === "prepare") prepare = true;
-      else if (m.type === "accept" && m.ballot.round === FAST_ROUND && m.ballot.node === self) fast = true;
+      if (m.type === "accept" && m.ballot.round === FAST_ROUND && m.ballot.node === self) fast = true;
     }
     if (prepare) this.prepareProposals.inc();
     if (fast) this.fastProposals.inc();

@@ -33,18 +33,24 @@ export interface IdentityOptions extends PeerQuestions {
 export interface Resolved {
   readonly identity: NodeIdentity;
   readonly lostDisk: LostDiskState | null;
+  /**
+   * The identity was made by this very process for an empty directory, as a new node: no
+   * earlier process ran Paxos here (the identity is written before Paxos starts). False for a
+   * known identity, adopted data and a lost disk.
+   */
+  readonly firstLife: boolean;
 }
 
 /** Reads or establishes this node's identity, asking the peers when the directory is empty. */
 export async function resolveIdentity(o: IdentityOptions): Promise<Resolved> {
   const known = await readIdentity(o.storage, o.dataDir, o.self, o.cluster);
-  if (known !== null) return { identity: known, lostDisk: readLostDiskRecord(await o.storage.getNodeRecord(LOST_DISK_RECORD)) };
+  if (known !== null) return { identity: known, lostDisk: readLostDiskRecord(await o.storage.getNodeRecord(LOST_DISK_RECORD)), firstLife: false };
 
   for await (const _ of o.storage.listGroups()) {
     const identity = newIdentity(o.self, o.cluster);
     o.log.info({ identityId: identity.identityId }, "this data directory holds groups but no identity (written before identities existed): adopting it");
     await o.storage.putNodeRecords([[IDENTITY_RECORD, identity]]);
-    return { identity, lostDisk: null };
+    return { identity, lostDisk: null, firstLife: false };
   }
 
   const peers = o.members.filter((m) => m !== o.self);
@@ -52,7 +58,7 @@ export async function resolveIdentity(o: IdentityOptions): Promise<Resolved> {
     const identity = newIdentity(o.self, o.cluster);
     if (o.newNode) o.log.warn({ identityId: identity.identityId }, "empty data directory taken as a brand-new node without asking the peers (--new-node)");
     await o.storage.putNodeRecords([[IDENTITY_RECORD, identity], [PROPOSED_IDENTITY_RECORD, undefined]]);
-    return { identity, lostDisk: null };
+    return { identity, lostDisk: null, firstLife: true };
   }
 
   const proposed = readProposed(await o.storage.getNodeRecord(PROPOSED_IDENTITY_RECORD), o.self, o.cluster) ?? newIdentity(o.self, o.cluster);
@@ -62,10 +68,10 @@ export async function resolveIdentity(o: IdentityOptions): Promise<Resolved> {
     const lostDisk: LostDiskState = { phase: "listing", detectedAt: Date.now() };
     // One batch: an identity on disk without its lost-disk mode would vote with forgotten promises.
     await o.storage.putNodeRecords([[IDENTITY_RECORD, proposed], [LOST_DISK_RECORD, lostDisk], [PROPOSED_IDENTITY_RECORD, undefined]]);
-    return { identity: proposed, lostDisk };
+    return { identity: proposed, lostDisk, firstLife: false };
   }
   await o.storage.putNodeRecords([[IDENTITY_RECORD, proposed], [PROPOSED_IDENTITY_RECORD, undefined]]);
-  return { identity: proposed, lostDisk: null };
+  return { identity: proposed, lostDisk: null, firstLife: true };
 }
 
 async function askWhetherSeen(o: IdentityOptions, peers: readonly NodeId[], identityId: string): Promise<"new" | "lost"> {

@@ -159,6 +159,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
         ops.activity.sent(to, msg);
         transport.send(to, msg);
       },
+      loopback: (group, msg) => registry.dispatch(group, { type: "message", from: config.nodeId, msg }),
+      restarted: !membership.firstLife,
       answer: (call, outcome) => api.answer(call, outcome),
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),

@@ -59,8 +59,8 @@ import { Refusals } from "./refusals.js";
 import { attemptBudgetMs, backoffMs, hedgeDelayMs, isRetryable, nodeDeadlineMs, SUSPECT_MS, TRIAL_MS } from "./retry.js";
 
 /** The header that bounds a call on the node, in milliseconds (read by src/actors/apiHandler.ts). */
-export { TIMEOUT_HEADER } from "../protocol/codec.js";
-import { TIMEOUT_HEADER } from "../protocol/codec.js";
+export { DIRECT_HEADER, DIRECT_HEDGE, TIMEOUT_HEADER } from "../protocol/codec.js";
+import { DIRECT_HEADER, DIRECT_HEDGE, TIMEOUT_HEADER } from "../protocol/codec.js";
 export const DEFAULT_SERVERS = "nats://127.0.0.1:4222";
 export const DEFAULT_TIMEOUT_MS = 5_000;
 
@@ -591,10 +591,10 @@ export class PaxosStoreClient {
    */
   private async attemptHedged(first: string | null, pickHedge: () => string | null, body: Uint8Array, budgetMs: number, op: ApiOp): Promise<Tried[]> {
     const started = Date.now();
-    const run = (target: string | null, ms: number): Promise<Tried> => {
+    const run = (target: string | null, ms: number, hedge = false): Promise<Tried> => {
       const subject = target === null ? this.subjects.api : this.subjects.apiNode(target);
       this.stats.attempts++;
-      return this.attempt(subject, body, ms, op).then((result) => {
+      return this.attempt(subject, body, ms, op, hedge).then((result) => {
         if (result.kind === "answer" && result.response.ok) this.noteLatency(Date.now() - started);
         return { target, subject, result };
       });
@@ -618,7 +618,7 @@ export class PaxosStoreClient {
     const second = left > 0 ? pickHedge() : null;
     if (second === null || second === first) return [await primary];
     this.stats.hedges++;
-    const hedge = run(second, left);
+    const hedge = run(second, left, true);
     return new Promise((resolve, reject) => {
       const settled: Tried[] = [];
       const settle = (t: Tried): void => {
@@ -657,10 +657,14 @@ export class PaxosStoreClient {
   }
 
   /** One request/reply. Never throws for what a retry may fix; a closed client throws. */
-  private async attempt(subject: string, body: Uint8Array, budgetMs: number, op: ApiOp): Promise<Attempt> {
+  private async attempt(subject: string, body: Uint8Array, budgetMs: number, op: ApiOp, hedge = false): Promise<Attempt> {
     const h = natsHeaders();
     h.set(CONTENT_TYPE_HEADER, contentTypeOf(this.encoding));
     h.set(TIMEOUT_HEADER, String(nodeDeadlineMs(budgetMs)));
+    // This client routes to the preferred replica and hedges by itself: the node it picked
+    // proposes. A hedged copy says so: that node relays it to a replica it heard from just now
+    // (the first target was merely slow: a second proposer would duel with it), else proposes.
+    if (subject !== this.subjects.api) h.set(DIRECT_HEADER, hedge ? DIRECT_HEDGE : "1");
     try {
       const msg = await this.refusals.race(subject, () => this.connection.request(subject, body, { timeout: budgetMs, headers: h }));
       const enc = encodingFromContentType(msg.headers?.get(CONTENT_TYPE_HEADER));

@@ -28,6 +28,17 @@ import { base64DecodedLength, isPlainRecord, kindOf, own, validateRequest, type 
 export const CONTENT_TYPE_HEADER = "Content-Type";
 /** Header a client may set to bound a call on the node, in milliseconds (1..600000). */
 export const TIMEOUT_HEADER = "PaxosStore-Timeout-Ms";
+/**
+ * Header a client sets (any value) on a request to `<prefix>.api.<node>` that this very node
+ * must propose, not relay to the group's first live replica: a client that routes and hedges
+ * by itself (the TypeScript client does), and every relayed copy (so a copy is never relayed on).
+ */
+export const DIRECT_HEADER = "PaxosStore-Direct";
+/**
+ * The `PaxosStore-Direct` value on a client's HEDGED copy (its first target was slow or
+ * silent): the node relays it only to a replica it heard from just now, else proposes it.
+ */
+export const DIRECT_HEDGE = "hedge";
 export const CONTENT_TYPE_JSON = "application/json";
 export const CONTENT_TYPE_MSGPACK = "application/msgpack";
 

@@ -11,6 +11,11 @@ import type { NodeId } from "./ballot.js";
 export type BreakName =
   /** Any node may use the fast round (skip Prepare), not only the owner of the instance. */
   | "fast-round-any-node"
+  /**
+   * A restarted process uses round 0 where an earlier process of its node may have sent an
+   * Accept that never reached its disk (fastRound.ts: the fence is ignored).
+   */
+  | "fast-round-after-restart"
   /** An acceptor's Promise/Accepted leaves before its promise/accept is durable (driver-level). */
   | "reply-before-persist"
   /** A linearizable read answers from the local replica without the ReadProbe round. */
@@ -25,6 +30,7 @@ export type BreakName =
 
 export const BREAK_NAMES: readonly BreakName[] = [
   "fast-round-any-node",
+  "fast-round-after-restart",
   "reply-before-persist",
   "read-without-probe",
   "vote-while-recovering",
@@ -79,6 +85,13 @@ export interface GroupConfig {
   readonly replicas: readonly NodeId[];
   /** Unique per process start: keeps value ids unique across restarts. */
   readonly incarnation: string;
+  /**
+   * Absent in the first process ever to run on this node's data directory. In every later one
+   * (a restart, after a crash or not): the start of every value id this process makes
+   * (`self/incarnation...`). Round 0 at instance i is then used only when the value chosen at
+   * i-1 carries it (fastRound.ts: an earlier process may have sent an unpersisted Accept).
+   */
+  readonly fastRoundFence?: string;
   /** Seeds the jitter of retries, so a run is replayable. */
   readonly seed: number;
   readonly timing: Timing;

@@ -102,7 +102,7 @@ export function step(state: GroupState, now: number, input: Input): Ready {
       break;
   }
   pump(state, fx, now);
-  return { persist: fx.persist(state), send: fx.send, answers: fx.answers, answersNow: fx.answersNow, wakeAt: wakeAt(state) };
+  return { persist: fx.persist(state), send: fx.send, sendNow: fx.sendNow, answers: fx.answers, answersNow: fx.answersNow, wakeAt: wakeAt(state) };
 }
 
 /** Runs until quiet: self-addressed messages, a proposal that may start, reads that may finish. */
@@ -135,15 +135,16 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       const entry = onAccepted(state, from, msg);
       if (entry === null) return;
       // Chosen. Peers that accepted it have the value; the others get it in the message.
+      // Every counted vote is durable (a peer's was before it left the peer; ours comes back
+      // to us only once durable: effects.ts sendTo), so the value is chosen whatever this
+      // replica's disk holds: the Chosen and the answers need not wait for this step's persist.
       const accepts = state.proposer.accepts;
       for (const to of state.config.replicas) {
         if (to === state.config.self) continue;
         const value = accepts.has(to) ? null : entry.value;
-        fx.sendTo(to, { type: "chosen", group: msg.group, index: entry.index, ballot: entry.ballot, valueId: entry.value.id, value });
+        fx.tellNow(to, { type: "chosen", group: msg.group, index: entry.index, ballot: entry.ballot, valueId: entry.value.id, value });
       }
-      // Completed by a peer's vote: every counted vote is durable (ours went to disk before
-      // our Accept left), so the answers need not wait for this step's persist.
-      fx.chosenByDurableVotes = from !== state.config.self;
+      fx.chosenByDurableVotes = true;
       learn(state, fx, now, entry);
       fx.chosenByDurableVotes = false;
       return;

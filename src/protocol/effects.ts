@@ -1,6 +1,11 @@
 // Collects what one step must do: durable changes (turned into one Persist record), messages
 // to peers, answers to clients. Messages a replica sends to itself (its proposer talking to
-// its own acceptor) are handled inside the same step through `inbox`, never sent.
+// its own acceptor) are handled inside the same step through `inbox`, never sent, EXCEPT its
+// acceptor's votes (Promise, Accepted) to its own proposer: those go out in `send` addressed to
+// self and come back as a message once the step's persist is durable, exactly like a peer's
+// vote. So the proposer never counts a vote of its own that a crash could forget, and its
+// proposals (Accept, Chosen) may leave before its own persist (`sendNow`, DESIGN.md "The
+// proposer's Accept does not wait for its own accept").
 
 import type { NodeId } from "./ballot.js";
 import type { Persist } from "./durable.js";
@@ -22,6 +27,8 @@ export class Effects {
   readonly requests = new Map<string, RequestRecord>();
   readonly forgetRequests = new Set<string>();
   readonly send: Outbound[] = [];
+  /** Proposals and facts that depend on nothing this step persists (see Ready.sendNow). */
+  readonly sendNow: Outbound[] = [];
   readonly answers: Answer[] = [];
   /** Answers that depend on nothing this step persists (see Ready.answersNow). */
   readonly answersNow: Answer[] = [];
@@ -34,10 +41,30 @@ export class Effects {
 
   constructor(private readonly self: NodeId) {}
 
-  /** To one replica; to self means the local inbox. */
+  /**
+   * To one replica; to self means the local inbox, but a vote to self (Promise, Accepted) is
+   * sent like a peer's: it is counted only once the persist that made it is durable.
+   */
   sendTo(to: NodeId, msg: PeerMessage): void {
-    if (to === this.self) this.inbox.push({ from: this.self, msg });
+    if (to === this.self && msg.type !== "promise" && msg.type !== "accepted") this.inbox.push({ from: this.self, msg });
     else this.send.push({ to, msg });
+  }
+
+  /**
+   * A proposal (Accept) to every replica: our own acceptor takes it in this step (inbox); the
+   * peers get it at once, before this step's persist (its safety: fastRound.ts, proposer.ts).
+   */
+  propose(replicas: readonly NodeId[], msg: PeerMessage): void {
+    for (const to of replicas) {
+      if (to === this.self) this.inbox.push({ from: this.self, msg });
+      else this.sendNow.push({ to, msg });
+    }
+  }
+
+  /** A fact every counted vote of which is durable (a Chosen): to one peer, at once. */
+  tellNow(to: NodeId, msg: PeerMessage): void {
+    if (to === this.self) throw new Error("effects: tellNow to self");
+    this.sendNow.push({ to, msg });
   }
 
   /** To every replica of the group, self included. */

@@ -10,9 +10,21 @@
 // skipping Prepare at one index could each get a majority for different values.
 //
 // A proposer uses the fast round only while its own acceptor has neither promised nor
-// accepted anything at the instance. Its own accept is persisted before its Accept leaves, so
-// after a crash it finds that accept on disk and must prepare (round >= 1), which adopts it:
-// it never sends a second, different value at round 0.
+// accepted anything at the instance: so one process sends at most one round-0 value at an
+// instance (its acceptor takes it in the same step; a reload of the group in the same process
+// happens only once every persist of the previous actor is on disk, where it then finds it).
+//
+// Across processes: its Accept leaves BEFORE its own accept is durable (Ready.sendNow), so a
+// process that dies may have sent Accept(round 0, v) at i without a trace on its disk, and a
+// peer may have accepted v (v may even be chosen, by the peers' votes). A restarted process
+// must then not send a different value at round 0 at i: two values under one ballot break
+// Paxos (a later Prepare could see both at the same ballot and adopt the wrong one). So a
+// process that is not the first life of its data directory (config.fastRoundFence set) uses
+// round 0 at i only when the value chosen at i-1 was proposed by THIS process (its value id
+// starts with the fence): no earlier process can have known that value, so none can have
+// opened instance i, let alone sent an Accept there. Elsewhere it prepares (round >= 1),
+// which adopts whatever a peer accepted. A data directory's first life has no earlier process.
+// Cost: after a restart, each group's first write takes a Prepare round.
 
 import type { NodeId } from "./ballot.js";
 import { FAST_ROUND } from "./ballot.js";
@@ -33,7 +45,16 @@ export function fastRoundOwner(state: GroupState): NodeId | null {
 export function mayUseFastRound(state: GroupState): boolean {
   const anyNode = state.config.breaks?.has("fast-round-any-node") ?? false;
   const owner = anyNode || fastRoundOwner(state) === state.config.self;
-  return owner && state.promised === null && state.accepted === null;
+  return owner && state.promised === null && state.accepted === null && pastFence(state);
+}
+
+/** Is the open instance's fast round this process's to use (see the top of this file)? */
+function pastFence(state: GroupState): boolean {
+  const fence = state.config.fastRoundFence;
+  if (fence === undefined) return true;
+  // The deliberate bug: a restarted proposer reuses round 0 where its unpersisted Accept may have gone out.
+  if (state.config.breaks?.has("fast-round-after-restart")) return true;
+  return state.chosen !== null && state.chosen.value.id.startsWith(fence);
 }
 
 /** Should an acceptor take a round-0 Accept from `node`? Only from the owner. */

@@ -61,6 +61,14 @@ export interface Ready {
   /** Must be durable (fsync) before any of `send` or `answers` is released. Null: nothing to persist. */
   readonly persist: Persist | null;
   readonly send: readonly Outbound[];
+  /**
+   * Messages that may leave at once, before `persist` and before earlier persists: a
+   * proposer's Accept (a proposal reveals no vote; the proposer's own vote is counted only once
+   * durable, and a restarted proposer never reuses round 0 where its Accept may have gone out
+   * unpersisted: fastRound.ts) and the Chosen of a value whose counted votes are all durable.
+   * Never to self. Saves a write one fsync: the peers write their accepts while we write ours.
+   */
+  readonly sendNow: readonly Outbound[];
   readonly answers: readonly Answer[];
   /**
    * Write answers that may be released at once, before `persist` and before earlier persists:

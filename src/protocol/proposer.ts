@@ -6,9 +6,11 @@
 //                  or our own batch if none) -> majority Accepted
 //
 // Every message goes to the replica's own acceptor too, through the same rules as any peer's,
-// and in the same step; so the proposer's own promise/accept is persisted with that step and
-// a restarted proposer never reuses a ballot it already used (its next round is above its own
-// durable promise). A lost round (Reject, or no quorum before the phase deadline) backs off
+// and in the same step; so the proposer's own promise/accept is persisted with that step, and
+// its own vote comes back to it (like a peer's) only once that persist is durable. A Prepare
+// leaves only after our promise of its ballot is durable, so a restarted proposer never reuses
+// a ballot it already used (its next round is above its own durable promise); an Accept leaves
+// at once (Ready.sendNow), while our own accept is still being written. A lost round (Reject, or no quorum before the phase deadline) backs off
 // with jitter and retries with a higher round; the writes stay queued.
 
 import { compareBallots, FAST_ROUND, type Ballot } from "./ballot.js";
@@ -106,7 +108,12 @@ function sendAccept(state: GroupState, fx: Effects, value: Value): void {
   p.value = value;
   p.accepts.clear();
   markSent(state, value);
-  fx.broadcast(state.config.replicas, {
+  // To the peers at once, before our own accept (taken by our acceptor in this step) is durable:
+  // an Accept is a proposal, not a vote. Safe because our own vote counts only once durable
+  // (effects.ts sendTo), this ballot is ours alone (round >= 1: our Prepare of it left only
+  // after our promise of it was durable, so a restart picks a higher round; round 0: a
+  // restarted process never reuses it where it may have sent one, fastRound.ts).
+  fx.propose(state.config.replicas, {
     type: "accept",
     group: state.config.group,
     index: p.index,

@@ -26,7 +26,7 @@ export interface Release {
 
 /** What one Ready turns into. */
 export interface Admitted {
-  /** Leaves at once: `answersNow`, and the whole step when nothing is on its way to disk. */
+  /** Leaves at once: `sendNow` and `answersNow`, and the whole step when nothing is on its way to disk. */
   readonly now: Release;
   /** To write with sync; report it with `durable(ticket)` once it is. */
   readonly persist: { readonly ticket: number; readonly record: Persist } | null;
@@ -68,7 +68,8 @@ export class ReleaseQueue {
   admit(ready: Ready): Admitted {
     if (this.failed) return { now: NOTHING, persist: null }; // the node is stopping: reveal nothing
     let send = ready.send;
-    const early: Outbound[] = [];
+    // Proposals and decided facts first: they never wait (Ready.sendNow).
+    const early: Outbound[] = [...ready.sendNow];
     if (this.replyBeforePersist) {
       early.push(...send);
       send = [];

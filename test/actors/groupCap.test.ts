@@ -42,6 +42,8 @@ it("keeps at most maxActiveGroups groups in memory, least recently used passivat
       writer,
       replicasFor: () => ["n1"],
       send: () => undefined,
+      loopback: (group, msg) => registry.dispatch(group, { type: "message", from: "n1", msg }),
+      restarted: false,
       answer: (call, outcome) => answers.get(call)?.(outcome),
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       onLostGroup: () => undefined,

@@ -81,6 +81,8 @@ it("a crashed group actor's successor loads the group only after the crashed one
       // n1 first: the preferred replica owns the fast round of instance 1.
       replicasFor: () => ["n1", "n2", "n3"],
       send: (to, msg) => sent.push({ to, msg, afterCommits: committed.length }),
+      loopback: (group, msg) => registry.dispatch(group, { type: "message", from: "n1", msg }),
+      restarted: false,
       answer: (_call, outcome) => answers.push(outcome),
       dispatchTick: () => undefined,
       onLostGroup: () => undefined,

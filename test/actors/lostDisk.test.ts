@@ -74,8 +74,9 @@ describe("lost-disk detection", () => {
     await new Promise((r) => setTimeout(r, 1_000));
     expect(settled).toBe(false);
     await startPeer("n3");
-    const { identity, lostDisk } = await resolving;
+    const { identity, lostDisk, firstLife } = await resolving;
     expect(lostDisk).toBeNull();
+    expect(firstLife).toBe(true); // a new node: no earlier process ran Paxos here
     expect(await storage.getNodeRecord(IDENTITY_RECORD)).toEqual(identity);
     // Both peers remember it, durably, under its identity.
     for (const id of ["n2", "n3"]) {
@@ -84,16 +85,17 @@ describe("lost-disk detection", () => {
       await reloaded.load();
       expect(reloaded.get("n1")).toMatchObject({ identityId: identity.identityId });
     }
-    // A restart on the same directory is the same node, with no question asked.
-    expect(await resolve(storage)).toEqual({ identity, lostDisk: null });
+    // A restart on the same directory is the same node, with no question asked (not its first life).
+    expect(await resolve(storage)).toEqual({ identity, lostDisk: null, firstLife: false });
   });
 
   it("finds a lost disk when a peer has seen the node, and writes identity and lost-disk mode together", async () => {
     const storage = new MemoryStorage();
-    const { identity, lostDisk } = await resolve(storage);
+    const { identity, lostDisk, firstLife } = await resolve(storage);
     expect(lostDisk).toMatchObject({ phase: "listing" });
+    expect(firstLife).toBe(false); // its earlier life may have sent Accepts its disk lost
     expect(await storage.getNodeRecord(LOST_DISK_RECORD)).toEqual(lostDisk);
-    expect(await resolve(storage)).toEqual({ identity, lostDisk });
+    expect(await resolve(storage)).toEqual({ identity, lostDisk, firstLife: false });
   });
 
   it("still finds the lost disk when it crashed after asking (the peers already hold its new identity)", async () => {

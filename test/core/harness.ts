@@ -41,7 +41,9 @@ export class Harness {
     if (this.down.has(node)) return;
     const ready = step(this.states.get(node)!, this.now, input);
     if (ready.persist) applyPersist(this.disks.get(node)!, ready.persist);
-    for (const out of ready.send) this.network.push({ from: node, out });
+    // Proposals first (they leave before the persist on a real node), then the rest; a vote to
+    // self comes back through the network like a peer's (after its persist, applied above).
+    for (const out of [...ready.sendNow, ...ready.send]) this.network.push({ from: node, out });
     for (const a of [...ready.answersNow, ...ready.answers]) this.answers.set(a.call, a);
   }
 

@@ -21,9 +21,10 @@ const GROUP = "g";
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 let incarnations = 0;
-function config(self: NodeId, replicas: readonly NodeId[]): GroupConfig {
+function config(self: NodeId, replicas: readonly NodeId[], restarted = false): GroupConfig {
   const n = ++incarnations;
-  return { group: GROUP, self, replicas, incarnation: `i${n}`, seed: n, timing: DEFAULT_TIMING, limits: DEFAULT_LIMITS };
+  const fence = restarted ? { fastRoundFence: `${self}/i${n}/` } : {};
+  return { group: GROUP, self, replicas, incarnation: `i${n}`, ...fence, seed: n, timing: DEFAULT_TIMING, limits: DEFAULT_LIMITS };
 }
 
 /** One replica with its own durable image, which every step's persist is applied to. */
@@ -31,24 +32,47 @@ class Replica {
   state: GroupState;
   readonly disk: DurableGroup;
 
-  constructor(readonly self: NodeId, readonly replicas: readonly NodeId[] = ["n1", "n2", "n3"], disk?: DurableGroup, lost = false) {
+  constructor(readonly self: NodeId, readonly replicas: readonly NodeId[] = ["n1", "n2", "n3"], disk?: DurableGroup, lost = false, restarted = false) {
     this.disk = disk ?? emptyDurableGroup();
-    this.state = restoreReplica(config(self, replicas), copyDisk(this.disk), { lost });
+    this.state = restoreReplica(config(self, replicas, restarted), copyDisk(this.disk), { lost });
   }
 
+  /**
+   * One step, its persist made durable at once, and the votes our acceptor sent our own
+   * proposer (released after that persist) delivered back, as a driver does; returns the
+   * steps' Readies merged (the last persist).
+   */
   input(input: Input, now = 0): Ready {
     const ready = step(this.state, now, input);
     if (ready.persist !== null) applyPersist(this.disk, ready.persist);
-    return ready;
+    let merged: Ready = { ...ready, send: ready.send.filter((o) => o.to !== this.self) };
+    for (const o of ready.send) {
+      if (o.to !== this.self) continue;
+      const back = this.input({ type: "message", from: this.self, msg: o.msg }, now);
+      merged = {
+        persist: back.persist ?? merged.persist,
+        send: [...merged.send, ...back.send],
+        sendNow: [...merged.sendNow, ...back.sendNow],
+        answers: [...merged.answers, ...back.answers],
+        answersNow: [...merged.answersNow, ...back.answersNow],
+        wakeAt: back.wakeAt,
+      };
+    }
+    return merged;
+  }
+
+  /** Steps without the persist ever reaching the disk (a crash follows): only what leaves at once. */
+  inputLost(input: Input, now = 0): Ready {
+    return step(this.state, now, input);
   }
 
   receive(from: NodeId, msg: PeerMessage, now = 0): Ready {
     return this.input({ type: "message", from, msg }, now);
   }
 
-  /** A crash and restart: only the durable image survives. */
+  /** A crash and restart: only the durable image survives (a later process: fenced fast round). */
   restart(): Replica {
-    return new Replica(this.self, this.replicas, this.disk);
+    return new Replica(this.self, this.replicas, this.disk, false, true);
   }
 }
 
@@ -74,7 +98,7 @@ function accept(index: number, b: Ballot, v: Value, prev: ChosenEntry | null = n
   return { type: "accept", group: GROUP, index, ballot: b, value: v, prev };
 }
 
-const sent = (ready: Ready, type: PeerMessage["type"]) => ready.send.filter((o) => o.msg.type === type);
+const sent = (ready: Ready, type: PeerMessage["type"]) => [...ready.sendNow, ...ready.send].filter((o) => o.msg.type === type);
 
 let calls = 0;
 function propose(r: Replica, command: Command, now = 0): Ready {
@@ -199,6 +223,31 @@ describe("rules of docs/DESIGN.md, one test each", () => {
     const next = sent(propose(again, put("r4", "k", "v")), "prepare");
     expect(next.length).toBeGreaterThan(0);
     expect((next[0]!.msg as Prepare).ballot.round).toBeGreaterThan(r);
+  });
+
+  it("a restarted process never reuses round 0 where an earlier process may have sent an unpersisted Accept", () => {
+    // The owner's Accept leaves before its own accept is durable (Ready.sendNow) ...
+    const owner = new Replica("n1");
+    const first = owner.inputLost({ type: "propose", call: ++calls, command: put("r1", "k", "first"), deadline: 10_000 });
+    expect(first.sendNow.filter((o) => o.msg.type === "accept" && (o.msg as Accept).ballot.round === 0)).toHaveLength(2);
+    expect(first.send.filter((o) => o.to === "n1" && o.msg.type === "accepted")).toHaveLength(1); // its vote waits for the disk
+    // ... and it crashes before that persist lands: its disk shows nothing at instance 1.
+    expect(owner.disk.meta.accepted).toBeNull();
+    const restarted = owner.restart();
+    const second = propose(restarted, put("r2", "k", "second"));
+    expect(sent(second, "accept").filter((o) => (o.msg as Accept).ballot.round === 0)).toHaveLength(0);
+    expect(sent(second, "prepare").length).toBeGreaterThan(0);
+
+    // After a value this process proposed is chosen, the next instance's fast round is its own again.
+    const h = new Harness(3);
+    const n1 = new Replica("n1", ["n1", "n2", "n3"], undefined, false, true);
+    h.states.set("n1", n1.state);
+    h.put("n1", "a", "1");
+    h.run();
+    expect(n1.state.chosen!.value.id.startsWith(n1.state.config.fastRoundFence!)).toBe(true);
+    const later = 5_000;
+    const again = step(n1.state, later, { type: "propose", call: 902, command: put("r5", "a", "2"), deadline: later + 10_000 });
+    expect(sent(again, "accept").map((o) => (o.msg as Accept).ballot.round)).toEqual([0, 0]);
   });
 
   it("a proposer adopts the highest accepted value of a promise quorum", () => {

@@ -50,8 +50,12 @@ describe("a write the core gives up on", () => {
   it("a queued write carried by an adopted value counts as sent: timeout at its deadline", () => {
     const n2 = restoreReplica(config("n2"), emptyDurableGroup());
     // Queued here; an earlier attempt with the same id was accepted at n3 in n3's value.
-    propose(n2, 1, "retried", false);
+    const input: Input = { type: "propose", call: 1, command: put("retried"), deadline: 1000, fresh: false };
+    const prepared = step(n2, 0, input);
     const ballot = n2.proposer.ballot!;
+    // Our own promise comes back to our proposer once durable, like a peer's.
+    const own = prepared.send.find((o) => o.to === "n2" && o.msg.type === "promise")!;
+    step(n2, 1, { type: "message", from: "n2", msg: own.msg });
     const earlier: Value = { id: "n3/x/1", commands: [put("retried")] };
     step(n2, 1, { type: "message", from: "n3", msg: { type: "promise", group: "g", index: 1, ballot, accepted: { ballot: { round: 1, node: "n3" }, value: earlier } } });
     expect(n2.proposer.value?.id).toBe(earlier.id); // adopted, and its Accept is out

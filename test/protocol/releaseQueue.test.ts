@@ -19,7 +19,7 @@ function answer(call: number): Answer {
 }
 
 function ready(parts: Partial<Ready>): Ready {
-  return { persist: null, send: [], answers: [], answersNow: [], wakeAt: null, ...parts };
+  return { persist: null, send: [], sendNow: [], answers: [], answersNow: [], wakeAt: null, ...parts };
 }
 
 describe("release queue", () => {
@@ -28,6 +28,15 @@ describe("release queue", () => {
     const a = q.admit(ready({ send: [out(1)], answers: [answer(1)] }));
     expect(a.persist).toBeNull();
     expect(a.now).toEqual({ send: [out(1)], answers: [answer(1)] });
+  });
+
+  it("sendNow (a proposer's Accept, a decided Chosen) leaves at once, before the step's persist and earlier ones", () => {
+    const q = new ReleaseQueue();
+    const first = q.admit(ready({ persist, send: [out(1)] }));
+    const a = q.admit(ready({ persist, sendNow: [out(2)], send: [out(3)] }));
+    expect(a.now).toEqual({ send: [out(2)], answers: [] });
+    expect(q.durable(first.persist!.ticket)).toEqual({ send: [out(1)], answers: [] });
+    expect(q.durable(a.persist!.ticket)).toEqual({ send: [out(3)], answers: [] });
   });
 
   it("a step's sends and answers wait for its persist", () => {

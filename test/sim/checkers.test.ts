@@ -171,6 +171,22 @@ describe("persist-before-send", () => {
     checkPersistBeforeSend("n1", "n2", accepted(1, ballot(2, "n2")), image({ chosen: chosen(1, "v") }), 0);
     checkPersistBeforeSend("n1", "n2", { type: "readProbe", group: "g", probe: 1 }, image({}), 0);
   });
+
+  const prepare = (index: number, b: Ballot): PeerMessage => ({ type: "prepare", group: "g", index, ballot: b, prev: null });
+  const acceptMsg = (index: number, b: Ballot): PeerMessage => ({ type: "accept", group: "g", index, ballot: b, value: { id: "n1/x/1", commands: [] }, prev: null });
+
+  it("objects to a Prepare, or an Accept above round 0, whose ballot the sender's disk has not promised", () => {
+    expectObjection("persist-before-send", () => checkPersistBeforeSend("n1", "n2", prepare(1, ballot(2, "n1")), image({}), 0));
+    expectObjection("persist-before-send", () =>
+      checkPersistBeforeSend("n1", "n2", acceptMsg(1, ballot(2, "n1")), image({ promised: ballot(1, "n3") }), 0),
+    );
+  });
+
+  it("lets a proposal leave before the proposer's own accept: a promised ballot, or round 0 with nothing on disk", () => {
+    checkPersistBeforeSend("n1", "n2", acceptMsg(1, ballot(2, "n1")), image({ promised: ballot(2, "n1") }), 0);
+    checkPersistBeforeSend("n1", "n2", prepare(1, ballot(2, "n1")), image({ promised: ballot(3, "n3") }), 0);
+    checkPersistBeforeSend("n1", "n2", acceptMsg(1, ballot(0, "n1")), image({}), 0);
+  });
 });
 
 describe("fast-round", () => {

@@ -32,6 +32,8 @@ describe("deliberate protocol bugs are caught", () => {
   const cases: [BreakName, readonly CheckerName[]][] = [
     // Two proposers skip Prepare at one index (and then two values are chosen there).
     ["fast-round-any-node", ["fast-round", "agreement"]],
+    // A restarted process skips Prepare where its earlier life's Accept left unpersisted (seed 102).
+    ["fast-round-after-restart", ["fast-round", "agreement"]],
     // A vote leaves before it is on disk.
     ["reply-before-persist", ["persist-before-send"]],
     // A "linearizable" read answers from a replica that is behind.

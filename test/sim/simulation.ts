@@ -114,6 +114,8 @@ const MAX_EVENTS = 5_000_000;
 
 type SimEvent =
   | { readonly kind: "deliver"; readonly from: NodeId; readonly to: NodeId; readonly msg: PeerMessage }
+  /** A replica's vote to its own proposer (in-process, lossless; gone with a crash). */
+  | { readonly kind: "loopback"; readonly node: NodeId; readonly epoch: number; readonly msg: PeerMessage }
   | { readonly kind: "diskDone"; readonly node: NodeId; readonly group: string; readonly epoch: number }
   | { readonly kind: "tick"; readonly node: NodeId; readonly group: string; readonly epoch: number; readonly gen: number }
   | { readonly kind: "request"; readonly call: Call }
@@ -292,6 +294,11 @@ class Simulation {
     switch (e.kind) {
       case "deliver":
         return this.deliver(e.from, e.to, e.msg);
+      case "loopback": {
+        const node = this.nodes.get(e.node)!;
+        if (!node.up || node.epoch !== e.epoch) return;
+        return this.step(node, e.msg.group, { type: "message", from: e.node, msg: e.msg }, `${e.node}->self ${describeMessage(e.msg)}`);
+      }
       case "diskDone":
         return this.diskDone(e.node, e.group, e.epoch);
       case "tick": {
@@ -403,7 +410,7 @@ class Simulation {
     const probeAt = wakeAt === null ? now + SETTLE_MS : Math.ceil(wakeAt) - 1;
     if (probeAt <= now) return;
     const ready = step(copyForProbe(state), probeAt, { type: "tick" });
-    const acts = ready.send.length + ready.answers.length + ready.answersNow.length + (ready.persist === null ? 0 : 1);
+    const acts = ready.send.length + ready.sendNow.length + ready.answers.length + ready.answersNow.length + (ready.persist === null ? 0 : 1);
     if (acts === 0) return;
     fail(
       "liveness",
@@ -442,6 +449,11 @@ class Simulation {
         const now = this.queue.now;
         checkPersistBeforeSend(node.id, to, msg, node.disks.get(group), now);
         this.fastRound.onRelease(node.id, msg, now);
+        if (to === node.id) {
+          // A vote to our own proposer: in-process on a live node (keyGroup.ts), so no network.
+          this.queue.schedule(now, { kind: "loopback", node: node.id, epoch: node.epoch, msg });
+          return;
+        }
         this.stats.messages++;
         const delays = this.network.plan(node.id, to);
         if (delays.length === 0) this.log(() => `lose ${node.id}->${to} ${describeMessage(msg)}`);
@@ -483,6 +495,8 @@ class Simulation {
         self: node.id,
         replicas: this.nodeIds,
         incarnation: `${node.id}.${node.restarts}`,
+        // Every start but the first may follow a crash that lost an Accept's own persist.
+        ...(node.restarts > 0 ? { fastRoundFence: `${node.id}/${node.id}.${node.restarts}/` } : {}),
         seed: this.streams.nodes.nextU32(),
         timing: this.tuning.timing,
         limits: this.tuning.limits,
@@ -932,6 +946,7 @@ function learnFromRead(knowledge: ClientKnowledge, r: ReadRecord, result: ReadRe
 function describeReady(ready: Ready, state: GroupState): string {
   const parts = [`chosen ${state.chosen?.index ?? 0}`];
   if (ready.persist !== null) parts.push(`persist[${describePersist(ready.persist)}]`);
+  if (ready.sendNow.length > 0) parts.push(`sendNow[${ready.sendNow.map((o) => `${o.to}:${describeMessage(o.msg)}`).join(", ")}]`);
   if (ready.send.length > 0) parts.push(`send[${ready.send.map((o) => `${o.to}:${describeMessage(o.msg)}`).join(", ")}]`);
   if (ready.answers.length > 0) parts.push(`answer[${ready.answers.map((a) => `${a.call}:${describeOutcome(a.outcome)}`).join(", ")}]`);
   if (ready.wakeAt !== null) parts.push(`wake ${ready.wakeAt}`);

@@ -198,6 +198,17 @@ describe("LevelStorage on disk", () => {
       expect([...loaded.keys.keys()].sort()).toEqual(["k15", "k16", "k17", "k18", "k19"]);
     });
 
+    it("a load after a commit sees it, though loads of groups never stored share one probe iterator", async () => {
+      for (let round = 1; round <= 20; round++) {
+        expect(await storage.loadGroup(`never-${round}`)).toBeNull(); // the probe iterator is made or reused
+        await storage.commit([persist(`g-${round}`, { meta: meta(round), keys: [["k", entry(round)]] })]);
+        const loaded = await storage.loadGroup(`g-${round}`);
+        expect(loaded?.meta).toEqual(meta(round));
+        expect(loaded?.keys.get("k")?.version).toBe(round);
+        expect(await storage.loadGroup(`never-${round}`)).toBeNull();
+      }
+    });
+
     it("writes one batch per commit, atomically (a reader never sees half of one)", async () => {
       const groups = Array.from({ length: 10 }, (_, i) => `atomic-${i}`);
       const writes: Promise<void>[] = [];
