@@ -22,7 +22,7 @@ import { DEFAULT_LIMITS, DEFAULT_TIMING } from "../../src/protocol/config.js";
 import { restoreReplica, step } from "../../src/protocol/core.js";
 import type { DurableGroup, Persist } from "../../src/protocol/durable.js";
 import { applyPersist, emptyDurableGroup } from "../../src/protocol/durable.js";
-import type { CallId, Input, Outcome, Ready } from "../../src/protocol/io.js";
+import type { CallId, ErrorCode, Input, Outcome, Ready } from "../../src/protocol/io.js";
 import type { PeerMessage } from "../../src/protocol/messages.js";
 import type { ReadResult, WriteResult } from "../../src/protocol/ops.js";
 import type { GroupState } from "../../src/protocol/state.js";
@@ -697,7 +697,7 @@ class Simulation {
 
   private complete(
     call: Call,
-    outcome: { kind: "ok"; result: WriteResult | ReadResult } | { kind: "error"; code: "unavailable" | "timeout" } | { kind: "lost" },
+    outcome: { kind: "ok"; result: WriteResult | ReadResult } | { kind: "error"; code: ErrorCode } | { kind: "lost" },
   ): void {
     call.done = true;
     this.calls.delete(call.id);
