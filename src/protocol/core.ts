@@ -20,7 +20,7 @@ import { emptyDurableGroup, type DurableGroup } from "./durable.js";
 import { Effects } from "./effects.js";
 import type { Input, Ready } from "./io.js";
 import { learn, onChosen } from "./learner.js";
-import { acceptsFrom, birthConfiguration, expireReconfigs, moved, onReconfigure, reconfigsWakeAt, role } from "./membership.js";
+import { birthConfiguration, expireReconfigs, moved, onReconfigure, reconfigsWakeAt, role } from "./membership.js";
 import type { Configuration } from "./ops.js";
 import type { PeerMessage } from "./messages.js";
 import { mayPropose, newProposer, onAccepted, onPhaseTimeout, onPromise, onReject, proposerReady, startProposal } from "./proposer.js";
@@ -101,8 +101,10 @@ export function step(state: GroupState, now: number, input: Input): Ready {
   }
   switch (input.type) {
     case "message":
-      if (input.msg.group === state.config.group && acceptsFrom(state, input.from, input.msg.type))
-        deliver(state, fx, now, input.from, input.msg);
+      // From any node of the cluster: a member of a newer configuration than ours is how a
+      // replica behind a reconfiguration finds where the group lives now (membership.ts). Votes
+      // count only from members of the instance's configuration (proposer.ts, read.ts).
+      if (input.msg.group === state.config.group) deliver(state, fx, now, input.from, input.msg);
       break;
     case "propose": {
       // Already applied (a retry of an answered request): answer with the first result.

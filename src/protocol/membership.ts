@@ -56,15 +56,6 @@ export function joinerVotesEarly(state: GroupState): boolean {
   return state.config.breaks?.has("reconfig-joiner-votes-early") ?? false;
 }
 
-/** May a message from `from` reach this replica? Nodes of its configurations, and data catch-up from anyone. */
-export function acceptsFrom(state: GroupState, from: NodeId, type: string): boolean {
-  if (state.config.replicas.includes(from) || state.members.replicas.includes(from)) return true;
-  if (state.joining !== null && state.joining.includes(from)) return true;
-  // A joiner asks for data before the server has learned it joins; a replica that saw a
-  // reconfiguration chosen tells the joiners (a Chosen), wherever it is itself.
-  return type === "catchupRequest" || type === "catchupSnapshot" || type === "chosen";
-}
-
 /**
  * The owner of the fast round at the open instance: the proposer of the value chosen at
  * chosen if it is in config(chosen+1), else that configuration's first (preferred) replica;

@@ -50,7 +50,7 @@ export function progressRecovery(state: GroupState, fx: Effects, now: number): v
 
 export function onRecoveryProbeReply(state: GroupState, fx: Effects, now: number, from: NodeId, m: ReadProbeReply): void {
   const r = state.recovering;
-  if (r === null || r.target !== null || from === state.config.self) return;
+  if (r === null || r.target !== null || from === state.config.self || !state.members.replicas.includes(from)) return;
   r.replies.set(from, { chosen: m.chosen, accepted: m.accepted });
   // A majority of ALL replicas, from the others alone: our own standing is what we forgot.
   if (r.replies.size < quorumSize(state.members.replicas)) return;

@@ -570,6 +570,8 @@ class Simulation {
     const replica: Replica = { state, driver, diskQueue: [], tick: null, convergedAt: -1, mirror: new DurableMirror(node.disks.get(group)!) };
     node.replicas.set(group, replica);
     this.observe(node, replica, group, true, "restart");
+    // A joining replica acts on its own (it asks for the data): a node steps it once to start.
+    if (state.joining !== null) this.step(node, group, { type: "tick" }, "join");
   }
 
   // ---- membership changes (issue 13) -------------------------------------------------------
@@ -705,12 +707,23 @@ class Simulation {
     run.drops.length = kept;
     this.scheduleDropCheck(group);
     this.maybeStartFinalReads();
+    if (this.finalReadsPending === 0) this.maybeFinish();
   }
 
-  /** No change under way or to come, every removed copy dropped, every member holding the group. */
+  /** The seed ends once the final reads are done and every removed copy is dropped. */
+  private maybeFinish(): void {
+    for (const run of this.runs.values()) if (run.drops.length > 0) return;
+    this.finished = true;
+  }
+
+  /**
+   * No change under way or to come, every member holding the group. (Removed copies may still
+   * wait to be dropped: in a group nobody writes to any more, the final reads are what brings a
+   * quorum of the new configuration up to the change.)
+   */
   private membershipSettled(): boolean {
     for (const [group, run] of this.runs) {
-      if (run.pending !== null || run.starts.length > 0 || run.drops.length > 0) return false;
+      if (run.pending !== null || run.starts.length > 0) return false;
       for (const n of run.current.replicas) {
         const image = this.nodes.get(n)!.disks.get(group);
         if (image === undefined || image.meta.joining !== undefined) return false;
@@ -1001,7 +1014,7 @@ class Simulation {
       this.issueRead(null, read.group, read.node, read.query, "linearizable", call.finalTry + 1);
       return;
     }
-    if (--this.finalReadsPending === 0) this.finished = true;
+    if (--this.finalReadsPending === 0) this.maybeFinish();
   }
 
   private thinkThenNext(client: ClientRun): void {
