@@ -184,6 +184,6 @@ export function reconfigsWakeAt(state: GroupState): number | null {
 
 /** Should a joining replica install a copy with this configuration? Only one that includes it. */
 export function joinerTakes(state: GroupState, config: Configuration | undefined): boolean {
-  if (state.joining === null || joinerVotesEarly(state)) return true;
+  if (state.joining === null) return true;
   return config !== undefined && config.replicas.includes(state.config.self);
 }
