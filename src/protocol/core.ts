@@ -186,7 +186,8 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       onReject(state, now, msg);
       return;
     case "chosen":
-      if (!onChosen(state, fx, now, msg)) requestCatchUp(state, fx, now, from, msg.index);
+      // A joiner is told this when the reconfiguration that adds it is chosen: ask at once.
+      if (!onChosen(state, fx, now, msg)) requestCatchUp(state, fx, now, from, msg.index, state.joining !== null);
       return;
     case "catchupRequest":
       serveCatchUp(state, fx, from, msg);
