@@ -38,7 +38,9 @@ export interface RestoreOptions {
   /**
    * This node is to join the group (membership.ts): it holds nothing of it yet. `config` is the
    * configuration it is to join, `from` the nodes to copy the data from. The mark goes into the
-   * first persist, which must be durable before the reconfiguration is proposed.
+   * first persist, which must be durable before the reconfiguration is proposed. A joining
+   * replica asks for the data by itself, but only once stepped: the node steps it once when it
+   * creates it and when it reloads one whose durable meta says `joining` (a tick will do).
    */
   readonly joining?: { readonly config: Configuration; readonly from: readonly string[] };
 }
