@@ -156,10 +156,10 @@ function pump(state: GroupState, fx: Effects, now: number): void {
 function deliver(state: GroupState, fx: Effects, now: number, from: string, msg: PeerMessage): void {
   switch (msg.type) {
     case "prepare":
-      if (onPrepare(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1);
+      if (onPrepare(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1, aheadOfUs(state, from));
       return;
     case "accept":
-      if (onAccept(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1);
+      if (onAccept(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1, aheadOfUs(state, from));
       return;
     case "promise":
       onPromise(state, fx, now, from, msg);
@@ -189,7 +189,7 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       return;
     case "chosen":
       // A joiner is told this when the reconfiguration that adds it is chosen: ask at once.
-      if (!onChosen(state, fx, now, msg)) requestCatchUp(state, fx, now, from, msg.index, state.joining !== null);
+      if (!onChosen(state, fx, now, msg)) requestCatchUp(state, fx, now, from, msg.index, state.joining !== null || aheadOfUs(state, from));
       return;
     case "catchupRequest":
       serveCatchUp(state, fx, from, msg);
@@ -208,6 +208,15 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       else onReadProbeReply(state, fx, now, from, msg);
       return;
   }
+}
+
+/**
+ * A node outside our configuration that is ahead of us: a member of a configuration we have
+ * not learned yet (membership.ts). Ask it at once, even with a request out to a replica we
+ * know: those may have dropped the group since. (Not while a copy is coming in.)
+ */
+function aheadOfUs(state: GroupState, from: string): boolean {
+  return !state.members.replicas.includes(from) && state.catchUp.snapshot === null;
 }
 
 function onTick(state: GroupState, fx: Effects, now: number): void {

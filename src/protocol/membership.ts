@@ -112,18 +112,19 @@ export function reconfigValue(id: string, config: Configuration): Value {
 }
 
 /** Learning `entry` (learner.ts): a reconfiguration moves the open instance to its configuration. */
-export function adoptChosenConfig(state: GroupState, entry: ChosenEntry): void {
+export function adoptChosenConfig(state: GroupState, entry: ChosenEntry): boolean {
   const next = entry.value.config;
-  if (next === undefined || next.epoch <= state.members.epoch) return; // a stale or repeated one changes nothing
+  if (next === undefined || next.epoch <= state.members.epoch) return false; // a stale or repeated one changes nothing
   state.members = next;
   state.membersStored = true;
+  return true;
 }
 
 /**
  * After `chosen` or `members` changed: answers the reconfigure calls that are settled, and, if
  * this replica is no longer in the configuration, everything it can no longer serve.
  */
-export function settleMembership(state: GroupState, fx: Effects): void {
+export function settleMembership(state: GroupState, fx: Effects, changed = false): void {
   if (state.reconfigs.length > 0) {
     let kept = 0;
     for (const r of state.reconfigs) {
@@ -132,7 +133,12 @@ export function settleMembership(state: GroupState, fx: Effects): void {
     }
     state.reconfigs.length = kept;
   }
-  if (role(state) === "removed") leave(state, fx);
+  const now = role(state);
+  if (now === "removed") leave(state, fx);
+  // The new configuration confirms the hand-over: the owner of the first instance after it
+  // drives it (a no-op if nothing is queued), so a quorum of new replicas soon holds the group
+  // past the change and the removed copies may go, even in a group nobody writes to.
+  else if (changed && now === "voter" && fastRoundOwnerAt(state.members, state.chosen) === state.config.self) state.proposer.settle = true;
 }
 
 /** A removed replica stops: its waiting writes, reads and reconfigure calls are answered `moved`. */
