@@ -188,8 +188,15 @@ export function reconfigsWakeAt(state: GroupState): number | null {
 
 // ---- joining --------------------------------------------------------------------------------
 
-/** Should a joining replica install a copy with this configuration? Only one that includes it. */
+/**
+ * Should a joining replica install a copy with this configuration? Only one at the epoch it
+ * joins (or later) that includes it. An OLDER configuration may include it too: when this node
+ * was a replica before, was removed and dropped its copy, and now joins again. Its votes of
+ * then are forgotten with the copy, so it must not vote at those indexes again; a copy at the
+ * epoch it joins lies past the reconfiguration that removed it, past every index it voted at
+ * (the simulation found a rejoining node voting twice at one index: seed 5515).
+ */
 export function joinerTakes(state: GroupState, config: Configuration | undefined): boolean {
   if (state.joining === null) return true;
-  return config !== undefined && config.replicas.includes(state.config.self);
+  return config !== undefined && config.epoch >= state.members.epoch && config.replicas.includes(state.config.self);
 }

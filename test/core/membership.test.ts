@@ -213,6 +213,28 @@ describe("membership: who votes after a reconfiguration", () => {
     expect(role(c.state("n4"))).toBe("voter");
   });
 
+  it("a node that joins again takes no copy of an older configuration that included it (its old votes are forgotten)", () => {
+    const c = new Cluster();
+    const target = { epoch: 3, replicas: ["n1", "n2", "n3"] };
+    c.join("n3", target, ["n1", "n2"]);
+    const snapshot = (config: Configuration, index: number) => ({
+      type: "catchupSnapshot" as const,
+      group: "g",
+      at: { index, ballot: { round: 1, node: "n1" }, value: { id: `n1/x/${index}`, commands: [] } },
+      after: null,
+      items: [],
+      requests: [],
+      next: null,
+      config,
+    });
+    // Epoch 1 held n3 as well (before epoch 2 removed it): a copy from then is refused.
+    c.input("n3", { type: "message", from: "n1", msg: snapshot({ epoch: 1, replicas: ["n1", "n2", "n3", "n4"] }, 5) });
+    expect(role(c.state("n3"))).toBe("joining");
+    c.input("n3", { type: "message", from: "n1", msg: snapshot(target, 9) });
+    expect(role(c.state("n3"))).toBe("voter");
+    expect(c.chosen("n3")).toBe(9);
+  });
+
   it("--break reconfig-joiner-votes-early: a joiner promises at once, from its empty copy", () => {
     const c = new Cluster(new Set<BreakName>(["reconfig-joiner-votes-early"]));
     c.put("n1", "k", "v1");
