@@ -356,7 +356,11 @@ export class ApiHandler {
       case "read":
         return answerRead(outcome.result, this.opts.limits);
       case "error":
+        // "moved" (issue 13) reaches the API once nodes reconfigure groups (phase 2); its outcome
+        // is unknown like a timeout's until the relay retries it at the group's new replicas.
         return errorResponse(outcome.code === "unavailable" ? new UnavailableError(outcome.message) : new TimeoutError(outcome.message));
+      case "reconfigured":
+        return errorResponse(new InternalError("a reconfiguration answered a client call"));
     }
   }
 

@@ -13,6 +13,7 @@ import type { Effects } from "./effects.js";
 import { answerApplied, learn } from "./learner.js";
 import type { CatchUpEntry, CatchUpRequest, CatchUpSnapshot, ChosenEntry } from "./messages.js";
 import type { Entry, WriteResult } from "./ops.js";
+import { birthConfiguration, catchUpPeers, joinerTakes, settleMembership } from "./membership.js";
 import { newProposer } from "./proposer.js";
 import { chosenIndex, type GroupState } from "./state.js";
 
@@ -29,13 +30,21 @@ export function requestCatchUp(state: GroupState, fx: Effects, now: number, peer
   cu.asked = peer;
   cu.askedAt = now;
   const snap = cu.snapshot;
-  fx.sendTo(peer, {
+  const request: CatchUpRequest = {
     type: "catchupRequest",
     group: state.config.group,
     chosen: chosenIndex(state),
     snapshotAt: snap !== null && snap.from === peer ? snap.at.index : null,
     after: snap !== null && snap.from === peer ? snap.expectAfter : null,
-  });
+  };
+  fx.sendTo(peer, state.joining === null ? request : { ...request, snapshot: true });
+}
+
+/** A joining replica asks for a copy of the data until it holds one (membership.ts). */
+export function progressJoin(state: GroupState, fx: Effects, now: number): void {
+  if (state.joining === null || state.catchUp.asked !== null || state.recovering !== null) return;
+  const peer = catchUpPeers(state)[0];
+  if (peer !== undefined) requestCatchUp(state, fx, now, peer, chosenIndex(state) + 1, true);
 }
 
 /** Re-asks, rotating to the next peer, when a request went unanswered. */
@@ -44,10 +53,14 @@ export function retryCatchUp(state: GroupState, fx: Effects, now: number): void 
   if (cu.asked === null || now - cu.askedAt < state.config.timing.catchUpRetryMs) return;
   if (chosenIndex(state) >= cu.wanted && cu.snapshot === null) {
     cu.asked = null; // caught up: nothing left to ask for
+    cu.ahead = null;
     return;
   }
-  const peers = state.config.replicas.filter((r) => r !== state.config.self);
-  const next = peers[(peers.indexOf(cu.asked) + 1) % peers.length]!;
+  const peers = catchUpPeers(state);
+  if (peers.length === 0) return;
+  // A node outside our configuration that is ahead (state.ts) first, then the ones we know in turn.
+  const ahead = cu.ahead !== null && cu.ahead !== cu.asked ? cu.ahead : null;
+  const next = ahead ?? peers[(peers.indexOf(cu.asked) + 1) % peers.length]!;
   cu.snapshot = null; // a half-copied snapshot from a silent peer is abandoned
   requestCatchUp(state, fx, now, next, cu.wanted, true);
 }
@@ -58,7 +71,7 @@ export function serveCatchUp(state: GroupState, fx: Effects, from: NodeId, m: Ca
   const group = state.config.group;
   if (m.snapshotAt === c && m.after !== null) {
     fx.sendTo(from, snapshotChunk(state, state.chosen, m.after));
-  } else if (c === m.chosen + 1) {
+  } else if (c === m.chosen + 1 && m.snapshot !== true) {
     fx.sendTo(from, { type: "catchupEntry", group, entry: state.chosen });
   } else {
     fx.sendTo(from, snapshotChunk(state, state.chosen, null));
@@ -79,7 +92,7 @@ function snapshotChunk(state: GroupState, at: ChosenEntry, after: string | null)
     bytes += key.length + entry.value.length + 16;
   }
   const more = items.length < keys.length;
-  return {
+  const chunk: CatchUpSnapshot = {
     type: "catchupSnapshot",
     group: state.config.group,
     at,
@@ -88,6 +101,8 @@ function snapshotChunk(state: GroupState, at: ChosenEntry, after: string | null)
     requests,
     next: more ? items[items.length - 1]![0] : null,
   };
+  // The configuration of at.index + 1 rides along once it is not the birth one (membership.ts).
+  return state.membersStored && state.joining === null ? { ...chunk, config: state.members } : chunk;
 }
 
 export function onCatchUpEntry(state: GroupState, fx: Effects, now: number, m: CatchUpEntry): void {
@@ -99,7 +114,10 @@ export function onCatchUpSnapshot(state: GroupState, fx: Effects, now: number, f
   const cu = state.catchUp;
   if (m.at.index <= chosenIndex(state)) return;
   if (m.after === null) {
-    cu.snapshot = { from, at: m.at, items: new Map(), requests: m.requests, expectAfter: null };
+    // A joiner takes only a copy that makes it a member: one from before its reconfiguration
+    // was chosen does not (it asks again later).
+    if (!joinerTakes(state, m.config)) return;
+    cu.snapshot = { from, at: m.at, config: m.config, items: new Map(), requests: m.requests, expectAfter: null };
   } else {
     const snap = cu.snapshot;
     // Only the chunk that continues the copy in progress counts; stale or foreign ones are dropped.
@@ -137,6 +155,11 @@ function install(state: GroupState, fx: Effects): void {
   state.chosen = snap.at;
   state.promised = null;
   state.accepted = null;
+  // The copy's configuration is that of our new open instance; a joiner now holds the group.
+  state.members = snap.config ?? (state.joining !== null ? state.members : birthConfiguration(state.config));
+  state.membersStored = snap.config !== undefined || state.joining !== null;
+  const joined = state.joining !== null;
+  state.joining = null;
   fx.reset = true;
   fx.metaChanged = true;
   Object.assign(state.proposer, { ...newProposer(), valueCounter: state.proposer.valueCounter });
@@ -147,4 +170,5 @@ function install(state: GroupState, fx: Effects): void {
     if (r !== undefined) results.set(w.command.requestId, r.result);
   }
   answerApplied(state, fx, results);
+  settleMembership(state, fx, joined);
 }

@@ -26,7 +26,12 @@ export type BreakName =
    * The core's wakeAt leaves out queued writes' deadlines: a group with nothing else to wait
    * for is not woken to answer them (only a message would step it). Nodes tick only at wakeAt.
    */
-  | "wake-ignores-write-deadlines";
+  | "wake-ignores-write-deadlines"
+  /**
+   * A replica joining a group (membership.ts) votes and proposes at once, from its own empty
+   * copy, instead of waiting until it installed the group's data.
+   */
+  | "reconfig-joiner-votes-early";
 
 export const BREAK_NAMES: readonly BreakName[] = [
   "fast-round-any-node",
@@ -35,6 +40,7 @@ export const BREAK_NAMES: readonly BreakName[] = [
   "read-without-probe",
   "vote-while-recovering",
   "wake-ignores-write-deadlines",
+  "reconfig-joiner-votes-early",
 ];
 
 export interface Timing {
@@ -79,11 +85,18 @@ export interface GroupConfig {
   readonly group: string;
   readonly self: NodeId;
   /**
-   * Every replica of the group, self included (3 or 5 in practice), in an order every replica
-   * shares: the first one owns the fast round of instance 1 (fastRound.ts).
+   * The group's BIRTH configuration: the replicas of instance 1 (3 or 5 in practice), in an
+   * order every replica shares; the first one owns the fast round of instance 1 (fastRound.ts).
+   * Later instances use the configuration the group's log chose (membership.ts), which a
+   * replica keeps in its durable meta.
    */
   readonly replicas: readonly NodeId[];
-  /** Unique per process start: keeps value ids unique across restarts. */
+  /** The membership epoch of the birth configuration (0 when absent). */
+  readonly epoch?: number;
+  /**
+   * Unique per process start: keeps value ids unique across restarts. Also per replica within
+   * a process: a node that drops a group and later joins it again needs a new one (membership.ts).
+   */
   readonly incarnation: string;
   /**
    * Absent in the first process ever to run on this node's data directory. In every later one

@@ -11,16 +11,19 @@
 //   catchUp.ts   one-behind entry and chunked data catch-up          read.ts       ReadProbe reads, stale reads
 //   apply.ts     what put/delete/cas/txn do to the data              quorum.ts     majorities
 //   recovery.ts  a replica that lost a group learns, without voting, until voting is safe again
+//   membership.ts  the group's configuration per instance, reconfiguration, joining and removed replicas
 
 import { onAccept, onPrepare } from "./acceptor.js";
-import { onCatchUpEntry, onCatchUpSnapshot, requestCatchUp, retryCatchUp, serveCatchUp } from "./catchUp.js";
+import { onCatchUpEntry, onCatchUpSnapshot, progressJoin, requestCatchUp, retryCatchUp, serveCatchUp } from "./catchUp.js";
 import type { GroupConfig } from "./config.js";
 import { emptyDurableGroup, type DurableGroup } from "./durable.js";
 import { Effects } from "./effects.js";
 import type { Input, Ready } from "./io.js";
 import { learn, onChosen } from "./learner.js";
+import { birthConfiguration, expireReconfigs, moved, onReconfigure, reconfigsWakeAt, role } from "./membership.js";
+import type { Configuration } from "./ops.js";
 import type { PeerMessage } from "./messages.js";
-import { newProposer, onAccepted, onPhaseTimeout, onPromise, onReject, proposerReady, startProposal } from "./proposer.js";
+import { mayPropose, newProposer, onAccepted, onPhaseTimeout, onPromise, onReject, proposerReady, startProposal } from "./proposer.js";
 import { onRead, onReadProbe, onReadProbeReply, progressReads, readsWakeAt } from "./read.js";
 import { beginRecovery, onRecoveryProbeReply, progressRecovery, recoveryWakeAt } from "./recovery.js";
 import { seedRng } from "./rng.js";
@@ -32,12 +35,25 @@ export interface RestoreOptions {
    * records with the first persist, and recover as a non-voting learner (recovery.ts).
    */
   readonly lost?: boolean;
+  /**
+   * This node is to join the group (membership.ts): it holds nothing of it yet. `config` is the
+   * configuration it is to join, `from` the nodes to copy the data from. The mark goes into the
+   * first persist, which must be durable before the reconfiguration is proposed. A joining
+   * replica asks for the data by itself, but only once stepped: the node steps it once when it
+   * creates it and when it reloads one whose durable meta says `joining` (a tick will do).
+   */
+  readonly joining?: { readonly config: Configuration; readonly from: readonly string[] };
 }
 
 /** A replica as its durable image left it; everything volatile starts empty. */
 export function restoreReplica(config: GroupConfig, stored: DurableGroup, options: RestoreOptions = {}): GroupState {
   const durable = options.lost ? emptyDurableGroup() : stored;
-  if (!config.replicas.includes(config.self)) throw new Error(`replica ${config.self} is not in ${config.replicas.join(",")}`);
+  const joining = options.joining?.from ?? durable.meta.joining ?? null;
+  const members = options.joining?.config ?? durable.meta.config ?? birthConfiguration(config);
+  // A node holds a group it is not born in only by joining it (or having held it).
+  if (!config.replicas.includes(config.self) && durable.meta.config === undefined && options.joining === undefined) {
+    throw new Error(`replica ${config.self} is not in ${config.replicas.join(",")}`);
+  }
   const requests = new Map();
   let requestSeq = 0;
   for (const r of [...durable.requests].sort((a, b) => a.seq - b.seq)) {
@@ -48,6 +64,9 @@ export function restoreReplica(config: GroupConfig, stored: DurableGroup, option
   const probeBase = (seedRng(config.seed ^ 0x2545f491) >>> 0) * 2 ** 20;
   const state: GroupState = {
     config,
+    members,
+    membersStored: options.joining !== undefined || durable.meta.config !== undefined,
+    joining,
     chosen: durable.meta.chosen,
     promised: durable.meta.promised,
     accepted: durable.meta.accepted,
@@ -57,11 +76,13 @@ export function restoreReplica(config: GroupConfig, stored: DurableGroup, option
     proposer: newProposer(),
     queue: [],
     reads: [],
-    catchUp: { asked: null, askedAt: 0, wanted: 0, snapshot: null },
+    reconfigs: [],
+    catchUp: { asked: null, askedAt: 0, wanted: 0, snapshot: null, ahead: null },
     probeBase,
     probeCounter: probeBase,
     recovering: null,
     resetPending: options.lost === true,
+    metaPending: options.joining !== undefined,
     rng: seedRng(config.seed),
   };
   if (options.lost || durable.meta.recovering) beginRecovery(state);
@@ -76,10 +97,16 @@ export function step(state: GroupState, now: number, input: Input): Ready {
     fx.reset = true;
     fx.metaChanged = true;
   }
+  if (state.metaPending) {
+    state.metaPending = false;
+    fx.metaChanged = true; // a joining replica's mark
+  }
   switch (input.type) {
     case "message":
-      if (input.msg.group === state.config.group && state.config.replicas.includes(input.from))
-        deliver(state, fx, now, input.from, input.msg);
+      // From any node of the cluster: a member of a newer configuration than ours is how a
+      // replica behind a reconfiguration finds where the group lives now (membership.ts). Votes
+      // count only from members of the instance's configuration (proposer.ts, read.ts).
+      if (input.msg.group === state.config.group) deliver(state, fx, now, input.from, input.msg);
       break;
     case "propose": {
       // Already applied (a retry of an answered request): answer with the first result.
@@ -91,11 +118,16 @@ export function step(state: GroupState, now: number, input: Input): Ready {
         if (fresh) fx.answerError(input.call, "unavailable", "this replica is recovering the group and takes no writes; the write was not applied (try another replica)");
         else fx.answerError(input.call, "timeout", "this replica is recovering the group and takes no writes; an earlier attempt with this request id may still be applied: retry with the same request id at another replica");
       } else if (known !== undefined) fx.answerWrite(input.call, known.result);
+      else if (role(state) === "removed") moved(state, fx, input.call, "write");
+      // A joining replica queues the write: it proposes it once it holds the group.
       else state.queue.push({ call: input.call, command: input.command, deadline: input.deadline, fresh, sent: false });
       break;
     }
     case "read":
       onRead(state, fx, now, input.call, input.query, input.consistency, input.deadline);
+      break;
+    case "reconfigure":
+      onReconfigure(state, fx, input.call, input.config, input.deadline);
       break;
     case "tick":
       onTick(state, fx, now);
@@ -113,6 +145,7 @@ function pump(state: GroupState, fx: Effects, now: number): void {
       deliver(state, fx, now, from, msg);
     }
     progressRecovery(state, fx, now);
+    progressJoin(state, fx, now);
     progressReads(state, fx, now);
     if (proposerReady(state, now)) startProposal(state, fx, now);
     if (fx.inbox.length === 0) return;
@@ -123,10 +156,10 @@ function pump(state: GroupState, fx: Effects, now: number): void {
 function deliver(state: GroupState, fx: Effects, now: number, from: string, msg: PeerMessage): void {
   switch (msg.type) {
     case "prepare":
-      if (onPrepare(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1);
+      if (onPrepare(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1, aheadOfUs(state, from));
       return;
     case "accept":
-      if (onAccept(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1);
+      if (onAccept(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1, aheadOfUs(state, from));
       return;
     case "promise":
       onPromise(state, fx, now, from, msg);
@@ -138,8 +171,10 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       // Every counted vote is durable (a peer's was before it left the peer; ours comes back
       // to us only once durable: effects.ts sendTo), so the value is chosen whatever this
       // replica's disk holds: the Chosen and the answers need not wait for this step's persist.
+      // A reconfiguration is also told to the replicas it adds: they ask for the data at once.
       const accepts = state.proposer.accepts;
-      for (const to of state.config.replicas) {
+      const tell = entry.value.config === undefined ? state.members.replicas : [...new Set([...state.members.replicas, ...entry.value.config.replicas])];
+      for (const to of tell) {
         if (to === state.config.self) continue;
         const value = accepts.has(to) ? null : entry.value;
         fx.tellNow(to, { type: "chosen", group: msg.group, index: entry.index, ballot: entry.ballot, valueId: entry.value.id, value });
@@ -154,7 +189,11 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       onReject(state, now, msg);
       return;
     case "chosen":
-      if (!onChosen(state, fx, now, msg)) requestCatchUp(state, fx, now, from, msg.index);
+      // A joiner is told this when the reconfiguration that adds it is chosen: ask at once.
+      if (!onChosen(state, fx, now, msg)) {
+        if (!state.members.replicas.includes(from)) state.catchUp.ahead = from;
+        requestCatchUp(state, fx, now, from, msg.index, state.joining !== null || aheadOfUs(state, from));
+      }
       return;
     case "catchupRequest":
       serveCatchUp(state, fx, from, msg);
@@ -175,9 +214,19 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
   }
 }
 
+/**
+ * A node outside our configuration that is ahead of us: a member of a configuration we have
+ * not learned yet (membership.ts). Ask it at once, even with a request out to a replica we
+ * know: those may have dropped the group since. (Not while a copy is coming in.)
+ */
+function aheadOfUs(state: GroupState, from: string): boolean {
+  return !state.members.replicas.includes(from) && state.catchUp.snapshot === null;
+}
+
 function onTick(state: GroupState, fx: Effects, now: number): void {
   onPhaseTimeout(state, now);
   expireWrites(state, fx, now);
+  expireReconfigs(state, fx, now);
   retryCatchUp(state, fx, now);
 }
 
@@ -209,9 +258,11 @@ function wakeAt(state: GroupState): number | null {
     at = at === null ? t : Math.min(at, t);
   };
   if (recoveryAt !== null) consider(recoveryAt);
+  const reconfigsAt = reconfigsWakeAt(state);
+  if (reconfigsAt !== null) consider(reconfigsAt);
   if (p.phase !== "idle") consider(p.phaseDeadline);
   // Only a proposal that may start needs its backoff's end (not while a copy is installed).
-  else if ((state.queue.length > 0 || p.settle) && state.catchUp.snapshot === null && state.recovering === null) consider(p.backoffUntil);
+  else if ((state.queue.length > 0 || p.settle || state.reconfigs.length > 0) && mayPropose(state)) consider(p.backoffUntil);
   // (The deliberate bug "wake-ignores-write-deadlines" proves the simulation sees a late wake.)
   if (!(state.config.breaks?.has("wake-ignores-write-deadlines") ?? false)) for (const w of state.queue) consider(w.deadline);
   if (state.catchUp.asked !== null) consider(state.catchUp.askedAt + state.config.timing.catchUpRetryMs);

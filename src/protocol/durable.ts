@@ -4,7 +4,7 @@
 
 import type { Ballot } from "./ballot.js";
 import type { AcceptedValue, ChosenEntry, RequestRecord } from "./messages.js";
-import type { Entry } from "./ops.js";
+import type { Configuration, Entry } from "./ops.js";
 
 /** The small per-group record: the slim log. */
 export interface DurableMeta {
@@ -20,6 +20,17 @@ export interface DurableMeta {
    * Absent on a healthy replica.
    */
   readonly recovering?: true;
+  /**
+   * The configuration of the open instance chosen+1 (membership.ts), once it is not the birth
+   * configuration (a reconfiguration was chosen, or this replica is joining: then it is the
+   * configuration it is to join). Absent while the group runs in its birth configuration.
+   */
+  readonly config?: Configuration;
+  /**
+   * Set while this replica joins a group it does not hold yet: the nodes to copy the data from.
+   * It votes only once it installed a copy whose configuration includes it (membership.ts).
+   */
+  readonly joining?: readonly string[];
 }
 
 export const EMPTY_META: DurableMeta = { chosen: null, promised: null, accepted: null };

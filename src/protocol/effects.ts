@@ -11,7 +11,8 @@ import type { NodeId } from "./ballot.js";
 import type { Persist } from "./durable.js";
 import type { Answer, ErrorCode, CallId } from "./io.js";
 import type { Outbound, PeerMessage, RequestRecord } from "./messages.js";
-import type { Entry, ReadResult, WriteResult } from "./ops.js";
+import type { Configuration, Entry, ReadResult, WriteResult } from "./ops.js";
+import type { DurableMeta } from "./durable.js";
 import type { GroupState } from "./state.js";
 
 export class Effects {
@@ -110,8 +111,12 @@ export class Effects {
     this.answers.push({ call, outcome: { kind: "read", result } });
   }
 
-  answerError(call: CallId, code: ErrorCode, message: string): void {
-    this.answers.push({ call, outcome: { kind: "error", code, message } });
+  answerError(call: CallId, code: ErrorCode, message: string, config?: Configuration): void {
+    this.answers.push({ call, outcome: config === undefined ? { kind: "error", code, message } : { kind: "error", code, message, config } });
+  }
+
+  answerReconfigured(call: CallId, config: Configuration, index: number): void {
+    this.answers.push({ call, outcome: { kind: "reconfigured", config, index } });
   }
 
   persist(state: GroupState): Persist | null {
@@ -120,14 +125,20 @@ export class Effects {
     if (!dirty) return null;
     return {
       group: state.config.group,
-      meta:
-        state.recovering === null
-          ? { chosen: state.chosen, promised: state.promised, accepted: state.accepted }
-          : { chosen: state.chosen, promised: state.promised, accepted: state.accepted, recovering: true },
+      meta: durableMeta(state),
       reset: this.reset,
       keys: [...this.keys],
       requests: [...this.requests.values()],
       forgetRequests: [...this.forgetRequests],
     };
   }
+}
+
+/** The meta record of `state`; the membership fields only when they are not the defaults. */
+export function durableMeta(state: GroupState): DurableMeta {
+  const meta: { -readonly [K in keyof DurableMeta]: DurableMeta[K] } = { chosen: state.chosen, promised: state.promised, accepted: state.accepted };
+  if (state.recovering !== null) meta.recovering = true;
+  if (state.membersStored) meta.config = state.members;
+  if (state.joining !== null) meta.joining = state.joining;
+  return meta;
 }

@@ -1,7 +1,8 @@
 // The fast round (round 0) skips Prepare: one round trip per write. It is safe only because
 // at most one node ever uses it at an instance: the OWNER of instance i, the node that
 // PROPOSED the value chosen at i-1 (the same on every replica, since that value is unique),
-// or at instance 1 the group's first configured replica.
+// or at instance 1 the group's first configured replica; when that proposer is not in
+// config(i) (a reconfiguration removed it), config(i)'s first replica (membership.ts).
 //
 // Not "the node whose ballot chose it": one value can be chosen under several ballots (a
 // proposer that adopted it drives it again), and replicas that learned it under different
@@ -28,7 +29,7 @@
 
 import type { NodeId } from "./ballot.js";
 import { FAST_ROUND } from "./ballot.js";
-import { valueProposer } from "./ops.js";
+import { fastRoundOwnerAt } from "./membership.js";
 import type { GroupState } from "./state.js";
 
 /**
@@ -38,7 +39,9 @@ import type { GroupState } from "./state.js";
  * use, so a group's first write through its preferred replica is already one round trip).
  */
 export function fastRoundOwner(state: GroupState): NodeId | null {
-  return state.chosen === null ? (state.config.replicas[0] ?? null) : valueProposer(state.chosen.value);
+  // Across a reconfiguration the proposer of the previous value may not be a member any more:
+  // then the new configuration's first replica owns the round (membership.ts).
+  return fastRoundOwnerAt(state.members, state.chosen);
 }
 
 /** May this replica's proposer skip Prepare at the open instance? */

@@ -9,7 +9,7 @@
 import type { NodeId } from "./ballot.js";
 import type { Outbound, PeerMessage } from "./messages.js";
 import type { Persist } from "./durable.js";
-import type { Command, ReadQuery, ReadResult, WriteResult } from "./ops.js";
+import type { Command, Configuration, ReadQuery, ReadResult, WriteResult } from "./ops.js";
 
 /** The caller's handle for one client call; the core echoes it in the answer. */
 export type CallId = number;
@@ -34,6 +34,14 @@ export type Input =
       readonly consistency: Consistency;
       readonly deadline: number;
     }
+  /**
+   * Move the group to `config` (membership.ts): proposed as a value of its own, chosen by the
+   * current configuration. Answered `reconfigured` with the group's configuration once it is at
+   * `config.epoch` or later (at once when it already is), or with an error. Idempotent by epoch.
+   * Every node of `config` not in the current configuration must hold the group marked joining
+   * (durably) before this is submitted.
+   */
+  | { readonly type: "reconfigure"; readonly call: CallId; readonly config: Configuration; readonly deadline: number }
   /** Time passed: retries, timeouts and deadlines are handled on ticks. */
   | { readonly type: "tick" };
 
@@ -45,12 +53,20 @@ export type ErrorCode =
    */
   | "unavailable"
   /** The outcome is unknown: the write may or may not be applied (a retry with the same request id tells). */
-  | "timeout";
+  | "timeout"
+  /**
+   * This replica no longer holds the group (it was removed from its configuration) or does not
+   * hold it yet (joining): `config` names where it lives. For a write the outcome is unknown
+   * (it may have gone out before the move): retry with the same request id at those replicas.
+   */
+  | "moved";
 
 export type Outcome =
   | { readonly kind: "write"; readonly result: WriteResult }
   | { readonly kind: "read"; readonly result: ReadResult }
-  | { readonly kind: "error"; readonly code: ErrorCode; readonly message: string };
+  | { readonly kind: "error"; readonly code: ErrorCode; readonly message: string; readonly config?: Configuration }
+  /** A reconfigure call: the group's configuration now, and the index it was chosen at (0: birth). */
+  | { readonly kind: "reconfigured"; readonly config: Configuration; readonly index: number };
 
 export interface Answer {
   readonly call: CallId;

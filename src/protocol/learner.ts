@@ -9,10 +9,13 @@ import type { Chosen, ChosenEntry, RequestRecord } from "./messages.js";
 import type { WriteResult } from "./ops.js";
 import { chosenIndex, type GroupState } from "./state.js";
 import { onInstanceDecided } from "./proposer.js";
+import { adoptChosenConfig, joinerVotesEarly, settleMembership } from "./membership.js";
 
 /** Applies `entry` if it is the next instance; ignores it otherwise. */
 export function learn(state: GroupState, fx: Effects, now: number, entry: ChosenEntry): void {
   if (entry.index !== chosenIndex(state) + 1) return;
+  // A joining replica knows no history to apply an entry to: it starts from a copy of the data.
+  if (state.joining !== null && !joinerVotesEarly(state)) return;
   const results = new Map<string, WriteResult>();
   for (const { requestId, op } of entry.value.commands) {
     // Dedupe: a request id already applied is answered with its first result, not applied again.
@@ -29,11 +32,13 @@ export function learn(state: GroupState, fx: Effects, now: number, entry: Chosen
   state.chosen = entry;
   state.promised = null;
   state.accepted = null;
+  const reconfigured = adoptChosenConfig(state, entry);
   fx.metaChanged = true;
   // Caught up with what we knew to exist: no more catch-up requests.
   if (state.catchUp.snapshot === null && entry.index >= state.catchUp.wanted) state.catchUp.asked = null;
   answerApplied(state, fx, results);
   onInstanceDecided(state, now, entry);
+  settleMembership(state, fx, reconfigured);
 }
 
 function remember(state: GroupState, fx: Effects, record: RequestRecord): void {
@@ -64,6 +69,7 @@ export function answerApplied(state: GroupState, fx: Effects, results: ReadonlyM
 /** Returns false when this replica lacks what it needs (it is behind, or lacks the value): the caller asks the sender to catch it up. */
 export function onChosen(state: GroupState, fx: Effects, now: number, m: Chosen): boolean {
   const c = chosenIndex(state);
+  if (state.joining !== null && !joinerVotesEarly(state)) return false; // a joiner asks for the data
   if (m.index <= c) return true;
   if (m.index > c + 1) return false;
   let value = m.value;

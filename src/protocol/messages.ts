@@ -6,7 +6,7 @@
 // (`prev`) so a replica one behind learns it and opens `index` on the spot.
 
 import type { Ballot, NodeId } from "./ballot.js";
-import type { Entry, Value } from "./ops.js";
+import type { Configuration, Entry, Value } from "./ops.js";
 
 /** A decided instance: the ballot that chose it and the value. */
 export interface ChosenEntry {
@@ -96,6 +96,11 @@ export interface CatchUpRequest {
   readonly chosen: number;
   readonly snapshotAt: number | null;
   readonly after: string | null;
+  /**
+   * Data only, never a log entry: sent by a joining replica (membership.ts), which does not
+   * know the group's history and can start only from a copy of its data. Absent otherwise.
+   */
+  readonly snapshot?: true;
 }
 
 /** The peer is exactly one ahead: here is its last chosen entry. */
@@ -118,6 +123,11 @@ export interface CatchUpSnapshot {
   readonly items: readonly (readonly [key: string, entry: Entry])[];
   readonly requests: readonly RequestRecord[];
   readonly next: string | null;
+  /**
+   * The group's configuration at instance `at.index + 1` (membership.ts); absent while it is
+   * the birth configuration (no reconfiguration was ever chosen).
+   */
+  readonly config?: Configuration;
 }
 
 /** A linearizable read asks a majority where they stand; nothing is written for it. */

@@ -68,6 +68,21 @@ export interface Command {
 export interface Value {
   readonly id: string;
   readonly commands: readonly Command[];
+  /**
+   * A reconfiguration (issue 13, membership.ts): chosen at index i, it makes `config` the
+   * group's configuration from instance i+1 on, if its epoch is above the current one. Such a
+   * value carries no commands. Absent on every ordinary value.
+   */
+  readonly config?: Configuration;
+}
+
+/**
+ * A key-group's configuration: the replicas that vote at an instance (preferred first) and the
+ * membership epoch it was computed at. Epochs only grow along a group's log.
+ */
+export interface Configuration {
+  readonly epoch: number;
+  readonly replicas: readonly string[];
 }
 
 /**

@@ -25,7 +25,7 @@ import type {
   PeerMessageType,
   RequestRecord,
 } from "./messages.js";
-import type { Command, Compare, CompareOp, Entry, TxnWrite, Value, WriteOp, WriteResult } from "./ops.js";
+import type { Command, Compare, CompareOp, Configuration, Entry, TxnWrite, Value, WriteOp, WriteResult } from "./ops.js";
 import { isValidClusterName, isValidNodeId } from "./subjects.js";
 import { isPlainRecord, isWellFormed, kindOf } from "./validate.js";
 
@@ -39,6 +39,9 @@ export type PeerFrameDecoding = { readonly ok: true; readonly frame: PeerFrame }
 
 /** Value ids are made by proposers (node, incarnation, counter): short, but bounded anyway. */
 export const VALUE_ID_BYTES_MAX = 256;
+
+/** Replicas per group configuration on the wire (3 or 5 in practice). */
+export const CONFIG_REPLICAS_MAX = 15;
 
 const packr: Packr = newPackr();
 const unpackr: Unpackr = newUnpackr();
@@ -321,19 +324,23 @@ function messageOf(x: unknown, limits: WireLimits): PeerMessage {
       if (value !== null && value.id !== valueId) fail("value.id", "differs from valueId");
       return { type: "chosen", group, index: nat(r, "index"), ballot: ballotValue(field(r, "ballot"), "ballot"), valueId, value };
     }
-    case "catchupRequest":
-      return {
-        type: "catchupRequest",
+    case "catchupRequest": {
+      const request = {
+        type: "catchupRequest" as const,
         group,
         chosen: nat(r, "chosen"),
         snapshotAt: natOrNull(r, "snapshotAt"),
         after: strOrNull(r, "after", limits.keyBytesMax, true),
       };
+      if (field(r, "snapshot") === undefined) return request;
+      if (field(r, "snapshot") !== true) fail("snapshot", "must be true when present");
+      return { ...request, snapshot: true };
+    }
     case "catchupEntry":
       return { type: "catchupEntry", group, entry: chosenEntryOf(field(r, "entry"), "entry", limits) };
-    case "catchupSnapshot":
-      return {
-        type: "catchupSnapshot",
+    case "catchupSnapshot": {
+      const chunk = {
+        type: "catchupSnapshot" as const,
         group,
         at: chosenEntryOf(field(r, "at"), "at", limits),
         after: strOrNull(r, "after", limits.keyBytesMax, true),
@@ -341,6 +348,8 @@ function messageOf(x: unknown, limits: WireLimits): PeerMessage {
         requests: requestRecords(field(r, "requests"), limits),
         next: strOrNull(r, "next", limits.keyBytesMax, true),
       };
+      return field(r, "config") === undefined ? chunk : { ...chunk, config: configurationOf(field(r, "config"), "config") };
+    }
     case "readProbe":
       return { type: "readProbe", group, probe: nat(r, "probe") };
     case "readProbeReply":
@@ -386,7 +395,24 @@ function valueOf(x: unknown, path: string, limits: WireLimits): Value {
         under(`commands[${i}]`, err);
       }
     }
-    return { id, commands };
+    if (field(r, "config") === undefined) return { id, commands };
+    if (commands.length > 0) fail("commands", "must be empty in a reconfiguration");
+    return { id, commands, config: configurationOf(field(r, "config"), "config") };
+  } catch (err) {
+    return under(path, err);
+  }
+}
+
+/** A group configuration (membership.ts): an epoch and distinct, valid node ids. */
+function configurationOf(x: unknown, path: string): Configuration {
+  const r = rec(x, path);
+  try {
+    const epoch = nat(r, "epoch");
+    const raw = arrayValue(field(r, "replicas"), "replicas");
+    if (raw.length === 0 || raw.length > CONFIG_REPLICAS_MAX) fail("replicas", `must hold 1 to ${CONFIG_REPLICAS_MAX} nodes, got ${raw.length}`);
+    const replicas = raw.map((n, i) => nodeId(n, `replicas[${i}]`));
+    if (new Set(replicas).size !== replicas.length) fail("replicas", "must be distinct");
+    return { epoch, replicas };
   } catch (err) {
     return under(path, err);
   }

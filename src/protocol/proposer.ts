@@ -16,6 +16,7 @@
 import { compareBallots, FAST_ROUND, type Ballot } from "./ballot.js";
 import type { Effects } from "./effects.js";
 import { mayUseFastRound } from "./fastRound.js";
+import { isMember, nextReconfig, reconfigValue } from "./membership.js";
 import type { AcceptedValue, Accepted, ChosenEntry, Promise_, Reject } from "./messages.js";
 import { commandBytes, valueBytes, type Value } from "./ops.js";
 import { isQuorum } from "./quorum.js";
@@ -42,14 +43,22 @@ export function newProposer(): Proposer {
 /** Is there a reason to drive the open instance, and may we now? */
 export function proposerReady(state: GroupState, now: number): boolean {
   const p = state.proposer;
-  if (p.phase !== "idle" || now < p.backoffUntil || state.recovering !== null) return false;
-  if (state.catchUp.snapshot !== null) return false; // installing a peer's data: wait for it
-  return p.settle || state.queue.length > 0;
+  if (p.phase !== "idle" || now < p.backoffUntil || !mayPropose(state)) return false;
+  return p.settle || state.queue.length > 0 || nextReconfig(state) !== null;
+}
+
+/**
+ * Not while installing a peer's data (wait for it), recovering, joining (no data yet) or
+ * removed (membership.ts): only a voter of the open instance proposes.
+ */
+export function mayPropose(state: GroupState): boolean {
+  return state.catchUp.snapshot === null && state.recovering === null && isMember(state);
 }
 
 export function startProposal(state: GroupState, fx: Effects, now: number): void {
   const p = state.proposer;
-  const { self, replicas, timing } = state.config;
+  const { self, timing } = state.config;
+  const replicas = state.members.replicas;
   p.index = chosenIndex(state) + 1;
   p.promises.clear();
   p.accepts.clear();
@@ -73,6 +82,9 @@ export function startProposal(state: GroupState, fx: Effects, now: number): void
 function buildValue(state: GroupState): Value {
   const p = state.proposer;
   const { self, incarnation, limits } = state.config;
+  // A reconfiguration goes alone, before the writes (they follow in the new configuration).
+  const reconfig = nextReconfig(state);
+  if (reconfig !== null) return reconfigValue(`${self}/${incarnation}/${++p.valueCounter}`, reconfig);
   const commands = [];
   let bytes = 0;
   for (const w of state.queue) {
@@ -113,7 +125,7 @@ function sendAccept(state: GroupState, fx: Effects, value: Value): void {
   // (effects.ts sendTo), this ballot is ours alone (round >= 1: our Prepare of it left only
   // after our promise of it was durable, so a restart picks a higher round; round 0: a
   // restarted process never reuses it where it may have sent one, fastRound.ts).
-  fx.propose(state.config.replicas, {
+  fx.propose(state.members.replicas, {
     type: "accept",
     group: state.config.group,
     index: p.index,
@@ -127,8 +139,10 @@ export function onPromise(state: GroupState, fx: Effects, now: number, from: str
   const p = state.proposer;
   if (m.accepted !== null) p.maxRoundSeen = Math.max(p.maxRoundSeen, m.accepted.ballot.round);
   if (p.phase !== "preparing" || m.index !== p.index || compareBallots(m.ballot, p.ballot) !== 0) return;
+  // Only voters of this instance's configuration count (membership.ts).
+  if (!state.members.replicas.includes(from)) return;
   p.promises.set(from, m.accepted);
-  if (!isQuorum(p.promises.size, state.config.replicas)) return;
+  if (!isQuorum(p.promises.size, state.members.replicas)) return;
   // Paxos' core rule: a majority promised not to accept below our ballot, and if any of them
   // accepted a value at this instance, the one with the highest ballot may already be chosen:
   // we must propose it, not ours. Our queued writes wait for the next instance.
@@ -147,8 +161,9 @@ function highestAccepted(accepted: Iterable<AcceptedValue | null>): AcceptedValu
 export function onAccepted(state: GroupState, from: string, m: Accepted): ChosenEntry | null {
   const p = state.proposer;
   if (p.phase !== "accepting" || m.index !== p.index || compareBallots(m.ballot, p.ballot) !== 0) return null;
+  if (!state.members.replicas.includes(from)) return null;
   p.accepts.add(from);
-  if (!isQuorum(p.accepts.size, state.config.replicas)) return null;
+  if (!isQuorum(p.accepts.size, state.members.replicas)) return null;
   return { index: p.index, ballot: p.ballot!, value: p.value! };
 }
 

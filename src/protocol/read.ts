@@ -18,6 +18,7 @@ import type { ReadQuery, ReadResult } from "./ops.js";
 import { isQuorum } from "./quorum.js";
 import { requestCatchUp } from "./catchUp.js";
 import { mute } from "./recovery.js";
+import { moved, role } from "./membership.js";
 import { chosenIndex, type GroupState, type PendingRead } from "./state.js";
 
 export function onRead(
@@ -35,6 +36,12 @@ export function onRead(
     fx.answerError(call, "unavailable", "this replica is recovering the group; read through another replica or linearizably");
     return;
   }
+  const where = role(state);
+  if (where === "joining" || (where === "removed" && !skipProbe)) {
+    // A joiner holds no copy yet; a removed replica is no longer in the majority a read needs.
+    moved(state, fx, call, "read");
+    return;
+  }
   if (skipProbe) {
     fx.answerRead(call, readLocal(state, query));
     return;
@@ -45,6 +52,7 @@ export function onRead(
     consistency,
     deadline,
     probe: ++state.probeCounter,
+    epoch: state.members.epoch,
     // A recovering replica's own standing is what it forgot: only the others count.
     replies: state.recovering === null ? new Map([[state.config.self, standing(state)]]) : new Map(),
     target: null,
@@ -52,7 +60,7 @@ export function onRead(
     probeSentAt: now,
   };
   state.reads.push(read);
-  fx.sendToPeers(state.config.replicas, { type: "readProbe", group: state.config.group, probe: read.probe });
+  fx.sendToPeers(state.members.replicas, { type: "readProbe", group: state.config.group, probe: read.probe });
   maybeSetTarget(state, fx, now, read); // a single-replica group needs no peers
 }
 
@@ -67,15 +75,22 @@ export function onReadProbe(state: GroupState, fx: Effects, from: NodeId, m: Rea
 }
 
 export function onReadProbeReply(state: GroupState, fx: Effects, now: number, from: NodeId, m: ReadProbeReply): void {
+  // After a reconfiguration, a replica behind it may not know where the group lives now (its
+  // old configuration's other replicas may be gone): tell it what we chose, so it catches up
+  // (also when the read is answered already: its last replies are the slow replicas').
+  if (state.membersStored && state.chosen !== null && m.chosen < state.chosen.index) {
+    const c = state.chosen;
+    fx.sendTo(from, { type: "chosen", group: m.group, index: c.index, ballot: c.ballot, valueId: c.value.id, value: m.chosen + 1 === c.index ? c.value : null });
+  }
   const read = state.reads.find((r) => r.probe === m.probe);
-  if (read === undefined) return;
+  if (read === undefined || !state.members.replicas.includes(from)) return;
   // A reply after the target is set changes nothing but tells that its sender is up (settleDelay).
   read.replies.set(from, { chosen: m.chosen, accepted: m.accepted });
   if (read.target === null) maybeSetTarget(state, fx, now, read);
 }
 
 function maybeSetTarget(state: GroupState, fx: Effects, now: number, read: PendingRead): void {
-  if (!isQuorum(read.replies.size, state.config.replicas)) return;
+  if (!isQuorum(read.replies.size, state.members.replicas)) return;
   let target = 0;
   for (const r of read.replies.values()) target = Math.max(target, r.accepted ? r.chosen + 1 : r.chosen);
   const ahead = furthestAhead(read, chosenIndex(state));
@@ -94,10 +109,15 @@ function furthestAhead(read: PendingRead, chosen: number): { node: NodeId; chose
 export function progressReads(state: GroupState, fx: Effects, now: number): void {
   if (state.reads.length === 0) return;
   const c = chosenIndex(state);
-  const { timing, replicas } = state.config;
+  const { timing } = state.config;
+  const replicas = state.members.replicas;
   let kept = 0;
   for (const read of state.reads) {
-    if (read.target !== null && c >= read.target) {
+    if (read.target !== null && c >= read.target && read.epoch !== state.members.epoch) {
+      // The configuration changed under the read: its probe majority may have missed writes
+      // the new configuration chose. Probe the new one (membership.ts, DESIGN "Reads across").
+      reprobe(state, fx, now, read);
+    } else if (read.target !== null && c >= read.target) {
       fx.answerRead(read.call, readLocal(state, read.query));
       continue;
     }
@@ -128,6 +148,16 @@ export function progressReads(state: GroupState, fx: Effects, now: number): void
   state.reads.length = kept;
 }
 
+function reprobe(state: GroupState, fx: Effects, now: number, read: PendingRead): void {
+  read.probe = ++state.probeCounter;
+  read.epoch = state.members.epoch;
+  read.replies = state.recovering === null ? new Map([[state.config.self, standing(state)]]) : new Map();
+  read.target = null;
+  read.probeSentAt = now;
+  fx.sendToPeers(state.members.replicas, { type: "readProbe", group: state.config.group, probe: read.probe });
+  maybeSetTarget(state, fx, now, read);
+}
+
 export function readLocal(state: GroupState, query: ReadQuery): ReadResult {
   const index = chosenIndex(state);
   if (query.kind === "get") return { kind: "get", index, entry: state.data.get(query.key) ?? null };
@@ -151,7 +181,8 @@ export function readLocal(state: GroupState, query: ReadQuery): ReadResult {
  * may be chosen.
  */
 function settleDelay(state: GroupState, read: PendingRead): number {
-  const { replicas, self } = state.config;
+  const { self } = state.config;
+  const replicas = state.members.replicas;
   let rank = 0;
   for (const r of replicas) {
     if (r === self) break;

@@ -19,6 +19,7 @@ import type { NodeId } from "./ballot.js";
 import { requestCatchUp } from "./catchUp.js";
 import type { Effects } from "./effects.js";
 import type { ReadProbeReply } from "./messages.js";
+import { isMember } from "./membership.js";
 import { quorumSize } from "./quorum.js";
 import { chosenIndex, type GroupState } from "./state.js";
 
@@ -33,7 +34,7 @@ export function progressRecovery(state: GroupState, fx: Effects, now: number): v
   if (r.target === null) {
     if (now - r.probeSentAt >= state.config.timing.probeRetryMs) {
       r.probeSentAt = now;
-      for (const to of state.config.replicas)
+      for (const to of state.members.replicas)
         if (to !== state.config.self && !r.replies.has(to)) fx.sendTo(to, { type: "readProbe", group: state.config.group, probe: state.probeBase });
     }
     return;
@@ -49,10 +50,10 @@ export function progressRecovery(state: GroupState, fx: Effects, now: number): v
 
 export function onRecoveryProbeReply(state: GroupState, fx: Effects, now: number, from: NodeId, m: ReadProbeReply): void {
   const r = state.recovering;
-  if (r === null || r.target !== null || from === state.config.self) return;
+  if (r === null || r.target !== null || from === state.config.self || !state.members.replicas.includes(from)) return;
   r.replies.set(from, { chosen: m.chosen, accepted: m.accepted });
   // A majority of ALL replicas, from the others alone: our own standing is what we forgot.
-  if (r.replies.size < quorumSize(state.config.replicas)) return;
+  if (r.replies.size < quorumSize(state.members.replicas)) return;
   let bound = 0;
   for (const reply of r.replies.values()) bound = Math.max(bound, reply.accepted ? reply.chosen + 1 : reply.chosen);
   r.target = bound + 1;
@@ -72,7 +73,11 @@ export function recoveryWakeAt(state: GroupState): number | null {
   return r.target === null ? r.probeSentAt + state.config.timing.probeRetryMs : null;
 }
 
-/** Must this replica stay out of votes and probe answers? (Yes while recovering.) */
+/**
+ * Must this replica stay out of votes and probe answers? Yes while recovering, and while it is
+ * not a member of its open instance's configuration (joining or removed: membership.ts).
+ */
 export function mute(state: GroupState): boolean {
-  return state.recovering !== null && !(state.config.breaks?.has("vote-while-recovering") ?? false);
+  if (state.recovering !== null && !(state.config.breaks?.has("vote-while-recovering") ?? false)) return true;
+  return !isMember(state);
 }

@@ -6,7 +6,7 @@ import type { Ballot, NodeId } from "./ballot.js";
 import type { GroupConfig } from "./config.js";
 import type { CallId, Consistency } from "./io.js";
 import type { AcceptedValue, ChosenEntry, RequestRecord } from "./messages.js";
-import type { Command, Entry, ReadQuery, Value } from "./ops.js";
+import type { Command, Configuration, Entry, ReadQuery, Value } from "./ops.js";
 
 /** A client write waiting at this replica for its command to be applied. */
 export interface PendingWrite {
@@ -28,9 +28,14 @@ export interface PendingRead {
   readonly query: ReadQuery;
   readonly consistency: Consistency;
   readonly deadline: number;
-  readonly probe: number;
+  probe: number;
+  /**
+   * The configuration epoch the probe went to: the read answers only if the group's
+   * configuration is still at it when the target is reached, else it probes again (membership.ts).
+   */
+  epoch: number;
   /** Replies so far: node -> (chosen, holds an accepted value above it). */
-  readonly replies: Map<NodeId, { chosen: number; accepted: boolean }>;
+  replies: Map<NodeId, { chosen: number; accepted: boolean }>;
   /** Set once a majority replied: the index local `chosen` must reach before answering. */
   target: number | null;
   /** When the target became known (to decide when to drive an undecided instance). */
@@ -68,6 +73,8 @@ export interface Proposer {
 export interface SnapshotInProgress {
   readonly from: NodeId;
   readonly at: ChosenEntry;
+  /** The configuration at at.index + 1, from the first chunk (undefined: the birth one). */
+  readonly config: Configuration | undefined;
   readonly items: Map<string, Entry>;
   readonly requests: readonly RequestRecord[];
   /** The `next` cursor of the last chunk received: the next chunk must start after it. */
@@ -81,10 +88,33 @@ export interface CatchUpState {
   /** The highest index we know some replica has chosen: catching up stops once we reach it. */
   wanted: number;
   snapshot: SnapshotInProgress | null;
+  /**
+   * A node outside our configuration that told us of a later chosen index: a member of a
+   * configuration we have not learned yet. A retried catch-up asks it first: the replicas we
+   * know may have dropped the group since (a copy from one of them cut off half-way).
+   */
+  ahead: NodeId | null;
+}
+
+/** A reconfigure call waiting for the group to reach its epoch (membership.ts). */
+export interface PendingReconfig {
+  readonly call: CallId;
+  readonly config: Configuration;
+  readonly deadline: number;
 }
 
 export interface GroupState {
   readonly config: GroupConfig;
+
+  /**
+   * The configuration of the open instance chosen+1 (membership.ts): who votes there. The
+   * birth configuration (config.replicas) until a reconfiguration is chosen.
+   */
+  members: Configuration;
+  /** `members` is not the birth configuration: it goes into the durable meta. */
+  membersStored: boolean;
+  /** Non-null while joining: the nodes to copy the data from; it neither votes nor proposes. */
+  joining: readonly NodeId[] | null;
 
   // Durable (mirrors DurableMeta + the data; every change goes out in a Persist).
   chosen: ChosenEntry | null;
@@ -100,6 +130,8 @@ export interface GroupState {
   /** Client writes not yet applied, in arrival order (the queue feeds the next value). */
   readonly queue: PendingWrite[];
   readonly reads: PendingRead[];
+  /** Reconfigure calls not yet answered (membership.ts). */
+  readonly reconfigs: PendingReconfig[];
   readonly catchUp: CatchUpState;
   /**
    * Probe numbers of this incarnation: the recovery probe is `probeBase`, reads count up from
@@ -114,6 +146,8 @@ export interface GroupState {
   recovering: Recovering | null;
   /** The next Persist must drop every stored record of the group first (a lost group is wiped). */
   resetPending: boolean;
+  /** The next Persist must write the meta (a new joining replica's mark). */
+  metaPending: boolean;
   /** xorshift32 state for jitter. */
   rng: number;
 }

@@ -70,7 +70,9 @@ export function decodeMeta(group: string, key: Uint8Array, value: Uint8Array): D
     !isObject(meta) ||
     !(meta.promised === null || isBallot(meta.promised)) ||
     !(meta.chosen === null || (isObject(meta.chosen) && isInteger(meta.chosen.index) && isBallot(meta.chosen.ballot) && isValue(meta.chosen.value))) ||
-    !(meta.accepted === null || (isObject(meta.accepted) && isBallot(meta.accepted.ballot) && isValue(meta.accepted.value)))
+    !(meta.accepted === null || (isObject(meta.accepted) && isBallot(meta.accepted.ballot) && isValue(meta.accepted.value))) ||
+    !(meta.config === undefined || isConfiguration(meta.config)) ||
+    !(meta.joining === undefined || (Array.isArray(meta.joining) && meta.joining.every((n) => typeof n === "string")))
   ) {
     throw new StorageCorruptError(group, key, "not a meta record");
   }
@@ -105,5 +107,10 @@ function isBallot(x: unknown): x is Ballot {
 }
 
 function isValue(x: unknown): boolean {
-  return isObject(x) && typeof x.id === "string" && Array.isArray(x.commands);
+  return isObject(x) && typeof x.id === "string" && Array.isArray(x.commands) && (x.config === undefined || isConfiguration(x.config));
+}
+
+/** A group configuration (membership.ts): epoch and replica ids. */
+function isConfiguration(x: unknown): boolean {
+  return isObject(x) && isInteger(x.epoch) && Array.isArray(x.replicas) && x.replicas.every((n) => typeof n === "string");
 }

@@ -258,6 +258,31 @@ const REFUSED: [string, Uint8Array, RegExp][] = [
   ["over the frame limit", new Uint8Array(DEFAULT_WIRE_LIMITS.frameBytesMax + 1), /over frameBytesMax/],
 ];
 
+describe("membership fields (issue 13) round-trip and are checked", () => {
+  const config = { epoch: 2, replicas: ["n4", "n1", "n2"] };
+  const reconfig: PeerMessage = { type: "accept", group: "g", index: 9, ballot: { round: 1, node: "n1" }, value: { id: "n1/x/3", commands: [], config }, prev: null };
+  const snapshot: PeerMessage = { type: "catchupSnapshot", group: "g", at: { index: 9, ballot: { round: 1, node: "n1" }, value: { id: "n1/x/3", commands: [], config } }, after: null, items: [], requests: [], next: null, config };
+  const request: PeerMessage = { type: "catchupRequest", group: "g", chosen: 0, snapshotAt: null, after: null, snapshot: true };
+
+  it("a reconfiguration value, a snapshot's configuration and a data-only request decode as sent", () => {
+    const decoded = decodePeerFrame(encodePeerFrame(frameOf(reconfig, snapshot, request)));
+    if (!decoded.ok) throw new Error(decoded.reason);
+    expect(decoded.frame.messages).toEqual([reconfig, snapshot, request]);
+  });
+
+  it("refuses a configuration with duplicate or invalid replicas, or a reconfiguration with commands", () => {
+    const bad = (value: unknown): string => {
+      const raw = plain.pack({ from: "n1", cluster: "dev", messages: [{ ...reconfig, value }] });
+      const d = decodePeerFrame(raw);
+      return d.ok ? "accepted" : d.reason;
+    };
+    expect(bad({ id: "n1/x/3", commands: [], config: { epoch: 2, replicas: ["n1", "n1"] } })).toMatch(/replicas/);
+    expect(bad({ id: "n1/x/3", commands: [], config: { epoch: 2, replicas: [] } })).toMatch(/replicas/);
+    expect(bad({ id: "n1/x/3", commands: [], config: { epoch: -1, replicas: ["n1"] } })).toMatch(/epoch/);
+    expect(bad({ id: "n1/x/3", commands: [{ requestId: "r", op: { op: "delete", key: "k" } }], config })).toMatch(/commands/);
+  });
+});
+
 describe("decodePeerFrame refuses malformed frames, naming the field", () => {
   for (const [name, bytes, reason] of REFUSED) {
     it(name, () => {

@@ -93,5 +93,7 @@ export function seedStreams(seed: number) {
     nodes: root.fork("nodes"),
     ticks: root.fork("ticks"),
     tuning: root.fork("tuning"),
+    // Forked last: the streams above stay what they were before membership changes existed.
+    membership: root.fork("membership"),
   };
 }

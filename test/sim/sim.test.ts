@@ -24,7 +24,7 @@ describe("simulation under faults", () => {
           : `seed ${failure.seed}: ${failure.failure!.message}\nreplay: ${replayCommand(failure.seed, failure.replicas, [])}`;
       expect(report).toBe("");
       expect(summary.passed).toBe(SEEDS_PER_SLICE);
-    }, 120_000);
+    }, 240_000); // membership changes (issue 13) made seeds slower: half of them run 5 to 8 nodes
   }
 });
 
@@ -42,6 +42,9 @@ describe("deliberate protocol bugs are caught", () => {
     ["vote-while-recovering", ["agreement", "linearizability", "durability"]],
     // The core forgets to ask for a tick at a write's deadline (nodes tick only at wakeAt).
     ["wake-ignores-write-deadlines", ["liveness"]],
+    // A replica joining a group votes from its empty copy before it installed the data: joiners
+    // that are a majority of the new configuration choose again at an index long decided.
+    ["reconfig-joiner-votes-early", ["agreement", "fast-round", "convergence", "linearizability", "durability", "placement"]],
   ];
   for (const [name, checkers] of cases) {
     it(`--break ${name}: ${checkers.join(" or ")} objects within 300 seeds`, () => {

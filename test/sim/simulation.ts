@@ -22,9 +22,10 @@ import { DEFAULT_LIMITS, DEFAULT_TIMING } from "../../src/protocol/config.js";
 import { restoreReplica, step } from "../../src/protocol/core.js";
 import type { DurableGroup, Persist } from "../../src/protocol/durable.js";
 import { applyPersist, emptyDurableGroup } from "../../src/protocol/durable.js";
-import type { CallId, Input, Outcome, Ready } from "../../src/protocol/io.js";
+import type { CallId, ErrorCode, Input, Outcome, Ready } from "../../src/protocol/io.js";
 import type { PeerMessage } from "../../src/protocol/messages.js";
-import type { ReadResult, WriteResult } from "../../src/protocol/ops.js";
+import type { Configuration, ReadResult, WriteResult } from "../../src/protocol/ops.js";
+import { quorumSize } from "../../src/protocol/quorum.js";
 import type { GroupState } from "../../src/protocol/state.js";
 import { AgreementChecker } from "./checkers/agreement.js";
 import { ConvergenceChecker } from "./checkers/convergence.js";
@@ -42,6 +43,7 @@ import { Prng, seedStreams } from "./prng.js";
 import { describeMessage, describeOutcome, describeQuery } from "./trace.js";
 import type { ClientOp, ClientPlan, GroupPlan } from "./workload.js";
 import { ClientKnowledge, nextOp, pickReplica, planClients, planGroups } from "./workload.js";
+import { planChange, planMembership, type MembershipPlan } from "./membership.js";
 
 export interface SeedOptions {
   readonly seed: number;
@@ -49,6 +51,8 @@ export interface SeedOptions {
   readonly breaks?: ReadonlySet<BreakName>;
   /** Receives one line per event, message and step when set (--verbose). */
   readonly trace?: (line: string) => void;
+  /** Membership changes in every seed, 3 to 6 per group (`--membership-stress`). */
+  readonly membershipStress?: boolean;
   /** Sees every step's state and Ready (for debugging a seed; must not change anything). */
   readonly inspect?: (node: NodeId, state: GroupState, input: Input, ready: Ready, now: number) => void;
 }
@@ -116,7 +120,7 @@ type SimEvent =
   | { readonly kind: "deliver"; readonly from: NodeId; readonly to: NodeId; readonly msg: PeerMessage }
   /** A replica's vote to its own proposer (in-process, lossless; gone with a crash). */
   | { readonly kind: "loopback"; readonly node: NodeId; readonly epoch: number; readonly msg: PeerMessage }
-  | { readonly kind: "diskDone"; readonly node: NodeId; readonly group: string; readonly epoch: number }
+  | { readonly kind: "diskDone"; readonly node: NodeId; readonly group: string; readonly epoch: number; readonly replica: Replica }
   | { readonly kind: "tick"; readonly node: NodeId; readonly group: string; readonly epoch: number; readonly gen: number }
   | { readonly kind: "request"; readonly call: Call }
   | { readonly kind: "answer"; readonly call: Call; readonly outcome: Outcome }
@@ -127,7 +131,26 @@ type SimEvent =
   | { readonly kind: "restart"; readonly node: NodeId; readonly epoch: number }
   | { readonly kind: "partition" }
   | { readonly kind: "partitionHeal"; readonly generation: number }
-  | { readonly kind: "heal" };
+  | { readonly kind: "heal" }
+  | { readonly kind: "membershipStart"; readonly group: string }
+  | { readonly kind: "reconfigRequest"; readonly node: NodeId; readonly group: string; readonly call: CallId; readonly config: Configuration; readonly deadline: number }
+  | { readonly kind: "reconfigAnswer"; readonly call: CallId; readonly outcome: Outcome }
+  | { readonly kind: "reconfigGiveUp"; readonly call: CallId }
+  | { readonly kind: "dropCheck"; readonly group: string }
+  | { readonly kind: "settleCheck" };
+
+/** One group's membership changes as the simulation (the operator) drives them. */
+interface GroupMembershipRun {
+  /** The configuration of the last change that completed (what clients route by). */
+  current: Configuration;
+  /** The change under way: its target, the nodes it adds and removes. */
+  pending: { readonly config: Configuration; readonly joiners: readonly NodeId[]; readonly removed: readonly NodeId[]; readonly kind: string } | null;
+  /** Start times of changes not yet started. */
+  readonly starts: number[];
+  /** Removed replicas whose copy is dropped once a quorum of `config` holds the data at `index`. */
+  readonly drops: { readonly node: NodeId; readonly index: number; readonly config: Configuration }[];
+  dropCheckScheduled: boolean;
+}
 
 /** A persist on its way to the simulated disk (one replica's writes complete in order). */
 interface DiskWrite {
@@ -206,7 +229,15 @@ class Simulation {
   readonly queue = new EventQueue<SimEvent>();
   readonly stats: SeedStats = { events: 0, steps: 0, messages: 0, crashes: 0, disksLost: 0, partitions: 0, writes: 0, reads: 0, virtualMs: 0, counts: {}, notes: {} };
   private readonly streams: ReturnType<typeof seedStreams>;
+  /** The groups' birth configuration (every node when no membership changes run). */
   private readonly nodeIds: NodeId[];
+  /** Every node: the birth configuration and the spares that groups may move to. */
+  private readonly allNodes: NodeId[];
+  private readonly membership: MembershipPlan | null;
+  private readonly runs = new Map<string, GroupMembershipRun>();
+  /** Reconfigure calls out: group and epoch, done once answered or given up on. */
+  private readonly reconfigCalls = new Map<CallId, { readonly group: string; readonly epoch: number; done: boolean }>();
+  private settleCheckScheduled = false;
   private readonly nodes = new Map<NodeId, SimNode>();
   private readonly network: SimNetwork;
   private readonly groups: GroupPlan[];
@@ -252,6 +283,12 @@ class Simulation {
     this.tuning = planTuning(this.streams.tuning);
     this.groups = planGroups(this.streams.workload, this.nodeIds);
     const plans = planClients(this.streams.workload, this.groups, this.nodeIds);
+    this.membership = planMembership(this.streams.membership, this.groups.map((g) => g.group), options.replicas, this.faults.faultPhaseMs, this.breaks, options.membershipStress === true);
+    this.allNodes = [...this.nodeIds];
+    for (let i = 0; i < (this.membership?.spares ?? 0); i++) this.allNodes.push(`n${options.replicas + i + 1}`);
+    for (const [group, starts] of this.membership?.starts ?? []) {
+      this.runs.set(group, { current: { epoch: 0, replicas: this.nodeIds }, pending: null, starts: [...starts], drops: [], dropCheckScheduled: false });
+    }
     const totalOps = this.streams.workload.int(30, 80);
     this.clients = plans.map((plan, i) => ({
       plan,
@@ -263,9 +300,10 @@ class Simulation {
 
   run(): void {
     this.log(() => this.describeSetup());
-    for (const id of this.nodeIds) {
+    for (const id of this.allNodes) {
       const node: SimNode = { id, up: false, epoch: 0, restarts: -1, replicas: new Map(), disks: new Map(), lost: new Set() };
-      for (const g of this.groups) node.disks.set(g.group, emptyDurableGroup());
+      // Spares hold nothing until a group moves to them.
+      if (this.nodeIds.includes(id)) for (const g of this.groups) node.disks.set(g.group, emptyDurableGroup());
       this.nodes.set(id, node);
       this.start(node);
     }
@@ -275,6 +313,7 @@ class Simulation {
       this.queue.schedule(this.streams.faults.int(...this.faults.partitionGapMs), { kind: "partition" });
     }
     this.queue.schedule(this.faults.faultPhaseMs, { kind: "heal" });
+    for (const [group, run] of this.runs) for (const at of run.starts) this.queue.schedule(at, { kind: "membershipStart", group });
 
     while (!this.finished) {
       const next = this.queue.pop();
@@ -300,12 +339,13 @@ class Simulation {
         return this.step(node, e.msg.group, { type: "message", from: e.node, msg: e.msg }, `${e.node}->self ${describeMessage(e.msg)}`);
       }
       case "diskDone":
-        return this.diskDone(e.node, e.group, e.epoch);
+        return this.diskDone(e.node, e.group, e.epoch, e.replica);
       case "tick": {
         const node = this.nodes.get(e.node)!;
         if (!node.up || node.epoch !== e.epoch) return;
-        const replica = node.replicas.get(e.group)!;
-        if (replica.tick === null || replica.tick.gen !== e.gen) return;
+        const replica = node.replicas.get(e.group);
+        // (A copy dropped after a membership change hears no more ticks.)
+        if (replica === undefined || replica.tick === null || replica.tick.gen !== e.gen) return;
         replica.tick = null;
         replica.driver.timerFired();
         return this.step(node, e.group, { type: "tick" }, "tick");
@@ -340,6 +380,24 @@ class Simulation {
         return;
       case "heal":
         return this.heal();
+      case "membershipStart":
+        return this.startChange(e.group);
+      case "reconfigRequest":
+        return this.reconfigRequest(e);
+      case "reconfigAnswer":
+        return this.reconfigAnswer(e.call, e.outcome);
+      case "reconfigGiveUp": {
+        const c = this.reconfigCalls.get(e.call);
+        if (c === undefined || c.done) return;
+        c.done = true;
+        this.log(() => `operator gives up on reconfigure call ${e.call} of ${c.group}`);
+        return this.submitReconfig(c.group, this.streams.membership.int(10, 100));
+      }
+      case "dropCheck":
+        return this.dropCheck(e.group);
+      case "settleCheck":
+        this.settleCheckScheduled = false;
+        return this.maybeStartFinalReads();
     }
   }
 
@@ -348,6 +406,11 @@ class Simulation {
     // Lost: the node is down, or a partition came up while the message was in flight.
     if (!node.up || !this.network.connected(from, to)) {
       this.log(() => `drop ${from}->${to} ${describeMessage(msg)} (${node.up ? "partitioned" : "node down"})`);
+      return;
+    }
+    if (!node.replicas.has(msg.group)) {
+      // A node that does not hold the group (any more): a live node ignores it as well.
+      this.log(() => `drop ${from}->${to} ${describeMessage(msg)} (${to} holds no copy of ${msg.group})`);
       return;
     }
     if (msg.type === "catchupSnapshot" || msg.type === "catchupEntry") this.count(msg.type);
@@ -364,10 +427,11 @@ class Simulation {
   }
 
   /** The oldest pending persist of a replica is durable: apply it, release what waited on it. */
-  private diskDone(nodeId: NodeId, group: string, epoch: number): void {
+  private diskDone(nodeId: NodeId, group: string, epoch: number, of: Replica): void {
     const node = this.nodes.get(nodeId)!;
     if (!node.up || node.epoch !== epoch) return; // the crash lost it
-    const replica = node.replicas.get(group)!;
+    const replica = node.replicas.get(group);
+    if (replica !== of) return; // the copy was dropped (membership change): so is its disk
     const write = replica.diskQueue.shift();
     if (write === undefined || write.doneAt !== this.queue.now) {
       throw new Error(`sim: disk queue of ${nodeId}/${group} out of order at t=${this.queue.now}`);
@@ -424,9 +488,10 @@ class Simulation {
     const where = `t=${this.queue.now} ${restored ? "restart" : what}`;
     this.agreement.observe(node.id, group, state.chosen, restored, `${node.id} ${where}`);
     const index = state.chosen?.index ?? 0;
-    if (restored || index !== replica.convergedAt) {
+    // A joining replica holds nothing yet (and only the configuration it is to join).
+    if ((restored || index !== replica.convergedAt) && state.joining === null) {
       replica.convergedAt = index;
-      this.convergence.observe(node.id, group, index, state.data, state.requests, where);
+      this.convergence.observe(node.id, group, index, state.data, state.requests, where, state.members);
     }
   }
 
@@ -443,7 +508,7 @@ class Simulation {
         const start = Math.max(this.queue.now, tail?.doneAt ?? 0);
         const doneAt = start + this.streams.disk.int(...this.faults.diskMs);
         r.diskQueue.push({ persist, doneAt, durable });
-        this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch });
+        this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch, replica: r });
       },
       send: (to, msg) => {
         const now = this.queue.now;
@@ -460,6 +525,10 @@ class Simulation {
         for (const d of delays) this.queue.schedule(now + d, { kind: "deliver", from: node.id, to, msg });
       },
       answer: (callId, outcome) => {
+        if (this.reconfigCalls.has(callId)) {
+          this.queue.schedule(this.queue.now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "reconfigAnswer", call: callId, outcome });
+          return;
+        }
         const call = this.calls.get(callId);
         if (call === undefined) {
           // A call its client stopped waiting for: the answer goes nowhere.
@@ -490,34 +559,240 @@ class Simulation {
     node.restarts++;
     node.replicas = new Map();
     for (const g of this.groups) {
-      const config: GroupConfig = {
-        group: g.group,
-        self: node.id,
-        replicas: this.nodeIds,
-        incarnation: `${node.id}.${node.restarts}`,
-        // Every start but the first may follow a crash that lost an Accept's own persist.
-        ...(node.restarts > 0 ? { fastRoundFence: `${node.id}/${node.id}.${node.restarts}/` } : {}),
-        seed: this.streams.nodes.nextU32(),
-        timing: this.tuning.timing,
-        limits: this.tuning.limits,
-        breaks: this.breaks,
-      };
-      const lost = node.lost.delete(g.group);
-      const state = restoreReplica(config, node.disks.get(g.group)!, { lost });
-      if (lost) this.log(() => `${node.id} lost its copy of ${g.group}: recovering as a learner`);
-      const driver = new GroupDriver(this.ports(node, g.group, () => replica), { replyBeforePersist: this.replyBeforePersist });
-      const replica: Replica = { state, driver, diskQueue: [], tick: null, convergedAt: -1, mirror: new DurableMirror(node.disks.get(g.group)!) };
-      node.replicas.set(g.group, replica);
-      this.observe(node, replica, g.group, true, "restart");
+      if (!node.disks.has(g.group)) continue; // not (or no longer) one of its replicas
+      this.createReplica(node, g.group);
     }
-    this.log(() => `${node.restarts === 0 ? "start" : "restart"} ${node.id} (incarnation ${node.id}.${node.restarts}) chosen ${this.groups.map((g) => `${g.group}@${node.replicas.get(g.group)!.state.chosen?.index ?? 0}`).join(" ")}`);
+    this.log(() => `${node.restarts === 0 ? "start" : "restart"} ${node.id} (incarnation ${node.id}.${node.restarts}) chosen ${[...node.replicas].map(([group, r]) => `${group}@${r.state.chosen?.index ?? 0}`).join(" ")}`);
+  }
+
+  /** A replica of `group` on `node`, from its disk image (new incarnation, nothing volatile). */
+  private createReplica(node: SimNode, group: string): void {
+    // A copy made by joining gets its own incarnation: the node may have held (and dropped)
+    // the group before, in this same incarnation, and value ids must never repeat.
+    const incarnation = `${node.id}.${node.restarts}${this.joinCount(node, group)}`;
+    const config: GroupConfig = {
+      group,
+      self: node.id,
+      replicas: this.nodeIds, // the birth configuration; a changed one is in the disk image
+      incarnation,
+      // Every start but the first may follow a crash that lost an Accept's own persist.
+      ...(node.restarts > 0 ? { fastRoundFence: `${node.id}/${incarnation}/` } : {}),
+      seed: this.streams.nodes.nextU32(),
+      timing: this.tuning.timing,
+      limits: this.tuning.limits,
+      breaks: this.breaks,
+    };
+    const lost = node.lost.delete(group);
+    const state = restoreReplica(config, node.disks.get(group)!, { lost });
+    if (lost) this.log(() => `${node.id} lost its copy of ${group}: recovering as a learner`);
+    const driver = new GroupDriver(this.ports(node, group, () => replica), { replyBeforePersist: this.replyBeforePersist });
+    const replica: Replica = { state, driver, diskQueue: [], tick: null, convergedAt: -1, mirror: new DurableMirror(node.disks.get(group)!) };
+    node.replicas.set(group, replica);
+    this.observe(node, replica, group, true, "restart");
+    // A joining replica acts on its own (it asks for the data): a node steps it once to start.
+    if (state.joining !== null) this.step(node, group, { type: "tick" }, "join");
+  }
+
+  // ---- membership changes (issue 13) -------------------------------------------------------
+
+  private readonly joins = new Map<string, number>();
+
+  /** "" for a copy not made by joining; ".jN" for the N-th join of `group` by `node`. */
+  private joinCount(node: SimNode, group: string): string {
+    const n = this.joins.get(`${node.id}/${group}`);
+    return n === undefined ? "" : `.j${n}`;
+  }
+
+  /** Where a client sends a group's request: the configuration it knows, sometimes the one being moved to. */
+  private route(group: string): readonly NodeId[] {
+    const run = this.runs.get(group);
+    if (run === undefined) return this.nodeIds;
+    if (run.pending !== null && this.streams.membership.chance(this.membership!.routeNewRate)) return run.pending.config.replicas;
+    return run.current.replicas;
+  }
+
+  /**
+   * The operator starts a group's next change: the joiners are marked joining on their disks
+   * first (as a node does before it lets the reconfiguration be proposed), then the
+   * reconfiguration goes to a replica of the group, and again until one answers it is done.
+   */
+  private startChange(group: string): void {
+    const run = this.runs.get(group)!;
+    if (run.pending !== null) {
+      this.queue.schedule(this.queue.now + 50, { kind: "membershipStart", group }); // one change at a time
+      return;
+    }
+    run.starts.shift();
+    const prng = this.streams.membership;
+    const current = run.current;
+    // Free to join: holds no copy (a removed node's copy is dropped first).
+    const available = this.allNodes.filter((n) => !current.replicas.includes(n) && !this.nodes.get(n)!.disks.has(group));
+    const change = planChange(prng, current.replicas, available, this.membership!.majorityFirst && current.epoch === 0);
+    if (change === null) return;
+    const config: Configuration = { epoch: current.epoch + 1, replicas: change.replicas };
+    const joiners = config.replicas.filter((n) => !current.replicas.includes(n));
+    const removed = current.replicas.filter((n) => !config.replicas.includes(n));
+    run.pending = { config, joiners, removed, kind: change.kind };
+    this.count(`membership ${change.kind}`);
+    this.log(() => `MEMBERSHIP ${group}: ${change.kind}: [${current.replicas.join(",")}] -> [${config.replicas.join(",")}] epoch ${config.epoch}`);
+    for (const j of joiners) {
+      const node = this.nodes.get(j)!;
+      this.joins.set(`${j}/${group}`, (this.joins.get(`${j}/${group}`) ?? 0) + 1);
+      node.disks.set(group, { meta: { chosen: null, promised: null, accepted: null, config, joining: current.replicas }, keys: new Map(), requests: [] });
+      if (node.up) this.createReplica(node, group);
+    }
+    this.submitReconfig(group, 0);
+  }
+
+  private submitReconfig(group: string, delay: number): void {
+    const run = this.runs.get(group)!;
+    const pending = run.pending!;
+    const prng = this.streams.membership;
+    // To a replica of the configuration the operator knows; one that moved on answers anyway.
+    const node = prng.pick(run.current.replicas);
+    const call = this.nextCall++;
+    const deadline = this.queue.now + delay + prng.int(300, 1500);
+    this.reconfigCalls.set(call, { group, epoch: pending.config.epoch, done: false });
+    this.queue.schedule(this.queue.now + delay + this.streams.network.int(...CLIENT_HOP_MS), { kind: "reconfigRequest", node, group, call, config: pending.config, deadline });
+    this.queue.schedule(deadline + CLIENT_GIVE_UP_MS, { kind: "reconfigGiveUp", call });
+  }
+
+  private reconfigRequest(e: Extract<SimEvent, { kind: "reconfigRequest" }>): void {
+    const node = this.nodes.get(e.node)!;
+    if (!node.up) return this.log(() => `reconfigure call ${e.call} lost: ${e.node} is down`);
+    if (!node.replicas.has(e.group)) {
+      this.queue.schedule(this.queue.now + 1, { kind: "reconfigAnswer", call: e.call, outcome: { kind: "error", code: "moved", message: "no copy" } });
+      return;
+    }
+    this.step(node, e.group, { type: "reconfigure", call: e.call, config: e.config, deadline: e.deadline }, `reconfigure call ${e.call}`);
+  }
+
+  private reconfigAnswer(callId: CallId, outcome: Outcome): void {
+    const c = this.reconfigCalls.get(callId)!;
+    if (c.done) return;
+    c.done = true;
+    const run = this.runs.get(c.group)!;
+    this.log(() => `operator: reconfigure call ${callId} of ${c.group}: ${describeOutcome(outcome)}`);
+    if (run.pending === null || run.pending.config.epoch !== c.epoch) return; // an older call's late answer
+    if (outcome.kind === "reconfigured" && outcome.config.epoch >= c.epoch) {
+      const wanted = run.pending.config;
+      if (outcome.config.epoch !== wanted.epoch || outcome.config.replicas.join(",") !== wanted.replicas.join(",")) {
+        fail("placement", `t=${this.queue.now} ${c.group}: reconfigured to epoch ${outcome.config.epoch} [${outcome.config.replicas.join(",")}], but the only change at that epoch is [${wanted.replicas.join(",")}]`);
+      }
+      this.completeChange(c.group, outcome.index);
+      return;
+    }
+    this.count(`membership retry`);
+    this.submitReconfig(c.group, this.streams.membership.int(10, 100));
+  }
+
+  private completeChange(group: string, index: number): void {
+    const run = this.runs.get(group)!;
+    const pending = run.pending!;
+    this.log(() => `MEMBERSHIP ${group}: epoch ${pending.config.epoch} chosen at #${index}`);
+    run.current = pending.config;
+    run.pending = null;
+    for (const node of pending.removed) run.drops.push({ node, index, config: pending.config });
+    this.scheduleDropCheck(group);
+    this.maybeStartFinalReads();
+  }
+
+  private scheduleDropCheck(group: string): void {
+    const run = this.runs.get(group)!;
+    if (run.dropCheckScheduled || run.drops.length === 0) return;
+    run.dropCheckScheduled = true;
+    this.queue.schedule(this.queue.now + 20, { kind: "dropCheck", group });
+  }
+
+  /**
+   * A removed replica's copy goes once a quorum of the new configuration holds the group at
+   * or past the reconfiguration's index ON DISK (not joining): from then on the data does not
+   * depend on the removed copy (docs/DESIGN.md, "Removed replicas and their data").
+   */
+  private dropCheck(group: string): void {
+    const run = this.runs.get(group)!;
+    run.dropCheckScheduled = false;
+    let kept = 0;
+    for (const d of run.drops) {
+      const holding = (config: Configuration): NodeId[] =>
+        config.replicas.filter((n) => {
+          const image = this.nodes.get(n)!.disks.get(group);
+          return image !== undefined && image.meta.joining === undefined && !image.meta.recovering && (image.meta.chosen?.index ?? 0) >= d.index;
+        });
+      // The configuration it left, or a later one (its members may have moved on in turn).
+      const holders = [d.config, run.current].map(holding);
+      if (holders[0]!.length < quorumSize(d.config.replicas) && holders[1]!.length < quorumSize(run.current.replicas)) {
+        run.drops[kept++] = d; // still a source the new replicas may need
+        continue;
+      }
+      const holdersText = holders[0]!.join(",");
+      const node = this.nodes.get(d.node)!;
+      node.replicas.delete(group);
+      node.disks.delete(group);
+      this.count("membership drop");
+      this.log(() => `MEMBERSHIP ${group}: ${d.node} drops its copy (removed at #${d.index}; [${holdersText}] hold it)`);
+    }
+    run.drops.length = kept;
+    this.scheduleDropCheck(group);
+    this.maybeStartFinalReads();
+    if (this.finalReadsPending === 0) this.maybeFinish();
+  }
+
+  /** The seed ends once the final reads are done and every removed copy is dropped. */
+  private maybeFinish(): void {
+    for (const run of this.runs.values()) if (run.drops.length > 0) return;
+    this.finished = true;
+  }
+
+  /**
+   * No change under way or to come, every member holding the group. (Removed copies may still
+   * wait to be dropped: in a group nobody writes to any more, the final reads are what brings a
+   * quorum of the new configuration up to the change.)
+   */
+  private membershipSettled(): boolean {
+    for (const [group, run] of this.runs) {
+      if (run.pending !== null || run.starts.length > 0) return false;
+      for (const n of run.current.replicas) {
+        const image = this.nodes.get(n)!.disks.get(group);
+        if (image === undefined || image.meta.joining !== undefined) return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * At seed end every group's copies are on exactly the replicas of its configuration, each of
+   * which holds that configuration (on disk and in memory), joining no more.
+   */
+  private checkPlacement(): void {
+    for (const g of this.groups) {
+      const expected = this.runs.get(g.group)?.current ?? { epoch: 0, replicas: this.nodeIds };
+      const holders = this.allNodes.filter((n) => this.nodes.get(n)!.disks.has(g.group));
+      const want = [...expected.replicas].sort().join(",");
+      if (holders.slice().sort().join(",") !== want) {
+        fail("placement", `at seed end ${g.group} is held by [${holders.join(",")}], but its configuration (epoch ${expected.epoch}) is [${expected.replicas.join(",")}]`);
+      }
+      for (const n of holders) {
+        const node = this.nodes.get(n)!;
+        const image = node.disks.get(g.group)!;
+        const onDisk = image.meta.config ?? { epoch: 0, replicas: this.nodeIds };
+        const live = node.replicas.get(g.group)?.state.members;
+        for (const [what, c] of [["disk", onDisk], ["memory", live]] as const) {
+          if (c === undefined) continue;
+          if (c.epoch !== expected.epoch || c.replicas.join(",") !== expected.replicas.join(",")) {
+            fail("placement", `at seed end ${n} holds ${g.group} with configuration epoch ${c.epoch} [${c.replicas.join(",")}] in ${what}, but it is epoch ${expected.epoch} [${expected.replicas.join(",")}]`);
+          }
+        }
+        if (image.meta.joining !== undefined) fail("placement", `at seed end ${n} is still joining ${g.group}`);
+      }
+    }
   }
 
   private crashSomeNode(): void {
     if (!this.faultsOn || this.faults.crashGapMs === null) return;
     const prng = this.streams.faults;
     this.queue.schedule(this.queue.now + prng.int(...this.faults.crashGapMs), { kind: "crash" });
-    const up = this.nodeIds.filter((id) => this.nodes.get(id)!.up);
+    const up = this.allNodes.filter((id) => this.nodes.get(id)!.up);
     // Keep one node up: a whole-cluster outage tests nothing the rest does not.
     if (up.length <= 1) return;
     const node = this.nodes.get(prng.pick(up))!;
@@ -538,12 +813,16 @@ class Simulation {
    */
   private maybeLoseDisk(node: SimNode, prng: Prng): void {
     if (this.faults.loseDiskChance === 0 || !prng.chance(this.faults.loseDiskChance)) return;
+    // Not in a group whose configuration changes this seed: a replica that lost its copy knows
+    // only the birth configuration (docs/DESIGN.md, membership: not covered yet).
     const eligible = this.groups
       .map((g) => g.group)
+      .filter((group) => !this.runs.has(group) && node.disks.has(group))
       .filter((group) =>
         [...this.nodes.values()].every(
           (other) =>
             other === node ||
+            !other.disks.has(group) ||
             (!other.lost.has(group) && !other.disks.get(group)!.meta.recovering && (other.replicas.get(group)?.state.recovering ?? null) === null),
         ),
       );
@@ -560,7 +839,7 @@ class Simulation {
   private partition(): void {
     if (!this.faultsOn || this.faults.partitionGapMs === null) return;
     const prng = this.streams.faults;
-    const description = this.network.partition(this.nodeIds);
+    const description = this.network.partition(this.allNodes);
     this.stats.partitions++;
     this.partitionGeneration++;
     this.log(() => `PARTITION ${description}`);
@@ -611,7 +890,7 @@ class Simulation {
       this.stats.writes++;
       this.issueWrite(client, record, null);
     } else {
-      const node = pickReplica(this.streams.workload, client.plan, this.nodeIds, null);
+      const node = pickReplica(this.streams.workload, client.plan, this.route(group), null);
       this.issueRead(client, group, node, op.query, op.consistency, 0);
     }
   }
@@ -637,7 +916,7 @@ class Simulation {
 
   /** `to`: a replica (the same one again, for a retry), or one to avoid, or null (the client's choice). */
   private issueWrite(client: ClientRun, record: WriteRecord, to: { same: NodeId } | { avoid: NodeId } | null, hedge = false): void {
-    const node = to !== null && "same" in to ? to.same : pickReplica(this.streams.workload, client.plan, this.nodeIds, to?.avoid ?? null);
+    const node = to !== null && "same" in to ? to.same : pickReplica(this.streams.workload, client.plan, this.route(record.group), to?.avoid ?? null);
     const attempt: WriteAttempt = { node, invokedAt: this.queue.now, completedAt: null, outcome: null };
     record.attempts.push(attempt);
     const id = this.nextCall++;
@@ -697,6 +976,13 @@ class Simulation {
       this.log(() => `call ${call.id} lost: ${call.node} is down`);
       return;
     }
+    if (!node.replicas.has(call.group)) {
+      // The node's answer for a group it does not hold: where the group lives, as it knows it.
+      const config = this.runs.get(call.group)!.current;
+      const outcome: Outcome = { kind: "error", code: "moved", message: `${node.id} holds no copy of ${call.group}`, config };
+      this.queue.schedule(this.queue.now + this.streams.network.int(...CLIENT_HOP_MS), { kind: "answer", call, outcome });
+      return;
+    }
     this.step(node, call.group, call.input, `call ${call.id}`);
   }
 
@@ -711,7 +997,7 @@ class Simulation {
 
   private complete(
     call: Call,
-    outcome: { kind: "ok"; result: WriteResult | ReadResult } | { kind: "error"; code: "unavailable" | "timeout" } | { kind: "lost" },
+    outcome: { kind: "ok"; result: WriteResult | ReadResult } | { kind: "error"; code: ErrorCode } | { kind: "lost" },
   ): void {
     call.done = true;
     this.calls.delete(call.id);
@@ -728,7 +1014,7 @@ class Simulation {
         this.maybeStartFinalReads();
         return;
       }
-      const unknown = outcome.kind === "lost" || (outcome.kind === "error" && outcome.code === "timeout");
+      const unknown = outcome.kind === "lost" || (outcome.kind === "error" && (outcome.code === "timeout" || outcome.code === "moved"));
       // Outcome unknown: often retry the same request id elsewhere; dedupe must answer the first result.
       // A fresh write has no id of the client's own to retry with.
       if (unknown && !call.write.fresh && call.write.attempts.length < MAX_WRITE_ATTEMPTS && this.streams.workload.chance(0.6)) {
@@ -756,7 +1042,7 @@ class Simulation {
       this.issueRead(null, read.group, read.node, read.query, "linearizable", call.finalTry + 1);
       return;
     }
-    if (--this.finalReadsPending === 0) this.finished = true;
+    if (--this.finalReadsPending === 0) this.maybeFinish();
   }
 
   private thinkThenNext(client: ClientRun): void {
@@ -770,10 +1056,18 @@ class Simulation {
     // before the final reads, which check every replica reached every acknowledged write.
     if (this.hedgesScheduled > 0) return;
     for (const c of this.calls.values()) if (c.hedge === true) return;
+    // Membership changes finish first: every change done, removed copies dropped, joiners joined.
+    if (!this.membershipSettled()) {
+      if (!this.settleCheckScheduled) {
+        this.settleCheckScheduled = true;
+        this.queue.schedule(this.queue.now + 20, { kind: "settleCheck" });
+      }
+      return;
+    }
     this.finalReadsPending = 0;
     this.log(() => "FINAL READS");
     for (const g of this.groups) {
-      for (const node of this.nodeIds) {
+      for (const node of this.runs.get(g.group)?.current.replicas ?? this.nodeIds) {
         for (const key of g.keys) {
           this.finalReadsPending++;
           this.issueRead(null, g.group, node, { kind: "get", key }, "linearizable", 0);
@@ -801,6 +1095,7 @@ class Simulation {
       }
     };
     attempt(() => this.checkDiskImages());
+    attempt(() => this.checkPlacement());
     attempt(() => checkLinearizability(this.history, this.agreement.log, this.tuning.limits.requestMemory));
     attempt(() => checkNoAcknowledgedWriteLost(this.history, this.agreement.log, positions));
     const first = failures[0];
@@ -817,9 +1112,10 @@ class Simulation {
   private checkDiskImages(): void {
     for (const node of this.nodes.values()) {
       for (const [group, image] of node.disks) {
-        if (image.meta.recovering || node.lost.has(group)) continue;
+        if (image.meta.recovering || image.meta.joining !== undefined || node.lost.has(group)) continue;
         const requests = new Map([...image.requests].sort((a, b) => a.seq - b.seq).map((r) => [r.requestId, r] as const));
-        this.convergence.observe(node.id, group, image.meta.chosen?.index ?? 0, image.keys, requests, `t=${this.queue.now} disk image at seed end`);
+        const config = image.meta.config ?? { epoch: 0, replicas: this.nodeIds };
+        this.convergence.observe(node.id, group, image.meta.chosen?.index ?? 0, image.keys, requests, `t=${this.queue.now} disk image at seed end`, config);
       }
     }
   }
@@ -912,6 +1208,7 @@ function copyForProbe(state: GroupState): GroupState {
     requests: new Map(state.requests),
     proposer: { ...p, promises: new Map(p.promises), accepts: new Set(p.accepts) },
     queue: state.queue.map((w) => ({ ...w })),
+    reconfigs: state.reconfigs.slice(),
     reads: state.reads.map((read) => ({ ...read, replies: new Map(read.replies) })),
     catchUp: { ...state.catchUp, snapshot: state.catchUp.snapshot === null ? null : { ...state.catchUp.snapshot, items: new Map(state.catchUp.snapshot.items) } },
     recovering: r === null ? null : { ...r, replies: new Map(r.replies) },

@@ -46,7 +46,9 @@ export function describeOutcome(o: Outcome): string {
         ? `ok get@${o.result.index} ${entryText(o.result.entry)}`
         : `ok scan@${o.result.index} ${o.result.items.map((i) => `${i.key}=${entryText(i)}`).join(" ")}${o.result.next === undefined ? "" : ` next=${o.result.next}`}`;
     case "error":
-      return `error ${o.code}`;
+      return `error ${o.code}${o.config === undefined ? "" : ` (replicas ${o.config.replicas.join(",")} epoch ${o.config.epoch})`}`;
+    case "reconfigured":
+      return `reconfigured to epoch ${o.config.epoch} [${o.config.replicas.join(",")}] at #${o.index}`;
   }
 }
 

@@ -89,7 +89,8 @@ export function planClients(prng: Prng, groups: readonly GroupPlan[], replicas: 
 }
 
 export function pickReplica(prng: Prng, client: ClientPlan, replicas: readonly NodeId[], avoid: NodeId | null): NodeId {
-  if (avoid === null && prng.chance(client.homeRate)) return client.home;
+  // The home replica only while it is one (membership changes move groups).
+  if (avoid === null && prng.chance(client.homeRate) && replicas.includes(client.home)) return client.home;
   const choices = avoid === null ? replicas : replicas.filter((r) => r !== avoid);
   return prng.pick(choices);
 }

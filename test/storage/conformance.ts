@@ -61,6 +61,21 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
     });
 
     describe("round trip", () => {
+      it("keeps a group's configuration and joining mark in its meta (membership changes, issue 13)", async () => {
+        const config = { epoch: 3, replicas: ["n4", "n1", "n2"] };
+        const base = meta(7, "accepted");
+        const reconfigured = { ...base, chosen: { ...base.chosen!, value: { id: "n1/x/9", commands: [], config } }, config };
+        await storage.commit([persist("moved", { meta: reconfigured }), persist("joining", { meta: { chosen: null, promised: null, accepted: null, config, joining: ["n1", "n2", "n3"] } })]);
+        expect((await storage.loadGroup("moved"))!.meta).toEqual(reconfigured);
+        expect((await storage.loadGroup("joining"))!.meta).toEqual({ chosen: null, promised: null, accepted: null, config, joining: ["n1", "n2", "n3"] });
+        if (harness.reopen !== undefined) {
+          await storage.close();
+          storage = await harness.reopen();
+          expect((await storage.loadGroup("moved"))!.meta).toEqual(reconfigured);
+          expect((await storage.loadGroup("joining"))!.meta.joining).toEqual(["n1", "n2", "n3"]);
+        }
+      });
+
       it("returns meta, keys with binary values and requests as committed", async () => {
         const record = persist("user:42", {
           meta: meta(5, "accepted"),

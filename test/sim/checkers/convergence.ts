@@ -1,9 +1,10 @@
 // Convergence: every replica applies the same values in the same order, so replicas at equal
-// `chosen` hold equal data and equal request-id records. The first replica to reach
-// (group, index) sets the digest; every later one (after a step, a catch-up or a restart)
-// must match it.
+// `chosen` hold equal data and equal request-id records, and the same configuration for the
+// next instance (membership.ts: config(i+1) is a function of the log up to i). The first
+// replica to reach (group, index) sets the digest; every later one (after a step, a catch-up
+// or a restart) must match it.
 
-import type { Entry } from "../../../src/protocol/ops.js";
+import type { Configuration, Entry } from "../../../src/protocol/ops.js";
 import type { RequestRecord } from "../../../src/protocol/messages.js";
 import { fail } from "./failure.js";
 import { bytesText, show } from "./format.js";
@@ -33,13 +34,14 @@ export class ConvergenceChecker {
     data: ReadonlyMap<string, Entry>,
     requests: ReadonlyMap<string, RequestRecord>,
     where: string,
+    config?: Configuration,
   ): void {
     let g = this.digests.get(group);
     if (g === undefined) {
       g = new Map();
       this.digests.set(group, g);
     }
-    const digest = groupDigest(data, requests);
+    const digest = groupDigest(data, requests) + (config === undefined ? "" : `|config:${config.epoch}[${config.replicas.join(",")}]`);
     const known = g.get(index);
     if (known === undefined) {
       g.set(index, { digest, setBy: `${node} ${where}` });

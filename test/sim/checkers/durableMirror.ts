@@ -38,8 +38,8 @@ export class DurableMirror {
    */
   check(node: string, state: GroupState, persist: Persist | null, where: string): void {
     const m = this.image.meta;
-    const meta = JSON.stringify({ chosen: state.chosen?.index ?? 0, value: state.chosen?.value.id ?? null, promised: state.promised, accepted: state.accepted && { ballot: state.accepted.ballot, value: state.accepted.value.id }, recovering: state.recovering !== null });
-    const disk = JSON.stringify({ chosen: m.chosen?.index ?? 0, value: m.chosen?.value.id ?? null, promised: m.promised, accepted: m.accepted && { ballot: m.accepted.ballot, value: m.accepted.value.id }, recovering: m.recovering === true });
+    const meta = JSON.stringify({ chosen: state.chosen?.index ?? 0, value: state.chosen?.value.id ?? null, promised: state.promised, accepted: state.accepted && { ballot: state.accepted.ballot, value: state.accepted.value.id }, recovering: state.recovering !== null, config: state.membersStored ? state.members : null, joining: state.joining });
+    const disk = JSON.stringify({ chosen: m.chosen?.index ?? 0, value: m.chosen?.value.id ?? null, promised: m.promised, accepted: m.accepted && { ballot: m.accepted.ballot, value: m.accepted.value.id }, recovering: m.recovering === true, config: m.config ?? null, joining: m.joining ?? null });
     const group = state.config.group;
     if (meta !== disk) fail("durable-mirror", `${node}/${group} ${where}: its durable meta is ${meta} but its persists leave ${disk} on disk`);
     if (persist === null || (!persist.reset && persist.keys.length === 0 && persist.requests.length === 0 && persist.forgetRequests.length === 0)) return;

@@ -10,6 +10,8 @@ export type CheckerName =
   | "fast-round"
   | "linearizability"
   | "liveness"
+  /** Membership changes (issue 13): every group ends on exactly its configuration's replicas. */
+  | "placement"
   | "core-exception";
 
 export class CheckFailure extends Error {
