@@ -58,8 +58,12 @@ export function retryCatchUp(state: GroupState, fx: Effects, now: number): void 
   }
   const peers = catchUpPeers(state);
   if (peers.length === 0) return;
-  // A node outside our configuration that is ahead (state.ts) first, then the ones we know in turn.
+  // A node outside our configuration that is ahead (state.ts) first, then the ones we know in
+  // turn. Once only: it too may have dropped the group since (a joiner's source that was told
+  // of the reconfiguration is outside the configuration it joins), and a sticky `ahead` would
+  // alternate between it and the next peer forever (sim seed 57).
   const ahead = cu.ahead !== null && cu.ahead !== cu.asked ? cu.ahead : null;
+  cu.ahead = null;
   const next = ahead ?? peers[(peers.indexOf(cu.asked) + 1) % peers.length]!;
   cu.snapshot = null; // a half-copied snapshot from a silent peer is abandoned
   requestCatchUp(state, fx, now, next, cu.wanted, true);

@@ -90,8 +90,8 @@ export interface CatchUpState {
   snapshot: SnapshotInProgress | null;
   /**
    * A node outside our configuration that told us of a later chosen index: a member of a
-   * configuration we have not learned yet. A retried catch-up asks it first: the replicas we
-   * know may have dropped the group since (a copy from one of them cut off half-way).
+   * configuration we have not learned yet. The next retried catch-up asks it first (once): the
+   * replicas we know may have dropped the group since (a copy from one of them cut off half-way).
    */
   ahead: NodeId | null;
 }
