@@ -1123,7 +1123,28 @@ class Simulation {
   private waitingFor(): string {
     const clients = this.clients.filter((c) => !c.done).map((c) => c.plan.id);
     const calls = [...this.calls.values()].map((c) => `${c.id}@${c.node}`);
-    return `clients not done: [${clients.join(", ")}], calls open: [${calls.slice(0, 10).join(", ")}${calls.length > 10 ? ", ..." : ""}], final reads pending: ${this.finalReadsPending}`;
+    // -1: the final reads have not started (they wait for the clients, hedged copies and membership).
+    const finalReads = this.finalReadsPending === -1 ? "not started" : `${this.finalReadsPending} pending`;
+    const membership = this.membershipWaits();
+    return `clients not done: [${clients.join(", ")}], calls open: [${calls.slice(0, 10).join(", ")}${calls.length > 10 ? ", ..." : ""}], hedges scheduled: ${this.hedgesScheduled}, final reads: ${finalReads}${membership.length > 0 ? `, membership: ${membership.join("; ")}` : ""}`;
+  }
+
+  /** What each group's membership still waits for (changes, joiners, removed copies to drop). */
+  private membershipWaits(): string[] {
+    const waits: string[] = [];
+    for (const [group, run] of this.runs) {
+      const parts: string[] = [];
+      if (run.pending !== null) parts.push(`change to epoch ${run.pending.config.epoch} [${run.pending.config.replicas.join(",")}] under way`);
+      if (run.starts.length > 0) parts.push(`${run.starts.length} change(s) to come`);
+      const joining = run.current.replicas.filter((n) => {
+        const image = this.nodes.get(n)!.disks.get(group);
+        return image === undefined || image.meta.joining !== undefined;
+      });
+      if (joining.length > 0) parts.push(`not holding it yet: [${joining.join(",")}]`);
+      if (run.drops.length > 0) parts.push(`copies to drop: [${run.drops.map((d) => `${d.node}@#${d.index}`).join(",")}]`);
+      if (parts.length > 0) waits.push(`${group} ${parts.join(", ")}`);
+    }
+    return waits;
   }
 
   // ---- trace ------------------------------------------------------------------------------------
