@@ -226,7 +226,7 @@ export class Mover {
     const joiners = config.replicas.filter((n) => !from.includes(n));
     // (1) Every joiner holds the durable joining mark before the reconfiguration can be chosen.
     for (const j of joiners) {
-      const r = await this.ask<{ ok: boolean; error?: string }>(j, "join", { group, config, from }, JOIN_TIMEOUT_MS);
+      const r = await this.ask<{ ok: boolean; error?: string }>(j, "join", { group, config, sources: from }, JOIN_TIMEOUT_MS);
       if (r === null || !r.ok) throw new Error(`joiner ${j} did not take group ${group}: ${r?.error ?? "no answer"}`);
     }
     // (2) The old configuration decides the new one.
@@ -268,7 +268,7 @@ export class Mover {
   private async onJoin(b: Record<string, unknown>): Promise<unknown> {
     const group = b.group;
     const config = b.config as Configuration | undefined;
-    const from = b.from;
+    const from = b.sources; // (b.from is the asking node)
     if (typeof group !== "string" || typeof config !== "object" || config === null || !Array.isArray(config.replicas) || typeof config.epoch !== "number" || !Array.isArray(from)) throw new Error("bad join");
     if (!config.replicas.includes(this.o.self)) throw new Error("this node is not in that configuration");
     await new Promise<void>((res, rej) => this.o.dispatch(group, { type: "join", config, from: from as string[], done: (e) => (e === null ? res() : rej(e)) }));

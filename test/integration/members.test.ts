@@ -1,0 +1,155 @@
+// Elastic membership (issue 13) against a real nats-server and node processes with LevelDB:
+// grow a running cluster from 3 to 5 nodes under write load and shrink it back, with the admin
+// op (`paxosstore members add|remove`, advanced step by step as `--wait` does). After each
+// change: no acknowledged write is lost (every one read back, linearizably, with its value and
+// version), every group lives on exactly its new replicas (the others dropped their copies), and
+// the nodes all run the same epoch.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { replicasFor } from "../../src/protocol/placement.js";
+import { startCluster, type TestCluster } from "../helpers/cluster.js";
+import { Ledger, ok, sleep, startWriter, waitFor, type Item, type Writer } from "./support.js";
+
+const GROUPS = Array.from({ length: 24 }, (_, i) => `mg${i}`);
+
+let c: TestCluster;
+
+async function admin(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const m = await c.nc.request(`paxosstore.${c.cluster}.admin`, new TextEncoder().encode(JSON.stringify({ op: "members", ...body })), { timeout: 15_000 });
+  return JSON.parse(new TextDecoder().decode(m.data)) as Record<string, unknown>;
+}
+
+/** One change, then `advance` until stable (what `paxosstore members <action> --wait` does). */
+async function change(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const first = await admin(body);
+  expect(first.ok, JSON.stringify(first)).toBe(true);
+  const seen: string[] = [];
+  return waitFor(
+    `the change ${JSON.stringify(body)} to end`,
+    async () => {
+      const r = await admin({ action: "advance" });
+      const view = r.view as { phase: string } | undefined;
+      seen.push(`${view?.phase}:${String(r.waitingFor)}`);
+      return r.ok === true && view?.phase === "stable" ? r : null;
+    },
+    60_000,
+    500,
+  ).catch((e: unknown) => {
+    const errors = [...c.nodes.values()].flatMap((n) => n.lines.filter((l) => l.includes("mover_error") || l.includes("crashed")).slice(-3).map((l) => `[${n.id}] ${l.slice(0, 600)}`));
+    throw new Error(`${(e as Error).message}; last: ${seen.slice(-5).join(" | ")}\n${errors.join("\n")}`);
+  });
+}
+
+async function groupInfo(node: string, group: string): Promise<{ role: string; members: { epoch: number; replicas: string[] } } | null> {
+  const m = await c.nc.request(`paxosstore.${c.cluster}.peer.${node}.group`, new TextEncoder().encode(JSON.stringify({ cluster: c.cluster, from: "n1", group })), { timeout: 5_000 });
+  const r = JSON.parse(new TextDecoder().decode(m.data)) as { ok: boolean; info: { role: string; members: { epoch: number; replicas: string[] } } | null; error?: string };
+  if (!r.ok) throw new Error(`${node}: ${r.error}`);
+  return r.info;
+}
+
+/** Every acknowledged write readable with its value and version, through each of its group's replicas. */
+async function expectNoLoss(ledgers: readonly Ledger[], members: readonly string[]): Promise<void> {
+  const problems: string[] = [];
+  for (const group of GROUPS) {
+    for (const node of replicasFor(group, members)) {
+      const items = new Map<string, Item>();
+      let after: string | undefined;
+      for (;;) {
+        const page = await ok(c, { op: "scan", group, limit: 1000, ...(after === undefined ? {} : { after }) }, node);
+        for (const it of page.items as Item[]) items.set(it.key, it);
+        if (page.next === undefined) break;
+        after = page.next as string;
+      }
+      for (const l of ledgers)
+        for (const w of l.writes) {
+          if (w.group !== group) continue;
+          const got = items.get(w.key);
+          if (w.status === "acked" && (got === undefined || got.value !== w.value || got.version !== w.version)) problems.push(`${node} ${group}/${w.key}: acked v${w.version}, read ${got === undefined ? "nothing" : `v${got.version}`} (${w.trail.join(" ")})`);
+          if (w.status !== "acked" && got !== undefined && got.value !== w.value) problems.push(`${node} ${group}/${w.key}: wrong value`);
+        }
+    }
+  }
+  expect(problems.slice(0, 20), `${problems.length} problems`).toEqual([]);
+}
+
+/** Each group on exactly its replicas under `members`; every other node holds no copy. */
+async function expectPlacement(members: readonly string[], nodes: readonly string[]): Promise<void> {
+  await waitFor(
+    "every group on exactly its new replicas, old copies dropped",
+    async () => {
+      const wrong: string[] = [];
+      for (const group of GROUPS) {
+        const want = replicasFor(group, members);
+        for (const node of nodes) {
+          const info = await groupInfo(node, group);
+          if (want.includes(node)) {
+            if (info === null || info.role !== "voter" || [...info.members.replicas].sort().join() !== [...want].sort().join()) wrong.push(`${group}@${node}: ${JSON.stringify(info)}`);
+          } else if (info !== null) wrong.push(`${group}@${node} still holds ${info.role}`);
+        }
+      }
+      if (wrong.length > 0) throw new Error(wrong.slice(0, 5).join("; "));
+      return true;
+    },
+    60_000,
+    1_000,
+  );
+}
+
+describe("membership: grow 3 -> 5 under load, shrink back", () => {
+  beforeAll(async () => {
+    c = await startCluster({ nodes: 3, spares: 2, cluster: "mem", env: { PAXOSSTORE_MOVE_RATE: "200" } });
+  }, 60_000);
+  afterAll(async () => {
+    await c?.close();
+  }, 60_000);
+
+  it("grows to 5 and back to 3, losing nothing; old copies are dropped", async () => {
+    const ledger = new Ledger("mem");
+    const start = (names: string[]): Writer[] => names.map((n) => startWriter(c, ledger, n, GROUPS, { route: [undefined], timeoutMs: 3_000, giveUpMs: 30_000, pauseMs: 5 }));
+    let writers = start(["w1", "w2"]);
+    await waitFor("writes acknowledged", async () => ledger.acked().length >= 60, 30_000);
+
+    const shown = await admin({ action: "show" });
+    expect((shown.view as { epoch: number; members: string[]; phase: string })).toMatchObject({ epoch: 0, members: ["n1", "n2", "n3"], phase: "stable" });
+
+    // Grow: start the new nodes (--join), then add them one change at a time, under load.
+    await c.start("n4");
+    await c.start("n5");
+    let r = await change({ action: "add", node: "n4" });
+    expect((r.view as { epoch: number }).epoch).toBe(1);
+    r = await change({ action: "add", node: "n5" });
+    expect(r.view).toMatchObject({ epoch: 2, members: ["n1", "n2", "n3", "n4", "n5"], phase: "stable" });
+    await waitFor("load continued through the change", async () => ledger.acked().length >= 120, 30_000);
+    for (const w of writers) w.stop();
+    await Promise.all(writers.map((w) => w.done));
+    const five = ["n1", "n2", "n3", "n4", "n5"];
+    expect(ledger.counts().pending).toBe(0);
+    await expectNoLoss([ledger], five);
+    await expectPlacement(five, five);
+    // Every node runs epoch 2, stable, and its status says so.
+    for (const node of five) expect((await ok(c, { op: "status" }, node)).membership).toMatchObject({ epoch: 2, phase: "stable" });
+
+    // Shrink back to 3 under load.
+    writers = start(["w3", "w4"]);
+    const before = ledger.acked().length;
+    await waitFor("writes acknowledged", async () => ledger.acked().length >= before + 40, 30_000);
+    await change({ action: "remove", node: "n5" });
+    r = await change({ action: "remove", node: "n4" });
+    expect(r.view).toMatchObject({ epoch: 4, members: ["n1", "n2", "n3"], phase: "stable" });
+    await waitFor("load continued through the change", async () => ledger.acked().length >= before + 80, 30_000);
+    for (const w of writers) w.stop();
+    await Promise.all(writers.map((w) => w.done));
+    expect(ledger.counts().pending).toBe(0);
+    const three = ["n1", "n2", "n3"];
+    await expectNoLoss([ledger], three);
+    await expectPlacement(three, five);
+    // The removed nodes hold nothing and say they may be stopped.
+    await waitFor("n4 and n5 report removed", async () => {
+      for (const node of ["n4", "n5"]) if ((await ok(c, { op: "status" }, node)).membership?.toString() === undefined) return false;
+      const m4 = (await ok(c, { op: "status" }, "n4")).membership as { removed: boolean };
+      const m5 = (await ok(c, { op: "status" }, "n5")).membership as { removed: boolean };
+      return m4.removed && m5.removed;
+    }, 30_000, 500);
+    await sleep(0);
+  }, 420_000);
+});
