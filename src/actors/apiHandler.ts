@@ -56,6 +56,9 @@ interface PendingCall {
   readonly group: string;
   /** Came through the queue subject (a group not held here is forwarded, not refused). */
   readonly viaQueue: boolean;
+  /** The request, to follow a `moved` answer to the group's new replicas. */
+  readonly request: Exclude<ValidRequest, { kind: "status" }>;
+  readonly requestId: string | null;
 }
 
 /** A write relayed (and perhaps hedged): copies out, and what their answers proved. */
@@ -206,11 +209,11 @@ export class ApiHandler {
       // answer `unavailable` (never applied) for a write it never proposed. A relayed write's
       // id is never fresh here: another copy of it may be out (relay, or the header's sender).
       const { requestId, fresh } = relay !== null ? { requestId: relay.requestId, fresh: false } : this.requestIdOf(msg, request);
-      this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000, relay, opName: request.op.op, startedAt: now, group: request.group, viaQueue });
+      this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000, relay, opName: request.op.op, startedAt: now, group: request.group, viaQueue, request, requestId });
       this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline, fresh });
     } else {
       const opName = request.query.kind === "get" && request.consistency === "stale" ? "get_stale" : request.query.kind;
-      this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000, relay: null, opName, startedAt: now, group: request.group, viaQueue });
+      this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000, relay: null, opName, startedAt: now, group: request.group, viaQueue, request, requestId: null });
       this.opts.dispatch(request.group, { type: "read", call, query: request.query, consistency: request.consistency, deadline });
     }
   }
@@ -373,6 +376,17 @@ export class ApiHandler {
     this.pending.delete(call);
     this.opts.onAnswered?.(p.opName, outcome.kind === "error" ? outcome.code : "ok", (this.opts.now() - p.startedAt) / 1000);
     if (p.relay !== null) return this.localCopyAnswered(p.relay, p, outcome);
+    if (p.viaQueue && outcome.kind === "error" && outcome.code === "moved" && outcome.config !== undefined && outcome.config.epoch >= 0) {
+      // The group moved (membership change) and the client asked any node: follow it. A write
+      // goes on as a relay with the same request id (it may have gone out here before the move).
+      const replicas = outcome.config.replicas.filter((n) => n !== this.opts.self);
+      if (p.request.kind === "write") {
+        const r: Relay = { msg: p.msg, encoding: p.encoding, request: p.request, requestId: p.requestId!, untried: [...replicas], tried: new Set([this.opts.self]), outstanding: 0, unknown: true, done: false };
+        this.stats.relayed++;
+        return this.sendCopy(r);
+      }
+      return this.forward(p.msg, replicas, p.encoding, () => this.reply(p.msg, p.encoding, errorResponse(new NotReplicaError(p.group, replicas))));
+    }
     this.reply(p.msg, p.encoding, this.toResponse(p, outcome), p.valueEncoding);
   }
 

@@ -13,6 +13,7 @@
 // The log is read and written through the ordinary API (a linearizable get, a cas on the key's
 // version) with the write header, so the admin op is as safe as any client's cas.
 
+import { randomBytes } from "node:crypto";
 import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { NodeId } from "../protocol/ballot.js";
@@ -162,7 +163,9 @@ export class MembersAdmin {
 
   private async write(version: number, v: Omit<MembersView, "version">): Promise<MembersView> {
     const value = JSON.stringify({ epoch: v.epoch, members: v.members, previous: v.previous, phase: v.phase });
-    const r = await this.api({ op: "cas", group: MEMBERS_GROUP, key: MEMBERS_KEY, version, value }, true);
+    // A request id of its own: a retry (following the log to where it moved) is applied once.
+    const requestId = `members-${version}-${randomBytes(6).toString("hex")}`;
+    const r = await this.api({ op: "cas", group: MEMBERS_GROUP, key: MEMBERS_KEY, version, value, requestId }, true);
     const next = { ...v, version: r.version as number };
     await this.o.view.adopt(next);
     // Every node reads the log again now rather than at its next poll.
@@ -173,12 +176,23 @@ export class MembersAdmin {
   private async api(body: Record<string, unknown>, write = false): Promise<Record<string, unknown>> {
     const h = natsHeaders();
     if (write) h.set(MEMBERS_WRITE_HEADER, "1");
-    let answer: Record<string, unknown>;
-    try {
-      const m = await this.o.nc.request(`${this.o.prefix}.api`, new TextEncoder().encode(JSON.stringify(body)), { timeout: 10_000, headers: h });
-      answer = JSON.parse(new TextDecoder().decode(m.data)) as Record<string, unknown>;
-    } catch (e) {
-      throw new AdminError("timeout", `the membership log did not answer: ${(e as Error).message}`);
+    let answer: Record<string, unknown> = {};
+    // The queue subject, then where a not_replica answer says the log lives (it moves too).
+    let targets: string[] = [`${this.o.prefix}.api`];
+    for (let hop = 0; hop < 6; hop++) {
+      const subject = targets.shift() ?? `${this.o.prefix}.api`;
+      try {
+        const m = await this.o.nc.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeout: 10_000, headers: h });
+        answer = JSON.parse(new TextDecoder().decode(m.data)) as Record<string, unknown>;
+      } catch (e) {
+        if (hop === 5) throw new AdminError("timeout", `the membership log did not answer: ${(e as Error).message}`);
+        continue;
+      }
+      const err = answer.error as { code?: string; details?: { replicas?: unknown } } | undefined;
+      if (answer.ok === true || err?.code !== "not_replica") break;
+      const replicas = Array.isArray(err.details?.replicas) ? (err.details.replicas as string[]) : [];
+      if (replicas.length > 0) targets = replicas.map((n) => `${this.o.prefix}.api.${n}`);
+      await new Promise((res) => setTimeout(res, 100));
     }
     if (answer.ok !== true) {
       const err = answer.error as { code?: string; message?: string } | undefined;
