@@ -205,7 +205,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       uptimeMs: Date.now() - startedAt,
       members: [...v.members],
       membersSeen,
-      groupsActive: registry.size,
+      // The clients' key-groups: the membership log, read by every node now and then, is not counted.
+      groupsActive: registry.size - (registry.isLive(MEMBERS_GROUP) ? 1 : 0),
       limits: DEFAULT_WIRE_LIMITS,
       membership: {
         epoch: v.epoch,
@@ -404,9 +405,10 @@ function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Reads the membership log every second, and at once when the admin op says it changed: this
- * node learns a new epoch within about a second of its write (a peer frame carrying the epoch,
- * as the design has it, would be faster; not built).
+ * Reads the membership log at once when the admin op says it changed (a NATS message to every
+ * node), and by itself every second while a change is under way, every 5 s when stable (for a
+ * node that missed the message). A peer frame carrying the epoch, as the design has it, would
+ * tell sooner; not built.
  */
 function refreshMembersView(nc: NatsConnection, prefix: string, view: MembersViewHolder, log: Logger): { stop(): void } {
   let stopped = false;
@@ -427,7 +429,12 @@ function refreshMembersView(nc: NatsConnection, prefix: string, view: MembersVie
       running = false;
     }
   };
-  const timer = setInterval(() => void once(), 1_000);
+  let lastAt = 0;
+  const timer = setInterval(() => {
+    if (Date.now() - lastAt < (view.view.phase === "stable" ? 5_000 : 1_000)) return;
+    lastAt = Date.now();
+    void once();
+  }, 250);
   const sub = nc.subscribe(`${prefix}.admin.changed`, { callback: () => void once() });
   void once();
   return {
