@@ -155,6 +155,7 @@ function install(state: GroupState, fx: Effects): void {
   // The copy's configuration is that of our new open instance; a joiner now holds the group.
   state.members = snap.config ?? (state.joining !== null ? state.members : birthConfiguration(state.config));
   state.membersStored = snap.config !== undefined || state.joining !== null;
+  const joined = state.joining !== null;
   state.joining = null;
   fx.reset = true;
   fx.metaChanged = true;
@@ -166,5 +167,5 @@ function install(state: GroupState, fx: Effects): void {
     if (r !== undefined) results.set(w.command.requestId, r.result);
   }
   answerApplied(state, fx, results);
-  settleMembership(state, fx);
+  settleMembership(state, fx, joined);
 }

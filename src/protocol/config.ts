@@ -87,7 +87,10 @@ export interface GroupConfig {
   readonly replicas: readonly NodeId[];
   /** The membership epoch of the birth configuration (0 when absent). */
   readonly epoch?: number;
-  /** Unique per process start: keeps value ids unique across restarts. */
+  /**
+   * Unique per process start: keeps value ids unique across restarts. Also per replica within
+   * a process: a node that drops a group and later joins it again needs a new one (membership.ts).
+   */
   readonly incarnation: string;
   /** Seeds the jitter of retries, so a run is replayable. */
   readonly seed: number;

@@ -38,7 +38,9 @@ export interface RestoreOptions {
   /**
    * This node is to join the group (membership.ts): it holds nothing of it yet. `config` is the
    * configuration it is to join, `from` the nodes to copy the data from. The mark goes into the
-   * first persist, which must be durable before the reconfiguration is proposed.
+   * first persist, which must be durable before the reconfiguration is proposed. A joining
+   * replica asks for the data by itself, but only once stepped: the node steps it once when it
+   * creates it and when it reloads one whose durable meta says `joining` (a tick will do).
    */
   readonly joining?: { readonly config: Configuration; readonly from: readonly string[] };
 }
@@ -157,10 +159,10 @@ function pump(state: GroupState, fx: Effects, now: number): void {
 function deliver(state: GroupState, fx: Effects, now: number, from: string, msg: PeerMessage): void {
   switch (msg.type) {
     case "prepare":
-      if (onPrepare(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1);
+      if (onPrepare(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1, aheadOfUs(state, from));
       return;
     case "accept":
-      if (onAccept(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1);
+      if (onAccept(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1, aheadOfUs(state, from));
       return;
     case "promise":
       onPromise(state, fx, now, from, msg);
@@ -190,7 +192,7 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       return;
     case "chosen":
       // A joiner is told this when the reconfiguration that adds it is chosen: ask at once.
-      if (!onChosen(state, fx, now, msg)) requestCatchUp(state, fx, now, from, msg.index, state.joining !== null);
+      if (!onChosen(state, fx, now, msg)) requestCatchUp(state, fx, now, from, msg.index, state.joining !== null || aheadOfUs(state, from));
       return;
     case "catchupRequest":
       serveCatchUp(state, fx, from, msg);
@@ -209,6 +211,15 @@ function deliver(state: GroupState, fx: Effects, now: number, from: string, msg:
       else onReadProbeReply(state, fx, now, from, msg);
       return;
   }
+}
+
+/**
+ * A node outside our configuration that is ahead of us: a member of a configuration we have
+ * not learned yet (membership.ts). Ask it at once, even with a request out to a replica we
+ * know: those may have dropped the group since. (Not while a copy is coming in.)
+ */
+function aheadOfUs(state: GroupState, from: string): boolean {
+  return !state.members.replicas.includes(from) && state.catchUp.snapshot === null;
 }
 
 function onTick(state: GroupState, fx: Effects, now: number): void {

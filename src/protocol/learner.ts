@@ -32,13 +32,13 @@ export function learn(state: GroupState, fx: Effects, now: number, entry: Chosen
   state.chosen = entry;
   state.promised = null;
   state.accepted = null;
-  adoptChosenConfig(state, entry);
+  const reconfigured = adoptChosenConfig(state, entry);
   fx.metaChanged = true;
   // Caught up with what we knew to exist: no more catch-up requests.
   if (state.catchUp.snapshot === null && entry.index >= state.catchUp.wanted) state.catchUp.asked = null;
   answerApplied(state, fx, results);
   onInstanceDecided(state, now, entry);
-  settleMembership(state, fx);
+  settleMembership(state, fx, reconfigured);
 }
 
 function remember(state: GroupState, fx: Effects, record: RequestRecord): void {

@@ -112,18 +112,19 @@ export function reconfigValue(id: string, config: Configuration): Value {
 }
 
 /** Learning `entry` (learner.ts): a reconfiguration moves the open instance to its configuration. */
-export function adoptChosenConfig(state: GroupState, entry: ChosenEntry): void {
+export function adoptChosenConfig(state: GroupState, entry: ChosenEntry): boolean {
   const next = entry.value.config;
-  if (next === undefined || next.epoch <= state.members.epoch) return; // a stale or repeated one changes nothing
+  if (next === undefined || next.epoch <= state.members.epoch) return false; // a stale or repeated one changes nothing
   state.members = next;
   state.membersStored = true;
+  return true;
 }
 
 /**
  * After `chosen` or `members` changed: answers the reconfigure calls that are settled, and, if
  * this replica is no longer in the configuration, everything it can no longer serve.
  */
-export function settleMembership(state: GroupState, fx: Effects): void {
+export function settleMembership(state: GroupState, fx: Effects, changed = false): void {
   if (state.reconfigs.length > 0) {
     let kept = 0;
     for (const r of state.reconfigs) {
@@ -132,7 +133,12 @@ export function settleMembership(state: GroupState, fx: Effects): void {
     }
     state.reconfigs.length = kept;
   }
-  if (role(state) === "removed") leave(state, fx);
+  const now = role(state);
+  if (now === "removed") leave(state, fx);
+  // The new configuration confirms the hand-over: the owner of the first instance after it
+  // drives it (a no-op if nothing is queued), so a quorum of new replicas soon holds the group
+  // past the change and the removed copies may go, even in a group nobody writes to.
+  else if (changed && now === "voter" && fastRoundOwnerAt(state.members, state.chosen) === state.config.self) state.proposer.settle = true;
 }
 
 /** A removed replica stops: its waiting writes, reads and reconfigure calls are answered `moved`. */
@@ -182,8 +188,15 @@ export function reconfigsWakeAt(state: GroupState): number | null {
 
 // ---- joining --------------------------------------------------------------------------------
 
-/** Should a joining replica install a copy with this configuration? Only one that includes it. */
+/**
+ * Should a joining replica install a copy with this configuration? Only one at the epoch it
+ * joins (or later) that includes it. An OLDER configuration may include it too: when this node
+ * was a replica before, was removed and dropped its copy, and now joins again. Its votes of
+ * then are forgotten with the copy, so it must not vote at those indexes again; a copy at the
+ * epoch it joins lies past the reconfiguration that removed it, past every index it voted at
+ * (the simulation found a rejoining node voting twice at one index: seed 5515).
+ */
 export function joinerTakes(state: GroupState, config: Configuration | undefined): boolean {
   if (state.joining === null) return true;
-  return config !== undefined && config.replicas.includes(state.config.self);
+  return config !== undefined && config.epoch >= state.members.epoch && config.replicas.includes(state.config.self);
 }

@@ -75,16 +75,17 @@ export function onReadProbe(state: GroupState, fx: Effects, from: NodeId, m: Rea
 }
 
 export function onReadProbeReply(state: GroupState, fx: Effects, now: number, from: NodeId, m: ReadProbeReply): void {
-  const read = state.reads.find((r) => r.probe === m.probe);
-  if (read === undefined || !state.members.replicas.includes(from)) return;
-  // A reply after the target is set changes nothing but tells that its sender is up (settleDelay).
-  read.replies.set(from, { chosen: m.chosen, accepted: m.accepted });
   // After a reconfiguration, a replica behind it may not know where the group lives now (its
-  // old configuration's other replicas may be gone): tell it what we chose, so it catches up.
+  // old configuration's other replicas may be gone): tell it what we chose, so it catches up
+  // (also when the read is answered already: its last replies are the slow replicas').
   if (state.membersStored && state.chosen !== null && m.chosen < state.chosen.index) {
     const c = state.chosen;
     fx.sendTo(from, { type: "chosen", group: m.group, index: c.index, ballot: c.ballot, valueId: c.value.id, value: m.chosen + 1 === c.index ? c.value : null });
   }
+  const read = state.reads.find((r) => r.probe === m.probe);
+  if (read === undefined || !state.members.replicas.includes(from)) return;
+  // A reply after the target is set changes nothing but tells that its sender is up (settleDelay).
+  read.replies.set(from, { chosen: m.chosen, accepted: m.accepted });
   if (read.target === null) maybeSetTarget(state, fx, now, read);
 }
 

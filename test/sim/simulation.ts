@@ -557,7 +557,9 @@ class Simulation {
       group,
       self: node.id,
       replicas: this.nodeIds, // the birth configuration; a changed one is in the disk image
-      incarnation: `${node.id}.${node.restarts}`,
+      // A copy made by joining gets its own incarnation: the node may have held (and dropped)
+      // the group before, in this same incarnation, and value ids must never repeat.
+      incarnation: `${node.id}.${node.restarts}${this.joinCount(node, group)}`,
       seed: this.streams.nodes.nextU32(),
       timing: this.tuning.timing,
       limits: this.tuning.limits,
@@ -575,6 +577,14 @@ class Simulation {
   }
 
   // ---- membership changes (issue 13) -------------------------------------------------------
+
+  private readonly joins = new Map<string, number>();
+
+  /** "" for a copy not made by joining; ".jN" for the N-th join of `group` by `node`. */
+  private joinCount(node: SimNode, group: string): string {
+    const n = this.joins.get(`${node.id}/${group}`);
+    return n === undefined ? "" : `.j${n}`;
+  }
 
   /** Where a client sends a group's request: the configuration it knows, sometimes the one being moved to. */
   private route(group: string): readonly NodeId[] {
@@ -610,6 +620,7 @@ class Simulation {
     this.log(() => `MEMBERSHIP ${group}: ${change.kind}: [${current.replicas.join(",")}] -> [${config.replicas.join(",")}] epoch ${config.epoch}`);
     for (const j of joiners) {
       const node = this.nodes.get(j)!;
+      this.joins.set(`${j}/${group}`, (this.joins.get(`${j}/${group}`) ?? 0) + 1);
       node.disks.set(group, { meta: { chosen: null, promised: null, accepted: null, config, joining: current.replicas }, keys: new Map(), requests: [] });
       if (node.up) this.createReplica(node, group);
     }
