@@ -136,7 +136,15 @@ export function groupActor(env: GroupEnv) {
       if (handle.replica === null && handle.loadAfter !== null) await handle.loadAfter;
       if (msg.type === "join") return await join(env, handle, msg);
       if (msg.type === "drop") return await drop(env, handle, msg);
-      handle.replica ??= await load(env, handle.group);
+      if (handle.replica === null) {
+        handle.replica = await load(env, handle.group);
+        // A joiner reloaded (passivated or restarted before its copy came) asks for the data
+        // only once stepped (core.ts RestoreOptions.joining).
+        if (handle.replica?.joining != null && msg.type !== "tick") {
+          const now = env.now();
+          perform(env, handle, step(handle.replica, now, { type: "tick" }), now);
+        }
+      }
       if (msg.type === "inspect") {
         const r = handle.replica;
         msg.reply(r === null ? null : { role: role(r), members: r.members, chosen: chosenIndex(r) });
