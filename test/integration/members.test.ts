@@ -5,14 +5,34 @@
 // version), every group lives on exactly its new replicas (the others dropped their copies), and
 // the nodes all run the same epoch.
 
+import { spawn } from "node:child_process";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { replicasFor } from "../../src/protocol/placement.js";
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
+import { REPO_ROOT } from "../helpers/natsServer.js";
 import { Ledger, ok, sleep, startWriter, waitFor, type Item, type Writer } from "./support.js";
 
 const GROUPS = Array.from({ length: 24 }, (_, i) => `mg${i}`);
 
 let c: TestCluster;
+
+/** `paxosstore <args>` against the test cluster, as a user runs it. */
+function cli(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "src/cli/main.ts"), ...args, "--servers", c.url, "--cluster", c.cluster], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    for (const s of [child.stdout!, child.stderr!]) s.on("data", (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`paxosstore ${args.join(" ")} did not finish:\n${out}`));
+    }, timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
 
 async function admin(body: Record<string, unknown>): Promise<Record<string, unknown>> {
   const m = await c.nc.request(`paxosstore.${c.cluster}.admin`, new TextEncoder().encode(JSON.stringify({ op: "members", ...body })), { timeout: 15_000 });
@@ -133,7 +153,11 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
     writers = start(["w3", "w4"]);
     const before = ledger.acked().length;
     await waitFor("writes acknowledged", async () => ledger.acked().length >= before + 40, 30_000);
-    await change({ action: "remove", node: "n5" });
+    // This one as a user runs it: the CLI follows the change to its end and prints progress.
+    const removed = await cli(["members", "remove", "n5", "--wait"]);
+    expect(removed.code, removed.out).toBe(0);
+    expect(removed.out).toContain("epoch 3 migrating: members n1,n2,n3,n4 (from n1,n2,n3,n4,n5)");
+    expect(removed.out).toContain("epoch 3 stable: members n1,n2,n3,n4;");
     r = await change({ action: "remove", node: "n4" });
     expect(r.view).toMatchObject({ epoch: 4, members: ["n1", "n2", "n3"], phase: "stable" });
     await waitFor("load continued through the change", async () => ledger.acked().length >= before + 80, 30_000);
@@ -150,6 +174,12 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
       const m5 = (await ok(c, { op: "status" }, "n5")).membership as { removed: boolean };
       return m4.removed && m5.removed;
     }, 30_000, 500);
+    const shown2 = await cli(["members"]);
+    expect(shown2.code, shown2.out).toBe(0);
+    expect(shown2.out).toContain("epoch 4 stable: members n1,n2,n3;");
+    const n4 = await cli(["status", "--node", "n4"]);
+    expect(n4.out).toContain("epoch 4 stable REMOVED");
+    console.log(`members: ${JSON.stringify(ledger.counts())} writes (acked / outcome unknown); moved by node: ${JSON.stringify(r.nodes)}`);
     await sleep(0);
   }, 420_000);
 });
