@@ -72,8 +72,11 @@ export interface GroupEnv {
   readonly breaks?: ReadonlySet<BreakName>;
   readonly storage: Storage;
   readonly writer: StorageWriter;
-  /** The configuration a group no node holds is born in here; null: no birth (membersView.ts). */
-  birth(group: string): Configuration | null;
+  /**
+   * The configuration a group no node holds is born in here; null: no birth (membersView.ts).
+   * `initiating`: a client's call, not a peer's message, would create it.
+   */
+  birth(group: string, initiating: boolean): Configuration | null;
   /** The birth configuration of a stored group that carries none (born at epoch 0). */
   foundingBirth(group: string): Configuration;
   /** A call for a group this node neither holds nor may create: answered not_replica. */
@@ -137,7 +140,7 @@ export function groupActor(env: GroupEnv) {
       if (msg.type === "join") return await join(env, handle, msg);
       if (msg.type === "drop") return await drop(env, handle, msg);
       if (handle.replica === null) {
-        handle.replica = await load(env, handle.group);
+        handle.replica = await load(env, handle.group, msg.type === "propose" || msg.type === "read" || msg.type === "reconfigure");
         // A joiner reloaded (passivated or restarted before its copy came) asks for the data
         // only once stepped (core.ts RestoreOptions.joining).
         if (handle.replica?.joining != null && msg.type !== "tick") {
@@ -193,7 +196,7 @@ async function join(env: GroupEnv, handle: GroupHandle, msg: JoinMsg): Promise<G
 
 /** Drops this node's copy of a group it was removed from (its records, then the actor's state). */
 async function drop(env: GroupEnv, handle: GroupHandle, msg: DropMsg): Promise<GroupHandle> {
-  handle.replica ??= await load(env, handle.group);
+  handle.replica ??= await load(env, handle.group, false);
   const r = handle.replica;
   if (r === null || role(r) !== "removed" || r.members.epoch < msg.epoch || r.members.replicas.includes(env.nodeId)) {
     msg.done(false);
@@ -227,7 +230,7 @@ function groupConfig(env: GroupEnv, group: string, birth: Configuration): GroupC
 }
 
 /** The group as stored here; null when this node holds no copy and may not create one. */
-async function load(env: GroupEnv, group: string): Promise<GroupState | null> {
+async function load(env: GroupEnv, group: string, initiating: boolean): Promise<GroupState | null> {
   let durable = emptyDurableGroup();
   let lost = false;
   const started = env.metrics === undefined ? 0 : performance.now();
@@ -239,7 +242,7 @@ async function load(env: GroupEnv, group: string): Promise<GroupState | null> {
     else lost = env.mustRecover?.(group) ?? false;
     if (stored === null) {
       // A group born here: only in the configuration the membership view gives (membersView.ts).
-      const birth = env.birth(group);
+      const birth = env.birth(group, initiating);
       if (birth === null || !birth.replicas.includes(env.nodeId)) return null;
       return restoreReplica(groupConfig(env, group, birth), durable, { lost });
     }

@@ -6,7 +6,8 @@
 // at E+1 (refused while a change is under way: `conflict`). `advance` ends a change step by
 // step, each step only when every node's report allows it (membersView.ts has the phases):
 //   migrating -> sealing  once every member runs the new view and its last sweep left nothing;
-//   sealing   -> stable   once every member swept again after it saw `sealing`, with nothing left.
+//   sealing   -> sealed   once every member swept again after it saw `sealing`, with nothing left;
+//   sealed    -> stable   once every member saw `sealed` (and swept: nothing can be left).
 // A removed node that does not answer is not waited for (it is gone; it holds nothing the new
 // replicas lack). Every answer carries the view and each node's report (its `status`).
 //
@@ -116,9 +117,9 @@ export class MembersAdmin {
     const reports = await this.reports(view);
     const waiting = whyNot(view, reports);
     if (waiting !== null) return this.summarize(view, reports, waiting);
-    const next = await this.write(version, view.phase === "migrating" ? { ...view, phase: "sealing" } : { ...view, previous: [], phase: "stable" });
+    const next = await this.write(version, view.phase === "migrating" ? { ...view, phase: "sealing" } : view.phase === "sealing" ? { ...view, phase: "sealed" } : { ...view, previous: [], phase: "stable" });
     this.o.log.info({ event: "members_change", epoch: next.epoch, phase: next.phase }, `membership epoch ${next.epoch}: ${next.phase}`);
-    return this.summarize(next, reports, next.phase === "stable" ? null : "every node to sweep its groups again after sealing");
+    return this.summarize(next, reports, next.phase === "stable" ? null : `every node to see ${next.phase}`);
   }
 
   private async report(view: MembersView, waiting: string | null): Promise<AdminReply> {

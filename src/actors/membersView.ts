@@ -10,10 +10,17 @@
 //   migrating  groups move from placement(previous) to placement(members); a group no node holds
 //              is still born in placement(previous), at epoch E, like on a node that has not
 //              heard of the change yet: both births agree, and the mover then moves the group;
-//   sealing    no births at all, until every node swept its groups after it saw `sealing`;
-//              then the change is `stable`, and births go to placement(members). Without this
-//              step a node still at `migrating` (births in the old placement) and one already at
-//              `stable` (births in the new) could each create the same group.
+//   sealing    no node begins a birth; it still takes part (as an acceptor) in a birth in the old
+//              placement that a node still at `migrating` began (else that birth, refused by a
+//              majority, would leave a group held by one node that never moves). The node that
+//              began a birth counts the group as left to move (mover.ts) until it moved;
+//   sealed     no births at all: entered once every node swept after it saw `sealing` with
+//              nothing left (so no birth in the old placement is under way), left once every
+//              node saw `sealed`; then `stable`, births go to placement(members). Without these
+//              steps a node still at `migrating` (births in the old placement) and one already at
+//              `stable` (births in the new) could each create the same group. A node at `sealed`
+//              refuses a new-placement birth a `stable` node began only until it reads `stable`
+//              too (about a second): the proposer's retry then finds it.
 // The founding member list (`--members`, the same on every node, also on nodes added later) is
 // the birth configuration of `__members` and of every group born at epoch 0; a group born later
 // stores its birth configuration with its first persist (core.ts restoreReplica), so a node
@@ -31,7 +38,7 @@ export const MEMBERS_KEY = "view";
 export const MEMBERS_WRITE_HEADER = "PaxosStore-Members-Write";
 const VIEW_RECORD = "membersView";
 
-export type Phase = "stable" | "migrating" | "sealing";
+export type Phase = "stable" | "migrating" | "sealing" | "sealed";
 
 export interface MembersView {
   readonly epoch: number;
@@ -52,7 +59,7 @@ export function parseView(x: unknown, version: number): MembersView | null {
   if (typeof r !== "object" || r === null) return null;
   const isIds = (a: unknown): a is string[] => Array.isArray(a) && a.every((m) => typeof m === "string" && m.length > 0);
   if (typeof r.epoch !== "number" || !Number.isSafeInteger(r.epoch) || r.epoch < 0 || !isIds(r.members) || !isIds(r.previous)) return null;
-  if (r.phase !== "stable" && r.phase !== "migrating" && r.phase !== "sealing") return null;
+  if (r.phase !== "stable" && r.phase !== "migrating" && r.phase !== "sealing" && r.phase !== "sealed") return null;
   return { epoch: r.epoch, members: r.members, previous: r.previous, phase: r.phase, version };
 }
 
@@ -122,13 +129,14 @@ export class MembersViewHolder {
 
   /**
    * The configuration a group no node holds is born in (see the phases above); null while no
-   * group may be born (sealing).
+   * group may be born here. `initiating`: a client's call would create it here (else a peer's
+   * Paxos message: this node would take part in a birth another node began).
    */
-  birth(group: string): Configuration | null {
+  birth(group: string, initiating: boolean): Configuration | null {
     const v = this.current;
     if (group === MEMBERS_GROUP) return { epoch: 0, replicas: replicasFor(group, this.founders, this.replication) };
     if (v.phase === "stable") return { epoch: v.epoch, replicas: [...this.target(group)] };
-    if (v.phase === "migrating") return { epoch: v.epoch - 1, replicas: this.previousPlacement(group) };
+    if (v.phase === "migrating" || (v.phase === "sealing" && !initiating)) return { epoch: v.epoch - 1, replicas: this.previousPlacement(group) };
     return null;
   }
 

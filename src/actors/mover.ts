@@ -30,7 +30,10 @@ export interface MoverStats {
   moved: number;
   /** Copies dropped after a change. */
   dropped: number;
-  /** Groups held here still to move, as counted by the last full sweep (or the one running). */
+  /**
+   * Groups held here still to move: every group the sweeps or a request found needing a move
+   * and not yet seen moved (a group born here during a change is in it from its first request).
+   */
   left: number;
   /** The view version the last full sweep began at (-1: none yet). */
   sweptVersion: number;
@@ -68,6 +71,8 @@ export class Mover {
   private wake: (() => void) | null = null;
   private lastMoveAt = 0;
   private readonly busy = new Set<string>();
+  /** Groups held here that need a move (`left` is its size). */
+  private readonly pending = new Set<string>();
 
   constructor(private readonly o: MoverOptions) {
     o.view.onChange(() => this.poke());
@@ -105,7 +110,7 @@ export class Mover {
   /** A request reached a group held here: move it first if it needs it (lazy move). */
   touch(group: string): void {
     const v = this.o.view.view;
-    if (v.phase === "stable" && v.previous.length === 0 && this.stats.removedHeld === 0) return;
+    if (v.phase === "stable" && this.stats.removedHeld === 0) return;
     if (this.lazy.size < 10_000 && !this.busy.has(group)) {
       this.lazy.add(group);
       this.poke();
@@ -151,31 +156,36 @@ export class Mover {
     while (this.lazy.size > 0 && !this.stopped) {
       const group = this.lazy.values().next().value as string;
       this.lazy.delete(group);
-      await this.process(group).catch((e: unknown) => this.noteError(group, e));
+      await this.processCounted(group);
     }
   }
 
+  /** process(), keeping `pending` (and so `left`) up to date. */
+  private async processCounted(group: string): Promise<Processed> {
+    let r: Processed;
+    try {
+      r = await this.process(group);
+    } catch (e) {
+      this.noteError(group, e);
+      r = "left";
+    }
+    if (r === "left") this.pending.add(group);
+    else if (r !== "busy") this.pending.delete(group);
+    this.stats.left = this.pending.size;
+    return r;
+  }
+
   private async sweep(version: number): Promise<void> {
-    let left = 0;
     let held = 0;
     let removedHeld = 0;
     for await (const group of this.o.storage.listGroups()) {
       if (this.stopped) return;
       if (this.o.view.view.version !== version) return; // a newer view: start over
       await this.drainLazy();
-      let r: Processed;
-      try {
-        r = await this.process(group);
-      } catch (e) {
-        this.noteError(group, e);
-        r = "left";
-      }
-      if (r === "left") left++;
+      const r = await this.processCounted(group);
       if (r !== "none" && r !== "removed") held++;
       if (r === "removed") removedHeld++;
-      this.stats.left = Math.max(this.stats.left, left);
     }
-    this.stats.left = left;
     this.stats.held = held;
     this.stats.removedHeld = removedHeld;
     this.stats.sweptVersion = version;
@@ -188,7 +198,7 @@ export class Mover {
 
   /** One group: moved or dropped if this node should; what is left of it. */
   private async process(group: string): Promise<Processed> {
-    if (this.busy.has(group)) return "left";
+    if (this.busy.has(group)) return "busy";
     this.busy.add(group);
     try {
       const info = await this.inspect(group);
@@ -312,7 +322,7 @@ export class Mover {
   }
 }
 
-type Processed = "none" | "ok" | "left" | "removed";
+type Processed = "none" | "ok" | "left" | "removed" | "busy";
 
 function sameSet(a: readonly NodeId[], b: readonly NodeId[]): boolean {
   return a.length === b.length && a.every((n) => b.includes(n));

@@ -153,7 +153,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       breaks: config.breaks,
       storage,
       writer,
-      birth: (group) => view.birth(group),
+      birth: (group, initiating) => view.birth(group, initiating),
       foundingBirth: (group) => view.foundingBirth(group),
       notHeld: (call, group) => api.notHeld(call, group),
       dropGroup: (group) => storage.dropGroup(group),

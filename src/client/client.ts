@@ -847,7 +847,7 @@ function sleep(ms: number): Promise<void> {
 
 /** The members admin op's answer: the membership log's value and each node's report. */
 export interface MembersAdminResult {
-  readonly view: { readonly epoch: number; readonly members: readonly string[]; readonly previous: readonly string[]; readonly phase: "stable" | "migrating" | "sealing"; readonly version: number };
+  readonly view: { readonly epoch: number; readonly members: readonly string[]; readonly previous: readonly string[]; readonly phase: "stable" | "migrating" | "sealing" | "sealed"; readonly version: number };
   readonly nodes: readonly { readonly node: string; readonly membership: MembershipStatus | null }[];
   /** Groups still to move, over every node that answered. */
   readonly left: number;

@@ -212,7 +212,7 @@ export interface MembershipStatus {
   readonly epoch: number;
   readonly members: readonly NodeId[];
   readonly previous: readonly NodeId[];
-  readonly phase: "stable" | "migrating" | "sealing";
+  readonly phase: "stable" | "migrating" | "sealing" | "sealed";
   /** The version of `__members` this view was read at. */
   readonly version: number;
   /** Groups this node moved since it started. */

@@ -25,26 +25,34 @@ describe("membership view: births", () => {
   it("stable: a group is born in placement(members) at the epoch", async () => {
     const h = await holder();
     await h.adopt(view({ epoch: 1, previous: [], phase: "stable", version: 3 }));
-    expect(h.birth("g")).toEqual({ epoch: 1, replicas: replicasFor("g", five) });
+    expect(h.birth("g", true)).toEqual({ epoch: 1, replicas: replicasFor("g", five) });
   });
 
   it("migrating: still born in the old placement at the old epoch, as on a node that has not heard of the change", async () => {
     const h = await holder();
-    expect(h.birth("g")).toEqual({ epoch: 0, replicas: replicasFor("g", founders) });
+    expect(h.birth("g", true)).toEqual({ epoch: 0, replicas: replicasFor("g", founders) });
     await h.adopt(view({ version: 1 }));
-    expect(h.birth("g")).toEqual({ epoch: 0, replicas: replicasFor("g", founders) });
+    expect(h.birth("g", true)).toEqual({ epoch: 0, replicas: replicasFor("g", founders) });
   });
 
-  it("sealing: no birth anywhere (the step between old-placement and new-placement births)", async () => {
+  it("sealing: no node begins a birth, but takes part in an old-placement birth a migrating node began", async () => {
     const h = await holder();
     await h.adopt(view({ phase: "sealing", version: 2 }));
-    expect(h.birth("g")).toBeNull();
+    expect(h.birth("g", true)).toBeNull();
+    expect(h.birth("g", false)).toEqual({ epoch: 0, replicas: replicasFor("g", founders) });
+  });
+
+  it("sealed: no birth at all (between old-placement and new-placement births)", async () => {
+    const h = await holder();
+    await h.adopt(view({ phase: "sealed", version: 3 }));
+    expect(h.birth("g", true)).toBeNull();
+    expect(h.birth("g", false)).toBeNull();
   });
 
   it("the membership log is always born in the founders' placement at epoch 0", async () => {
     const h = await holder();
     await h.adopt(view({ epoch: 4, members: ["n4", "n5", "n6"], previous: [], phase: "stable", version: 9 }));
-    expect(h.birth(MEMBERS_GROUP)).toEqual({ epoch: 0, replicas: replicasFor(MEMBERS_GROUP, founders) });
+    expect(h.birth(MEMBERS_GROUP, true)).toEqual({ epoch: 0, replicas: replicasFor(MEMBERS_GROUP, founders) });
   });
 
   it("routes to the old placement first while groups move, then the new; stored views survive a restart; older views are ignored", async () => {

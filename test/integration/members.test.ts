@@ -11,9 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { replicasFor } from "../../src/protocol/placement.js";
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
 import { REPO_ROOT } from "../helpers/natsServer.js";
-import { Ledger, ok, sleep, startWriter, waitFor, type Item, type Writer } from "./support.js";
+import { Ledger, ok, sleep, startWriter, waitFor, write, type Item, type Writer } from "./support.js";
 
 const GROUPS = Array.from({ length: 24 }, (_, i) => `mg${i}`);
+/** Groups born while the members change (one write each, one after another): births in every phase. */
+const BORN: string[] = [];
 
 let c: TestCluster;
 
@@ -70,7 +72,7 @@ async function groupInfo(node: string, group: string): Promise<{ role: string; m
 /** Every acknowledged write readable with its value and version, through each of its group's replicas. */
 async function expectNoLoss(ledgers: readonly Ledger[], members: readonly string[]): Promise<void> {
   const problems: string[] = [];
-  for (const group of GROUPS) {
+  for (const group of [...GROUPS, ...BORN]) {
     for (const node of replicasFor(group, members)) {
       const items = new Map<string, Item>();
       let after: string | undefined;
@@ -98,7 +100,7 @@ async function expectPlacement(members: readonly string[], nodes: readonly strin
     "every group on exactly its new replicas, old copies dropped",
     async () => {
       const wrong: string[] = [];
-      for (const group of GROUPS) {
+      for (const group of [...GROUPS, ...BORN]) {
         const want = replicasFor(group, members);
         for (const node of nodes) {
           const info = await groupInfo(node, group);
@@ -127,6 +129,16 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
     const ledger = new Ledger("mem");
     const start = (names: string[]): Writer[] => names.map((n) => startWriter(c, ledger, n, GROUPS, { route: [undefined], timeoutMs: 3_000, giveUpMs: 30_000, pauseMs: 5 }));
     let writers = start(["w1", "w2"]);
+    // And a writer that creates a new group with each write.
+    let births = true;
+    const birthsDone = (async () => {
+      for (let i = 0; births; i++) {
+        const group = `born${i}`;
+        BORN.push(group);
+        await write(c, ledger.next(group, "wb"), { route: [undefined], timeoutMs: 3_000, giveUpMs: 30_000 });
+        await sleep(20);
+      }
+    })();
     await waitFor("writes acknowledged", async () => ledger.acked().length >= 60, 30_000);
 
     const shown = await admin({ action: "show" });
@@ -141,7 +153,8 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
     expect(r.view).toMatchObject({ epoch: 2, members: ["n1", "n2", "n3", "n4", "n5"], phase: "stable" });
     await waitFor("load continued through the change", async () => ledger.acked().length >= 120, 30_000);
     for (const w of writers) w.stop();
-    await Promise.all(writers.map((w) => w.done));
+    births = false;
+    await Promise.all([...writers.map((w) => w.done), birthsDone]);
     const five = ["n1", "n2", "n3", "n4", "n5"];
     expect(ledger.counts().pending).toBe(0);
     await expectNoLoss([ledger], five);
@@ -151,6 +164,15 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
 
     // Shrink back to 3 under load.
     writers = start(["w3", "w4"]);
+    births = true;
+    const birthsDone2 = (async () => {
+      for (let i = 0; births; i++) {
+        const group = `reborn${i}`;
+        BORN.push(group);
+        await write(c, ledger.next(group, "wb2"), { route: [undefined], timeoutMs: 3_000, giveUpMs: 30_000 });
+        await sleep(20);
+      }
+    })();
     const before = ledger.acked().length;
     await waitFor("writes acknowledged", async () => ledger.acked().length >= before + 40, 30_000);
     // This one as a user runs it: the CLI follows the change to its end and prints progress.
@@ -162,7 +184,8 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
     expect(r.view).toMatchObject({ epoch: 4, members: ["n1", "n2", "n3"], phase: "stable" });
     await waitFor("load continued through the change", async () => ledger.acked().length >= before + 80, 30_000);
     for (const w of writers) w.stop();
-    await Promise.all(writers.map((w) => w.done));
+    births = false;
+    await Promise.all([...writers.map((w) => w.done), birthsDone2]);
     expect(ledger.counts().pending).toBe(0);
     const three = ["n1", "n2", "n3"];
     await expectNoLoss([ledger], three);
@@ -179,7 +202,7 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
     expect(shown2.out).toContain("epoch 4 stable: members n1,n2,n3;");
     const n4 = await cli(["status", "--node", "n4"]);
     expect(n4.out).toContain("epoch 4 stable REMOVED");
-    console.log(`members: ${JSON.stringify(ledger.counts())} writes (acked / outcome unknown); moved by node: ${JSON.stringify(r.nodes)}`);
+    console.log(`members: ${BORN.length} groups born during the run; ${JSON.stringify(ledger.counts())} writes (acked / outcome unknown); moved by node: ${JSON.stringify(r.nodes)}`);
     await sleep(0);
   }, 420_000);
 });
