@@ -128,7 +128,10 @@ export class Mover {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       const version = this.o.view.view.version;
-      const needsSweep = this.stats.sweptVersion !== version || this.stats.left > 0 || this.stats.removedHeld > 0;
+      // While a change is under way, groups keep being born in the old placement (the node that
+      // drives a group's move may never see a request for it): sweep again and again.
+      const changing = this.o.view.view.phase !== "stable";
+      const needsSweep = changing || this.stats.sweptVersion !== version || this.stats.left > 0 || this.stats.removedHeld > 0;
       if (needsSweep) {
         try {
           await this.sweep(version);
@@ -141,7 +144,7 @@ export class Mover {
       if (this.stopped) return;
       await this.drainLazy();
       // Idle: wait for a new view or a lazy move; sweep again now and then while work is left.
-      const again = this.stats.left > 0 || this.stats.removedHeld > 0 ? 1_000 : 5_000;
+      const again = changing || this.stats.left > 0 || this.stats.removedHeld > 0 ? 1_000 : 5_000;
       await new Promise<void>((res) => {
         const t = setTimeout(res, again);
         this.wake = () => {

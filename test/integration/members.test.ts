@@ -136,7 +136,7 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
         const group = `born${i}`;
         BORN.push(group);
         await write(c, ledger.next(group, "wb"), { route: [undefined], timeoutMs: 3_000, giveUpMs: 30_000 });
-        await sleep(20);
+        await sleep(100);
       }
     })();
     await waitFor("writes acknowledged", async () => ledger.acked().length >= 60, 30_000);
@@ -170,7 +170,7 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
         const group = `reborn${i}`;
         BORN.push(group);
         await write(c, ledger.next(group, "wb2"), { route: [undefined], timeoutMs: 3_000, giveUpMs: 30_000 });
-        await sleep(20);
+        await sleep(100);
       }
     })();
     const before = ledger.acked().length;
