@@ -204,8 +204,17 @@ export class MembersAdmin {
   }
 }
 
+/**
+ * Groups a change may still have to move when it enters `sealing`: groups keep being born in
+ * the old placement while it is `migrating` (so `left` may never be 0 at once on every node under
+ * load), and none while `sealing`, where new groups cannot be created: that step should be short.
+ */
+export const SEALING_LEFT_MAX = 16;
+
 /** Why the change cannot take its next step yet; null when it can. */
 export function whyNot(view: MembersView, reports: readonly NodeReport[]): string | null {
+  let left = 0;
+  for (const r of reports) left += r.membership?.left ?? 0;
   for (const r of reports) {
     const m = r.membership;
     if (m === null) {
@@ -214,7 +223,7 @@ export function whyNot(view: MembersView, reports: readonly NodeReport[]): strin
     }
     if (m.version < view.version) return `${r.node} to learn epoch ${view.epoch} (${view.phase})`;
     if (m.sweptVersion < view.version) return `${r.node} to sweep its groups`;
-    if (m.left > 0) return `${r.node} to move ${m.left} more group${m.left === 1 ? "" : "s"}`;
+    if (m.left > 0 && (view.phase !== "migrating" || left > SEALING_LEFT_MAX)) return `${r.node} to move ${m.left} more group${m.left === 1 ? "" : "s"}`;
   }
   return null;
 }

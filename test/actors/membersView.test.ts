@@ -79,7 +79,10 @@ describe("membership admin: a change's next step", () => {
     expect(whyNot(v, [...all().slice(1), { node: "n1", membership: null }])).toContain("n1 to answer");
     expect(whyNot(v, all({ version: 0 }))).toContain("to learn");
     expect(whyNot(v, all({ sweptVersion: 0 }))).toContain("to sweep");
-    expect(whyNot(v, all({ left: 2 }))).toContain("to move 2 more groups");
+    expect(whyNot(v, all({ left: 4 }))).toContain("to move 4 more groups");
+    // Migrating under load: a few groups born meanwhile do not hold up sealing; they do sealed.
+    expect(whyNot(v, all({ left: 2 }))).toBeNull();
+    expect(whyNot({ ...v, phase: "sealing" }, all({ left: 1 }))).toContain("to move 1 more group");
   });
 
   it("does not wait for a removed node that is gone", () => {
