@@ -15,17 +15,18 @@ interface CliOptions {
   replicas: 3 | 5 | undefined;
   breaks: BreakName[];
   verbose: boolean;
+  membershipStress: boolean;
 }
 
 function usage(problem: string): never {
   process.stderr.write(
-    `sim: ${problem}\nusage: npm run sim -- --seeds N [--replicas 3|5] [--start S] [--break ${BREAK_NAMES.join("|")}] [--verbose]\n`,
+    `sim: ${problem}\nusage: npm run sim -- --seeds N [--replicas 3|5] [--start S] [--break ${BREAK_NAMES.join("|")}] [--membership-stress] [--verbose]\n`,
   );
   process.exit(2);
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { seeds: 1000, start: 1, replicas: undefined, breaks: [], verbose: false };
+  const options: CliOptions = { seeds: 1000, start: 1, replicas: undefined, breaks: [], verbose: false, membershipStress: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -61,6 +62,9 @@ function parseArgs(argv: readonly string[]): CliOptions {
       case "--verbose":
         options.verbose = true;
         break;
+      case "--membership-stress":
+        options.membershipStress = true;
+        break;
       case "--help":
       case "-h":
         usage("help");
@@ -86,6 +90,7 @@ function main(): void {
     count: options.seeds,
     replicas: options.replicas,
     breaks: options.breaks,
+    membershipStress: options.membershipStress,
     trace: options.verbose ? (line) => process.stdout.write(`${line}\n`) : undefined,
     onProgress: (p) =>
       process.stdout.write(`sim: ${p.done}/${options.seeds} seeds, ${p.failed} failed, ${p.seedsPerSecond.toFixed(0)} seeds/s\n`),
@@ -100,7 +105,7 @@ function main(): void {
         `sim: seed ${failure.seed} FAILED (${failure.replicas} replicas) after ${summary.done} seeds in ${summary.seconds.toFixed(1)} s`,
         `  checker: ${failure.failure!.checker}`,
         `  ${failure.failure!.message.split("\n").join("\n  ")}`,
-        `  replay: ${replayCommand(failure.seed, failure.replicas, options.breaks)}`,
+        `  replay: ${replayCommand(failure.seed, failure.replicas, options.breaks, options.membershipStress)}`,
         "",
       ].join("\n"),
     );

@@ -28,12 +28,13 @@ export function planMembership(
   replicas: 3 | 5,
   faultPhaseMs: number,
   breaks: ReadonlySet<BreakName>,
+  stress = false,
 ): MembershipPlan | null {
   const targeted = breaks.has("reconfig-joiner-votes-early");
-  if (!targeted && !prng.chance(0.5)) return null;
+  if (!targeted && !stress && !prng.chance(0.5)) return null;
   const starts = new Map<string, number[]>();
   for (const group of groups) {
-    const count = targeted ? prng.int(1, 2) : prng.pick([0, 1, 1, 2, 3]);
+    const count = stress ? prng.int(3, 6) : targeted ? prng.int(1, 2) : prng.pick([0, 1, 1, 2, 3]);
     const times: number[] = [];
     for (let i = 0; i < count; i++) times.push(prng.int(20, faultPhaseMs));
     if (times.length > 0) starts.set(group, times.sort((a, b) => a - b));

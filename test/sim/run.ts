@@ -17,6 +17,7 @@ export interface RunOptions {
   readonly onProgress?: (p: RunProgress) => void;
   readonly progressMs?: number;
   readonly trace?: (line: string) => void;
+  readonly membershipStress?: boolean;
 }
 
 export interface RunProgress {
@@ -50,7 +51,7 @@ export function runSeeds(options: RunOptions): RunSummary {
   let steps = 0;
   const notes = new Map<string, { seeds: number; firstSeed: number; first: string }>();
   for (let seed = options.start; seed < options.start + options.count; seed++) {
-    const result = runSeed({ seed, replicas: replicasForSeed(seed, options.replicas), breaks, trace: options.trace });
+    const result = runSeed({ seed, replicas: replicasForSeed(seed, options.replicas), breaks, trace: options.trace, membershipStress: options.membershipStress });
     done++;
     steps += result.stats.steps;
     for (const [kind, detail] of Object.entries(result.stats.notes)) {
@@ -72,7 +73,7 @@ export function runSeeds(options: RunOptions): RunSummary {
   return { done, passed: done - failures.length, failures, seconds, steps, notes };
 }
 
-export function replayCommand(seed: number, replicas: 3 | 5, breaks: readonly BreakName[]): string {
+export function replayCommand(seed: number, replicas: 3 | 5, breaks: readonly BreakName[], membershipStress = false): string {
   const b = breaks.map((name) => ` --break ${name}`).join("");
-  return `npm run sim -- --seeds 1 --start ${seed} --replicas ${replicas}${b} --verbose`;
+  return `npm run sim -- --seeds 1 --start ${seed} --replicas ${replicas}${b}${membershipStress ? " --membership-stress" : ""} --verbose`;
 }

@@ -51,6 +51,8 @@ export interface SeedOptions {
   readonly breaks?: ReadonlySet<BreakName>;
   /** Receives one line per event, message and step when set (--verbose). */
   readonly trace?: (line: string) => void;
+  /** Membership changes in every seed, 3 to 6 per group (`--membership-stress`). */
+  readonly membershipStress?: boolean;
   /** Sees every step's state and Ready (for debugging a seed; must not change anything). */
   readonly inspect?: (node: NodeId, state: GroupState, input: Input, ready: Ready, now: number) => void;
 }
@@ -279,7 +281,7 @@ class Simulation {
     this.tuning = planTuning(this.streams.tuning);
     this.groups = planGroups(this.streams.workload, this.nodeIds);
     const plans = planClients(this.streams.workload, this.groups, this.nodeIds);
-    this.membership = planMembership(this.streams.membership, this.groups.map((g) => g.group), options.replicas, this.faults.faultPhaseMs, this.breaks);
+    this.membership = planMembership(this.streams.membership, this.groups.map((g) => g.group), options.replicas, this.faults.faultPhaseMs, this.breaks, options.membershipStress === true);
     this.allNodes = [...this.nodeIds];
     for (let i = 0; i < (this.membership?.spares ?? 0); i++) this.allNodes.push(`n${options.replicas + i + 1}`);
     for (const [group, starts] of this.membership?.starts ?? []) {
