@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { replicasFor } from "../../src/protocol/placement.js";
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
 import { REPO_ROOT } from "../helpers/natsServer.js";
+import { connect, type PaxosStoreClient } from "../../src/client/client.js";
 import { Ledger, ok, sleep, startWriter, waitFor, write, type Item, type Writer } from "./support.js";
 
 const GROUPS = Array.from({ length: 24 }, (_, i) => `mg${i}`);
@@ -56,9 +57,14 @@ async function change(body: Record<string, unknown>): Promise<Record<string, unk
     },
     60_000,
     500,
-  ).catch((e: unknown) => {
+  ).catch(async (e: unknown) => {
     const errors = [...c.nodes.values()].flatMap((n) => n.lines.filter((l) => l.includes("mover_error") || l.includes("crashed")).slice(-3).map((l) => `[${n.id}] ${l.slice(0, 600)}`));
-    throw new Error(`${(e as Error).message}; last: ${seen.slice(-5).join(" | ")}\n${errors.join("\n")}`);
+    // The state of each group that did not move, on every node (for the report).
+    const stuck = new Set<string>();
+    for (const l of errors) for (const m of l.matchAll(/"group":"([^"]+)"/g)) stuck.add(m[1]!);
+    const states: string[] = [];
+    for (const g of stuck) for (const n of c.nodes.keys()) states.push(`${g}@${n}: ${JSON.stringify(await groupInfo(n, g).catch((x: unknown) => String(x)))}`);
+    throw new Error(`${(e as Error).message}; last: ${seen.slice(-5).join(" | ")}\n${errors.join("\n")}\n${states.join("\n")}`);
   });
 }
 
@@ -128,6 +134,26 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
   it("grows to 5 and back to 3, losing nothing; old copies are dropped", async () => {
     const ledger = new Ledger("mem");
     const start = (names: string[]): Writer[] => names.map((n) => startWriter(c, ledger, n, GROUPS, { route: [undefined], timeoutMs: 3_000, giveUpMs: 30_000, pauseMs: 5 }));
+    // A TypeScript client too: it routes by the members and epoch it learns from status, and
+    // follows not_replica answers, retrying with the same request id.
+    const client: PaxosStoreClient = await connect({ servers: c.url, cluster: c.cluster, encoding: "json", timeoutMs: 20_000 });
+    let clientWrites = true;
+    const clientDone = (async () => {
+      let n = 0;
+      while (clientWrites) {
+        const w = ledger.next(GROUPS[n++ % GROUPS.length]!, "wc");
+        w.attempts++;
+        try {
+          const r = await client.putIn(w.group, w.key, w.value, { requestId: w.requestId });
+          w.status = "acked";
+          w.version = r.version;
+        } catch (e) {
+          w.status = "maybe";
+          w.trail.push(`client: ${(e as Error).message}`);
+        }
+        await sleep(10);
+      }
+    })();
     let writers = start(["w1", "w2"]);
     // And a writer that creates a new group with each write.
     let births = true;
@@ -200,6 +226,14 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
     const shown2 = await cli(["members"]);
     expect(shown2.code, shown2.out).toBe(0);
     expect(shown2.out).toContain("epoch 4 stable: members n1,n2,n3;");
+    clientWrites = false;
+    await clientDone;
+    expect(ledger.counts().pending).toBe(0);
+    await expectNoLoss([ledger], three);
+    const clientAcked = ledger.writes.filter((w) => w.key.startsWith("wc-") && w.status === "acked").length;
+    expect(clientAcked).toBeGreaterThan(50);
+    expect(client.members).toEqual(three);
+    await client.close();
     const n4 = await cli(["status", "--node", "n4"]);
     expect(n4.out).toContain("epoch 4 stable REMOVED");
     console.log(`members: ${BORN.length} groups born during the run; ${JSON.stringify(ledger.counts())} writes (acked / outcome unknown); moved by node: ${JSON.stringify(r.nodes)}`);
