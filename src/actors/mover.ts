@@ -60,6 +60,8 @@ export interface MoverOptions {
 const JOIN_TIMEOUT_MS = 5_000;
 const RECONFIGURE_TIMEOUT_MS = 5_000;
 const JOINED_WAIT_MS = 15_000;
+/** A group left this long by its driver is moved by any of its replicas. */
+const DRIVER_GRACE_MS = 3_000;
 
 export class Mover {
   readonly stats: MoverStats = { moved: 0, dropped: 0, left: 0, sweptVersion: -1, held: 0, removedHeld: 0, lastError: null };
@@ -71,8 +73,8 @@ export class Mover {
   private wake: (() => void) | null = null;
   private lastMoveAt = 0;
   private readonly busy = new Set<string>();
-  /** Groups held here that need a move (`left` is its size). */
-  private readonly pending = new Set<string>();
+  /** Groups held here that need a move (`left` is its size), since when (ms). */
+  private readonly pending = new Map<string, number>();
 
   constructor(private readonly o: MoverOptions) {
     o.view.onChange(() => this.poke());
@@ -172,8 +174,9 @@ export class Mover {
       this.noteError(group, e);
       r = "left";
     }
-    if (r === "left") this.pending.add(group);
-    else if (r !== "busy") this.pending.delete(group);
+    if (r === "left") {
+      if (!this.pending.has(group)) this.pending.set(group, Date.now());
+    } else if (r !== "busy") this.pending.delete(group);
     this.stats.left = this.pending.size;
     return r;
   }
@@ -218,7 +221,11 @@ export class Mover {
       const target = this.o.view.target(group);
       if (sameSet(info.members.replicas, target) || info.members.epoch >= v.epoch) return "ok";
       const driver = target.find((n) => info.members.replicas.includes(n)) ?? info.members.replicas[0];
-      if (driver !== this.o.self) return "left"; // the driver moves it; this node reports it until then
+      // The driver moves it; this node reports it until then. A driver may not hold the group
+      // (it did not take part in its birth): after a while any replica drives the move
+      // (two drivers are harmless: a reconfiguration is idempotent by epoch, so is the joiner mark).
+      const since = this.pending.get(group);
+      if (driver !== this.o.self && (since === undefined || Date.now() - since < DRIVER_GRACE_MS)) return "left";
       await this.rateLimit();
       await this.move(group, info, { epoch: v.epoch, replicas: [...target] });
       return "ok";
