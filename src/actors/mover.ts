@@ -52,6 +52,8 @@ export interface MoverOptions {
   readonly view: MembersViewHolder;
   readonly storage: Storage;
   dispatch(group: string, msg: GroupMsg): void;
+  /** Groups in memory now: one born here may not be on disk yet when a sweep lists the disk. */
+  liveGroups(): string[];
   /** Moves a second at most (background and lazy together). */
   readonly ratePerSecond: number;
   readonly log: Logger;
@@ -184,7 +186,14 @@ export class Mover {
   private async sweep(version: number): Promise<void> {
     let held = 0;
     let removedHeld = 0;
-    for await (const group of this.o.storage.listGroups()) {
+    const seen = new Set<string>();
+    const groups = async function* (o: MoverOptions): AsyncIterable<string> {
+      for await (const g of o.storage.listGroups()) yield g;
+      for (const g of o.liveGroups()) yield g;
+    };
+    for await (const group of groups(this.o)) {
+      if (seen.has(group)) continue;
+      seen.add(group);
       if (this.stopped) return;
       if (this.o.view.view.version !== version) return; // a newer view: start over
       await this.drainLazy();

@@ -187,6 +187,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     view,
     storage,
     dispatch: (group, msg) => registry.dispatch(group, msg),
+    liveGroups: () => registry.liveGroups(),
     ratePerSecond: config.moveRatePerSecond,
     log,
   });
