@@ -28,6 +28,7 @@ import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
 import type { WriteOp } from "../protocol/ops.js";
 import type { Subjects } from "../protocol/subjects.js";
 import type { GroupMsg } from "./keyGroup.js";
+import { MEMBERS_GROUP } from "./membersView.js";
 import { replySubjectProblem } from "./replySubject.js";
 
 export { TIMEOUT_HEADER };
@@ -374,7 +375,7 @@ export class ApiHandler {
     const p = this.pending.get(call);
     if (p === undefined) return; // already answered by the sweeper
     this.pending.delete(call);
-    this.opts.onAnswered?.(p.opName, outcome.kind === "error" ? outcome.code : "ok", (this.opts.now() - p.startedAt) / 1000);
+    if (p.group !== MEMBERS_GROUP) this.opts.onAnswered?.(p.opName, outcome.kind === "error" ? outcome.code : "ok", (this.opts.now() - p.startedAt) / 1000);
     if (p.relay !== null) return this.localCopyAnswered(p.relay, p, outcome);
     if (p.viaQueue && outcome.kind === "error" && outcome.code === "moved" && outcome.config !== undefined && outcome.config.epoch >= 0) {
       // The group moved (membership change) and the client asked any node: follow it. A write

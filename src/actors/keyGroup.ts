@@ -26,6 +26,7 @@ import type { Storage } from "../storage/storage.js";
 import type { StorageWriter } from "../storage/writer.js";
 import { GroupDriver, type GroupPorts } from "./groupDriver.js";
 import type { GroupMetrics } from "./metrics.js";
+import { MEMBERS_GROUP } from "./membersView.js";
 
 /**
  * A group actor's messages are the core's inputs (the actor only adds the I/O around them), and
@@ -240,13 +241,13 @@ async function load(env: GroupEnv, group: string, initiating: boolean): Promise<
     // No record here, but the node lost its disk: what it promised in this group is forgotten,
     // so it learns without voting until that cannot matter, exactly as for a corrupt group.
     else lost = env.mustRecover?.(group) ?? false;
+    if (group !== MEMBERS_GROUP) env.metrics?.groupLoaded((performance.now() - started) / 1000);
     if (stored === null) {
       // A group born here: only in the configuration the membership view gives (membersView.ts).
       const birth = env.birth(group, initiating);
       if (birth === null || !birth.replicas.includes(env.nodeId)) return null;
       return restoreReplica(groupConfig(env, group, birth), durable, { lost });
     }
-    env.metrics?.groupLoaded((performance.now() - started) / 1000);
   } catch (e) {
     // A record failed its checksum: never serve it. The group is wiped by the first persist
     // and recovered from the peers, without voting until that is safe (protocol/recovery.ts).
@@ -266,7 +267,8 @@ function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number):
   // The reply-before-persist bug is a switch on the release queue; only a test sets it.
   const replyBeforePersist = handle.replica?.config.breaks?.has("reply-before-persist") ?? false;
   handle.driver ??= new GroupDriver(livePorts(env, handle), { replyBeforePersist });
-  env.metrics?.stepped(ready, env.nodeId);
+  // The membership log, read by every node now and then, is not the clients' traffic.
+  if (handle.group !== MEMBERS_GROUP) env.metrics?.stepped(ready, env.nodeId);
   handle.driver.perform(ready, now);
 }
 

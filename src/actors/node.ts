@@ -281,7 +281,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       nats: natsState,
       transport: transport.stats,
       api: api.stats,
-      groupsActive: () => registry.size,
+      groupsActive: () => registry.size - (registry.isLive(MEMBERS_GROUP) ? 1 : 0),
       status,
       backup: () => backupStream(storage, { nodeId: config.nodeId, cluster: config.cluster, createdAt: new Date().toISOString(), version: VERSION }),
       extra: () => ({ identityId: membership.identity.identityId, lostDisk: lostDisk?.stats() ?? null }),
@@ -386,7 +386,7 @@ async function startMetrics(
 ): Promise<Server | null> {
   if (config.metricsPort === 0) return null;
   const m = new NodeMetrics(config.nodeId, config.cluster, {
-    groupsActive: () => registry.size,
+    groupsActive: () => registry.size - (registry.isLive(MEMBERS_GROUP) ? 1 : 0),
     transport: () => transport.stats,
     api: () => api().stats,
     writerQueued: () => writer.stats.queued,
