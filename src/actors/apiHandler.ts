@@ -24,12 +24,13 @@ import { headers as natsHeaders, RequestError, type Msg, type NatsConnection, ty
 import type { NodeId } from "../protocol/ballot.js";
 import { answerRead, answerWrite, errorResponse, type ApiResponse, type StatusResult, type ValidRequest, type ValueEncoding } from "../protocol/api.js";
 import { CONTENT_TYPE_HEADER, DIRECT_HEADER, DIRECT_HEDGE, TIMEOUT_HEADER, contentTypeOf, decodeBody, encodeResponse, encodingFromContentType, readRequest, type Encoding } from "../protocol/codec.js";
-import { InternalError, NotReplicaError, TimeoutError, UnavailableError, type WireErrorCode } from "../protocol/errors.js";
+import { BadRequestError, InternalError, NotReplicaError, PaxosStoreError, TimeoutError, UnavailableError, type WireErrorCode } from "../protocol/errors.js";
 import type { CallId, Outcome } from "../protocol/io.js";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "../protocol/limits.js";
 import type { WriteOp } from "../protocol/ops.js";
 import type { Subjects } from "../protocol/subjects.js";
 import type { GroupMsg } from "./keyGroup.js";
+import { MEMBERS_GROUP } from "./membersView.js";
 import { relayOrder } from "./relayOrder.js";
 import { replySubjectProblem } from "./replySubject.js";
 
@@ -62,6 +63,12 @@ interface PendingCall {
   /** For metrics: get|get_stale|scan|put|delete|cas|txn, and when the request arrived. */
   readonly opName: string;
   readonly startedAt: number;
+  readonly group: string;
+  /** Came through the queue subject (a group not held here is forwarded, not refused). */
+  readonly viaQueue: boolean;
+  /** The request, to follow a `moved` answer to the group's new replicas. */
+  readonly request: Exclude<ValidRequest, { kind: "status" }>;
+  readonly requestId: string | null;
 }
 
 /** A write relayed (and perhaps hedged): copies out, and what their answers proved. */
@@ -72,6 +79,8 @@ interface Relay {
   readonly requestId: string;
   /** Replicas not tried yet, in preference order. */
   readonly untried: NodeId[];
+  /** Replicas a copy went to. */
+  readonly tried: Set<NodeId>;
   outstanding: number;
   /** Some copy may have entered a proposal with no answer telling its fate. */
   unknown: boolean;
@@ -85,8 +94,18 @@ export interface ApiHandlerOptions {
   readonly incarnation: string;
   readonly limits: WireLimits;
   readonly requestTimeoutMs: number;
-  /** Preferred replica first. */
+  /**
+   * The nodes to try for a group, preferred first (during a membership change: the old
+   * placement, then the new one; membersView.ts `route`).
+   */
   replicasFor(group: string): readonly NodeId[];
+  /** A request reached a group held here (the mover moves it first if a change is under way). */
+  touched?(group: string): void;
+  /**
+   * May this request write the group? Client writes to the membership log `__members` are
+   * refused; the members admin op writes it with its header.
+   */
+  writeAllowed?(group: string, msg: Msg): boolean;
   /** Heard from recently (peer frames or heartbeats) and not seen down since. */
   peerAlive(node: NodeId): boolean;
   /** The node that may use the fast round at the group's next instance, if the group is loaded here. */
@@ -162,6 +181,9 @@ export class ApiHandler {
     }
     const request = validated.request;
     if (request.kind === "status") return this.reply(msg, encoding, { ok: true, ...this.opts.status() });
+    if (request.kind === "write" && this.opts.writeAllowed !== undefined && !this.opts.writeAllowed(request.group, msg)) {
+      return this.reply(msg, encoding, errorResponse(new BadRequestError("group", "the membership log is written only by the members op (paxosstore members)")));
+    }
     const replicas = this.opts.replicasFor(request.group);
     if (!replicas.includes(this.opts.self)) {
       if (viaQueue && replicas.length > 0) {
@@ -195,7 +217,7 @@ export class ApiHandler {
       }
       if (live.length > 0 && live[0] !== this.opts.self) return this.relay(msg, encoding, request, live);
     }
-    this.dispatch(msg, encoding, request);
+    this.dispatch(msg, encoding, request, null, viaQueue);
   }
 
   /** Dropped, unanswered and unexecuted: a request whose answer would go where no client may listen. */
@@ -208,21 +230,22 @@ export class ApiHandler {
     return false;
   }
 
-  private dispatch(msg: Msg, encoding: Encoding, request: Exclude<ValidRequest, { kind: "status" }>, relay: Relay | null = null): void {
+  private dispatch(msg: Msg, encoding: Encoding, request: Exclude<ValidRequest, { kind: "status" }>, relay: Relay | null = null, viaQueue = false): void {
     const now = this.opts.now();
     const timeoutMs = this.timeoutOf(msg);
     const call = ++this.nextCall;
     const deadline = now + timeoutMs;
+    this.opts.touched?.(request.group);
     if (request.kind === "write") {
       // An id we make is fresh: no other attempt can carry it, which is what lets the core
       // answer `unavailable` (never applied) for a write it never proposed. A relayed write's
       // id is never fresh here: another copy of it may be out (relay, or the header's sender).
       const { requestId, fresh } = relay !== null ? { requestId: relay.requestId, fresh: false } : this.requestIdOf(msg, request);
-      this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000, relay, opName: request.op.op, startedAt: now });
+      this.pending.set(call, { msg, encoding, valueEncoding: "auto", op: request.op, giveUpAt: deadline + 1000, relay, opName: request.op.op, startedAt: now, group: request.group, viaQueue, request, requestId });
       this.opts.dispatch(request.group, { type: "propose", call, command: { requestId, op: request.op }, deadline, fresh });
     } else {
       const opName = request.query.kind === "get" && request.consistency === "stale" ? "get_stale" : request.query.kind;
-      this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000, relay: null, opName, startedAt: now });
+      this.pending.set(call, { msg, encoding, valueEncoding: request.valueEncoding, op: null, giveUpAt: deadline + 1000, relay: null, opName, startedAt: now, group: request.group, viaQueue, request, requestId: null });
       this.opts.dispatch(request.group, { type: "read", call, query: request.query, consistency: request.consistency, deadline });
     }
   }
@@ -240,7 +263,7 @@ export class ApiHandler {
   /** Relays a write to the first of `live` (alive replicas, preference order), hedged. */
   private relay(msg: Msg, encoding: Encoding, request: Extract<ValidRequest, { kind: "write" }>, live: readonly NodeId[]): void {
     this.stats.relayed++;
-    const r: Relay = { msg, encoding, request, requestId: this.requestIdOf(msg, request).requestId, untried: [...live], outstanding: 0, unknown: false, done: false };
+    const r: Relay = { msg, encoding, request, requestId: this.requestIdOf(msg, request).requestId, untried: [...live], tried: new Set(), outstanding: 0, unknown: false, done: false };
     // This node is a replica even when it seems the only live one: it goes last, never unused.
     if (!r.untried.includes(this.opts.self)) r.untried.push(this.opts.self);
     this.sendCopy(r);
@@ -250,6 +273,7 @@ export class ApiHandler {
   private sendCopy(r: Relay): void {
     const to = r.untried.shift();
     if (to === undefined) return this.settle(r);
+    r.tried.add(to);
     r.outstanding++;
     if (to === this.opts.self) return this.dispatch(r.msg, r.encoding, r.request, r);
     const h = natsHeaders();
@@ -285,6 +309,7 @@ export class ApiHandler {
           return;
         }
         if (code !== "unavailable" && code !== "not_replica") r.unknown = true;
+        if (code === "not_replica") this.followMoved(r, answer.data);
         this.copyFailed(r);
       })
       .catch((err: unknown) => {
@@ -299,6 +324,18 @@ export class ApiHandler {
         }
         this.copyFailed(r);
       });
+  }
+
+  /**
+   * A copy answered not_replica: the replicas it names are tried too (a group that moved in a
+   * membership change). `details.moved`: the write may have gone out before the move there.
+   */
+  private followMoved(r: Relay, data: Uint8Array): void {
+    const details = errorDetailsOf(data, r.encoding);
+    if (details?.moved === true) r.unknown = true;
+    const replicas = details?.replicas;
+    if (!Array.isArray(replicas)) return;
+    for (const n of replicas) if (typeof n === "string" && !r.untried.includes(n) && !r.tried.has(n)) r.untried.push(n);
   }
 
   /** One copy ended without a decided answer: the client gets one when none is left. */
@@ -329,8 +366,34 @@ export class ApiHandler {
       this.reply(p.msg, p.encoding, this.toResponse(p, outcome), p.valueEncoding);
       return;
     }
-    if (outcome.code !== "unavailable") r.unknown = true;
+    if (outcome.code !== "unavailable" && !(outcome.code === "moved" && outcome.config === undefined)) r.unknown = true;
+    if (outcome.code === "moved" && outcome.config !== undefined) {
+      for (const n of outcome.config.replicas) if (!r.untried.includes(n) && !r.tried.has(n)) r.untried.push(n);
+    }
     this.copyFailed(r);
+  }
+
+  /**
+   * The group's actor found no copy here and may not create one (membership change): the
+   * request was not applied here; the client (or the relay) tries the group's other replicas.
+   */
+  notHeld(call: CallId, group: string): void {
+    const p = this.pending.get(call);
+    if (p === undefined) return;
+    const replicas = this.opts.replicasFor(group).filter((n) => n !== this.opts.self);
+    if (p.relay !== null) {
+      this.pending.delete(call);
+      p.relay.outstanding--;
+      for (const n of replicas) if (!p.relay.untried.includes(n) && !p.relay.tried.has(n)) p.relay.untried.push(n);
+      this.copyFailed(p.relay);
+      return;
+    }
+    if (p.viaQueue) {
+      // Came through the queue subject: forward it to the group's other replicas.
+      this.pending.delete(call);
+      return this.forward(p.msg, replicas, p.encoding, () => this.reply(p.msg, p.encoding, errorResponse(new NotReplicaError(group, replicas))));
+    }
+    this.answer(call, { kind: "error", code: "moved", message: "not held here", config: { epoch: -1, replicas } });
   }
 
   private timeoutOf(msg: Msg): number {
@@ -344,8 +407,19 @@ export class ApiHandler {
     const p = this.pending.get(call);
     if (p === undefined) return; // already answered by the sweeper
     this.pending.delete(call);
-    this.opts.onAnswered?.(p.opName, outcome.kind === "error" ? outcome.code : "ok", (this.opts.now() - p.startedAt) / 1000);
+    if (p.group !== MEMBERS_GROUP) this.opts.onAnswered?.(p.opName, outcome.kind === "error" ? outcome.code : "ok", (this.opts.now() - p.startedAt) / 1000);
     if (p.relay !== null) return this.localCopyAnswered(p.relay, p, outcome);
+    if (p.viaQueue && outcome.kind === "error" && outcome.code === "moved" && outcome.config !== undefined && outcome.config.epoch >= 0) {
+      // The group moved (membership change) and the client asked any node: follow it. A write
+      // goes on as a relay with the same request id (it may have gone out here before the move).
+      const replicas = outcome.config.replicas.filter((n) => n !== this.opts.self);
+      if (p.request.kind === "write") {
+        const r: Relay = { msg: p.msg, encoding: p.encoding, request: p.request, requestId: p.requestId!, untried: [...replicas], tried: new Set([this.opts.self]), outstanding: 0, unknown: true, done: false };
+        this.stats.relayed++;
+        return this.sendCopy(r);
+      }
+      return this.forward(p.msg, replicas, p.encoding, () => this.reply(p.msg, p.encoding, errorResponse(new NotReplicaError(p.group, replicas))));
+    }
     this.reply(p.msg, p.encoding, this.toResponse(p, outcome), p.valueEncoding);
   }
 
@@ -356,8 +430,15 @@ export class ApiHandler {
       case "read":
         return answerRead(outcome.result, this.opts.limits);
       case "error":
-        // "moved" (issue 13) reaches the API once nodes reconfigure groups (phase 2); its outcome
-        // is unknown like a timeout's until the relay retries it at the group's new replicas.
+        // "moved" (issue 13): the group lives elsewhere now, or this node holds no copy
+        // (config.epoch -1, from notHeld). A removed replica's write may have gone out before
+        // the move (details.moved): retry with the same request id at the replicas named.
+        if (outcome.code === "moved") {
+          const replicas = outcome.config?.replicas ?? [];
+          const epoch = outcome.config?.epoch ?? -1;
+          if (epoch < 0) return errorResponse(new NotReplicaError(p.group, replicas));
+          return errorResponse(new PaxosStoreError("not_replica", outcome.message, { group: p.group, replicas: [...replicas], epoch, moved: p.op !== null }));
+        }
         return errorResponse(outcome.code === "unavailable" ? new UnavailableError(outcome.message) : new TimeoutError(outcome.message));
       case "reconfigured":
         return errorResponse(new InternalError("a reconfiguration answered a client call"));
@@ -441,4 +522,13 @@ function errorCodeOf(data: Uint8Array, encoding: Encoding): WireErrorCode | null
   if (body === null || typeof body !== "object" || body.ok !== false) return null;
   const code = body.error?.code;
   return typeof code === "string" ? (code as WireErrorCode) : null;
+}
+
+/** The details of an error answer, null for an ok (or undecodable). */
+function errorDetailsOf(data: Uint8Array, encoding: Encoding): Record<string, unknown> | null {
+  const decoded = decodeBody(data, encoding, { ...DEFAULT_WIRE_LIMITS, frameBytesMax: Number.MAX_SAFE_INTEGER });
+  if (!decoded.ok) return null;
+  const body = decoded.value as { ok?: unknown; error?: { details?: unknown } } | null;
+  const details = body?.error?.details;
+  return typeof details === "object" && details !== null ? (details as Record<string, unknown>) : null;
 }

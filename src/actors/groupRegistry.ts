@@ -51,6 +51,11 @@ export class GroupRegistry {
     return this.live.get(group)?.handle.replica ?? null;
   }
 
+  /** The groups whose actors are in memory now. */
+  liveGroups(): string[] {
+    return [...this.live.keys()];
+  }
+
   /** Is the group's actor in memory? */
   isLive(group: string): boolean {
     return this.live.has(group);

@@ -17,15 +17,51 @@ import { restoreReplica, step } from "../protocol/core.js";
 import { emptyDurableGroup } from "../protocol/durable.js";
 import type { CallId, Input, Outcome, Ready } from "../protocol/io.js";
 import type { PeerMessage } from "../protocol/messages.js";
+import { role, type Role } from "../protocol/membership.js";
+import type { Configuration } from "../protocol/ops.js";
+import { chosenIndex } from "../protocol/state.js";
 import type { GroupState } from "../protocol/state.js";
 import { isStorageError } from "../storage/errors.js";
 import type { Storage } from "../storage/storage.js";
 import type { StorageWriter } from "../storage/writer.js";
 import { GroupDriver, type GroupPorts } from "./groupDriver.js";
 import type { GroupMetrics } from "./metrics.js";
+import { MEMBERS_GROUP } from "./membersView.js";
 
-/** A group actor's messages are the core's inputs: the actor only adds the I/O around them. */
-export type GroupMsg = Input;
+/**
+ * A group actor's messages are the core's inputs (the actor only adds the I/O around them), and
+ * three of the node's membership mover (mover.ts): create the group here as a joiner, report
+ * the group's configuration, and drop a copy this node no longer replicates.
+ */
+export type GroupMsg = Input | JoinMsg | InspectMsg | DropMsg;
+
+export interface JoinMsg {
+  readonly type: "join";
+  readonly config: Configuration;
+  readonly from: readonly NodeId[];
+  /** Called once the joining mark is durable (or the group is held here already). */
+  readonly done: (error: Error | null) => void;
+}
+
+/** What the mover needs to know of a group this node holds. */
+export interface GroupInfo {
+  readonly role: Role;
+  readonly members: Configuration;
+  readonly chosen: number;
+}
+
+export interface InspectMsg {
+  readonly type: "inspect";
+  /** null: this node holds no copy of the group. */
+  readonly reply: (info: GroupInfo | null) => void;
+}
+
+export interface DropMsg {
+  readonly type: "drop";
+  /** Only if the copy is still removed at or past this epoch (a later change may add it back). */
+  readonly epoch: number;
+  readonly done: (dropped: boolean) => void;
+}
 
 /** What a group actor needs from its node. */
 export interface GroupEnv {
@@ -37,7 +73,17 @@ export interface GroupEnv {
   readonly breaks?: ReadonlySet<BreakName>;
   readonly storage: Storage;
   readonly writer: StorageWriter;
-  replicasFor(group: string): readonly NodeId[];
+  /**
+   * The configuration a group no node holds is born in here; null: no birth (membersView.ts).
+   * `initiating`: a client's call, not a peer's message, would create it.
+   */
+  birth(group: string, initiating: boolean): Configuration | null;
+  /** The birth configuration of a stored group that carries none (born at epoch 0). */
+  foundingBirth(group: string): Configuration;
+  /** A call for a group this node neither holds nor may create: answered not_replica. */
+  notHeld(call: CallId, group: string): void;
+  /** Removes every record of a group this node no longer replicates (storage). */
+  dropGroup(group: string): Promise<void>;
   send(to: NodeId, msg: PeerMessage): void;
   /** A vote of this node's acceptor to its own proposer, released after its persist: back into the group. */
   loopback(group: string, msg: PeerMessage): void;
@@ -100,7 +146,27 @@ export function groupActor(env: GroupEnv) {
   return async (handle: GroupHandle, msg: GroupMsg): Promise<GroupHandle> => {
     try {
       if (handle.replica === null && handle.loadAfter !== null) await handle.loadAfter;
-      handle.replica ??= await load(env, handle.group);
+      if (msg.type === "join") return await join(env, handle, msg);
+      if (msg.type === "drop") return await drop(env, handle, msg);
+      if (handle.replica === null) {
+        handle.replica = await load(env, handle.group, msg.type === "propose" || msg.type === "read" || msg.type === "reconfigure");
+        // A joiner reloaded (passivated or restarted before its copy came) asks for the data
+        // only once stepped (core.ts RestoreOptions.joining).
+        if (handle.replica?.joining != null && msg.type !== "tick") {
+          const now = env.now();
+          perform(env, handle, step(handle.replica, now, { type: "tick" }), now);
+        }
+      }
+      if (msg.type === "inspect") {
+        const r = handle.replica;
+        msg.reply(r === null ? null : { role: role(r), members: r.members, chosen: chosenIndex(r) });
+        return handle;
+      }
+      if (handle.replica === null) {
+        // Neither held here nor to be created here: calls are answered, peer messages dropped.
+        if (msg.type === "propose" || msg.type === "read" || msg.type === "reconfigure") env.notHeld(msg.call, handle.group);
+        return handle;
+      }
       env.beforeStep?.(handle.group, msg);
       const now = env.now();
       const ready = step(handle.replica, now, msg);
@@ -113,28 +179,55 @@ export function groupActor(env: GroupEnv) {
   };
 }
 
-async function load(env: GroupEnv, group: string): Promise<GroupState> {
-  let durable = emptyDurableGroup();
-  let lost = false;
-  const started = env.metrics === undefined ? 0 : performance.now();
+/**
+ * Creates the group here as a joiner (DESIGN.md "Joining"): the mark is in the first persist,
+ * durable before `done`, so before the reconfiguration that adds this node can be proposed.
+ */
+async function join(env: GroupEnv, handle: GroupHandle, msg: JoinMsg): Promise<GroupHandle> {
   try {
-    const stored = await env.storage.loadGroup(group);
-    if (stored !== null) durable = stored;
-    // No record here, but the node lost its disk: what it promised in this group is forgotten,
-    // so it learns without voting until that cannot matter, exactly as for a corrupt group.
-    else lost = env.mustRecover?.(group) ?? false;
-    env.metrics?.groupLoaded((performance.now() - started) / 1000);
+    if (handle.replica === null) {
+      const stored = await env.storage.loadGroup(handle.group);
+      if (stored !== null) {
+        handle.replica = restoreReplica(groupConfig(env, handle.group, env.foundingBirth(handle.group)), stored);
+      } else {
+        handle.replica = restoreReplica(groupConfig(env, handle.group, msg.config), emptyDurableGroup(), { joining: { config: msg.config, from: msg.from } });
+      }
+    }
+    const now = env.now();
+    perform(env, handle, step(handle.replica, now, { type: "tick" }), now);
+    await handle.driver?.settled();
+    msg.done(null);
   } catch (e) {
-    // A record failed its checksum: never serve it. The group is wiped by the first persist
-    // and recovered from the peers, without voting until that is safe (protocol/recovery.ts).
-    if (!isStorageError(e, "STORAGE_CORRUPT")) throw e;
-    env.onLostGroup(group, e);
-    lost = true;
+    msg.done(e as Error);
   }
-  const config: GroupConfig = {
+  return handle;
+}
+
+/** Drops this node's copy of a group it was removed from (its records, then the actor's state). */
+async function drop(env: GroupEnv, handle: GroupHandle, msg: DropMsg): Promise<GroupHandle> {
+  handle.replica ??= await load(env, handle.group, false);
+  const r = handle.replica;
+  if (r === null || role(r) !== "removed" || r.members.epoch < msg.epoch || r.members.replicas.includes(env.nodeId)) {
+    msg.done(false);
+    return handle;
+  }
+  await handle.driver?.settled();
+  // Its waiting calls were answered `moved` when it left (membership.ts); nothing else is owed.
+  await env.dropGroup(handle.group);
+  if (handle.timer !== null) clearTimeout(handle.timer);
+  handle.timer = null;
+  handle.replica = null;
+  handle.driver = null;
+  msg.done(true);
+  return handle;
+}
+
+function groupConfig(env: GroupEnv, group: string, birth: Configuration): GroupConfig {
+  return {
     group,
     self: env.nodeId,
-    replicas: env.replicasFor(group),
+    replicas: birth.replicas,
+    epoch: birth.epoch,
     // Value ids are node/incarnation/counter; the counter restarts with each load, so each
     // load of a group (after passivation, or a crash of its actor) is its own incarnation.
     incarnation: `${env.incarnation}.${++loadCounter}`,
@@ -147,14 +240,47 @@ async function load(env: GroupEnv, group: string): Promise<GroupState> {
     limits: env.limits,
     breaks: env.breaks,
   };
-  return restoreReplica(config, durable, { lost });
+}
+
+/** The group as stored here; null when this node holds no copy and may not create one. */
+async function load(env: GroupEnv, group: string, initiating: boolean): Promise<GroupState | null> {
+  let durable = emptyDurableGroup();
+  let lost = false;
+  const started = env.metrics === undefined ? 0 : performance.now();
+  try {
+    const stored = await env.storage.loadGroup(group);
+    if (stored !== null) durable = stored;
+    // No record here, but the node lost its disk: what it promised in this group is forgotten,
+    // so it learns without voting until that cannot matter, exactly as for a corrupt group.
+    else lost = env.mustRecover?.(group) ?? false;
+    if (group !== MEMBERS_GROUP) env.metrics?.groupLoaded((performance.now() - started) / 1000);
+    if (stored === null) {
+      // A group born here: only in the configuration the membership view gives (membersView.ts).
+      const birth = env.birth(group, initiating);
+      if (birth === null || !birth.replicas.includes(env.nodeId)) return null;
+      return restoreReplica(groupConfig(env, group, birth), durable, { lost });
+    }
+  } catch (e) {
+    // A record failed its checksum: never serve it. The group is wiped by the first persist
+    // and recovered from the peers, without voting until that is safe (protocol/recovery.ts).
+    if (!isStorageError(e, "STORAGE_CORRUPT")) throw e;
+    env.onLostGroup(group, e);
+    lost = true;
+  }
+  // Stored without a configuration: born at epoch 0 (a later birth stores its own). A corrupt
+  // group is recovered in its founding configuration (lost disks after a reconfiguration are
+  // not handled yet: DESIGN.md).
+  const birth = env.foundingBirth(group);
+  if (durable.meta.config === undefined && !birth.replicas.includes(env.nodeId)) return null;
+  return restoreReplica(groupConfig(env, group, birth), durable, { lost });
 }
 
 function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number): void {
   // The reply-before-persist bug is a switch on the release queue; only a test sets it.
   const replyBeforePersist = handle.replica?.config.breaks?.has("reply-before-persist") ?? false;
   handle.driver ??= new GroupDriver(livePorts(env, handle), { replyBeforePersist });
-  env.metrics?.stepped(ready, env.nodeId);
+  // The membership log, read by every node now and then, is not the clients' traffic.
+  if (handle.group !== MEMBERS_GROUP) env.metrics?.stepped(ready, env.nodeId);
   handle.driver.perform(ready, now);
 }
 

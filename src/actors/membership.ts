@@ -33,11 +33,12 @@ export async function startMembership(
   prefix: string,
   replicasFor: (group: string) => readonly NodeId[],
   log: Logger,
+  known?: () => ReadonlySet<NodeId>,
 ): Promise<Membership> {
   const seen = new MembersSeen(storage, log);
   await seen.load();
   const settings: ClusterSettings = { requestMemory: config.requestMemory };
-  const control = new PeerControl({ nc, prefix, cluster: config.cluster, self: config.nodeId, members: config.members, storage, seen, settings, replicasFor, log });
+  const control = new PeerControl({ nc, prefix, cluster: config.cluster, self: config.nodeId, members: config.members, known, storage, seen, settings, replicasFor, log });
   control.start();
   let resolved;
   try {

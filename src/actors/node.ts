@@ -12,7 +12,6 @@ import type { NodeId } from "../protocol/ballot.js";
 import { DEFAULT_LIMITS } from "../protocol/config.js";
 import type { StatusResult } from "../protocol/api.js";
 import { DEFAULT_WIRE_LIMITS } from "../protocol/limits.js";
-import { replicasFor } from "../protocol/placement.js";
 import { subjectsFor } from "../protocol/subjects.js";
 import { isStorageError } from "../storage/errors.js";
 import { LevelStorage } from "../storage/leveldb.js";
@@ -27,6 +26,9 @@ import { backupStream } from "./backup.js";
 import { readIdentity } from "./identity.js";
 import { LostDiskMode } from "./lostDisk.js";
 import { startMembership, type Membership } from "./membership.js";
+import { MembersAdmin } from "./membersAdmin.js";
+import { MEMBERS_GROUP, MEMBERS_KEY, MEMBERS_WRITE_HEADER, MembersViewHolder, parseView } from "./membersView.js";
+import { Mover } from "./mover.js";
 import { Transport } from "./transport.js";
 import { NodeMetrics } from "./metrics.js";
 import type { Server } from "node:http";
@@ -65,16 +67,10 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   const incarnation = `${startedAt.toString(36)}${randomBytes(3).toString("hex")}`;
   const subjects = subjectsFor(config.cluster, config.prefix);
   const now = (): number => performance.now();
-  const replicaCache = new Map<string, readonly NodeId[]>();
-  // Preferred replica first, as clients route: it owns the fast round of a group's first write.
-  const replicasOf = (group: string): readonly NodeId[] => {
-    let r = replicaCache.get(group);
-    if (r === undefined) {
-      if (replicaCache.size > 100_000) replicaCache.clear();
-      replicaCache.set(group, (r = replicasFor(group, config.members, config.replication)));
-    }
-    return r;
-  };
+  // eslint-disable-next-line prefer-const
+  let view: MembersViewHolder;
+  // Where to send a group's requests, preferred first, as clients route (membersView.ts).
+  const replicasOf = (group: string): readonly NodeId[] => view.route(group);
 
   await mkdir(config.dataDir, { recursive: true });
   const storage = new LevelStorage(config.dataDir);
@@ -92,6 +88,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     throw e;
   }
   ops.storageOpen = true;
+  view = new MembersViewHolder(config.nodeId, config.members, config.replication, storage, log);
+  await view.load();
   const faultDelayMs = fsyncDelayFromEnv(process.env);
   if (faultDelayMs !== undefined) log.warn("TEST-ONLY: PAXOSSTORE_FAULT_FSYNC_DELAY_FILE is set: storage commits can be delayed (slow-disk fault)");
   if (config.breaks !== undefined) log.warn({ breaks: [...config.breaks] }, "TEST-ONLY: PAXOSSTORE_BREAK is set: this node runs with DELIBERATE PROTOCOL BUGS and is not safe");
@@ -112,7 +110,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   // before any Paxos traffic starts, so a lost disk never votes with forgotten promises.
   let membership: Membership;
   try {
-    membership = await startMembership(config, storage, nc, subjects.prefix, replicasOf, log);
+    membership = await startMembership(config, storage, nc, subjects.prefix, replicasOf, log, () => view.known());
   } catch (e) {
     await nc.close().catch(() => undefined);
     await storage.close();
@@ -133,11 +131,13 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     cluster: config.cluster,
     self: config.nodeId,
     members: config.members,
+    known: () => view.known(),
     maxFrameBytes: DEFAULT_WIRE_LIMITS.frameBytesMax,
     silenceMs: PEER_SILENCE_MS,
     deliver: (from, msg) => {
-      // A peer message for a group we do not replicate is foreign: count it, do not spawn.
-      if (!replicasOf(msg.group).includes(config.nodeId)) return;
+      // Membership changes (issue 13): any group may be held here (a joiner, a removed copy
+      // serving catch-up); the group's actor drops messages for a group it neither holds nor
+      // may create (keyGroup.ts load).
       if (msg.type === "reject") metrics?.rejectReceived();
       ops.activity.received(from, msg);
       registry.dispatch(msg.group, { type: "message", from, msg });
@@ -154,14 +154,17 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       breaks: config.breaks,
       storage,
       writer,
-      replicasFor: replicasOf,
+      birth: (group, initiating) => view.birth(group, initiating),
+      foundingBirth: (group) => view.foundingBirth(group),
+      notHeld: (call, group) => api.notHeld(call, group),
+      dropGroup: (group) => storage.dropGroup(group),
       send: (to, msg) => {
         ops.activity.sent(to, msg);
         transport.send(to, msg);
       },
       loopback: (group, msg) => registry.dispatch(group, { type: "message", from: config.nodeId, msg }),
       restarted: !membership.firstLife,
-      answer: (call, outcome) => api.answer(call, outcome),
+      answer: (call, outcome) => (mover.owns(call) ? mover.answer(call, outcome) : api.answer(call, outcome)),
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),
       mustRecover: (group) => lostDisk?.mustRecover(group) ?? false,
@@ -179,18 +182,49 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     config.maxActiveGroups,
   );
 
+  const mover: Mover = new Mover({
+    nc,
+    prefix: subjects.prefix,
+    cluster: config.cluster,
+    self: config.nodeId,
+    view,
+    storage,
+    dispatch: (group, msg) => registry.dispatch(group, msg),
+    liveGroups: () => registry.liveGroups(),
+    ratePerSecond: config.moveRatePerSecond,
+    log,
+  });
+  const admin = new MembersAdmin({ nc, prefix: subjects.prefix, view, log });
+
   const status = (): StatusResult => {
     const seenSince = Date.now() - 10_000;
-    const membersSeen = config.members.filter((m) => m === config.nodeId || (transport.lastHeard.get(m) ?? 0) >= seenSince);
+    const v = view.view;
+    const everyone = [...new Set([...v.members, ...v.previous])];
+    const membersSeen = everyone.filter((m) => m === config.nodeId || (transport.lastHeard.get(m) ?? 0) >= seenSince);
+    const m = mover.stats;
     return {
       node: config.nodeId,
       cluster: config.cluster,
       version: VERSION,
       uptimeMs: Date.now() - startedAt,
-      members: [...config.members],
+      members: [...v.members],
       membersSeen,
-      groupsActive: registry.size,
+      // The clients' key-groups: the membership log, read by every node now and then, is not counted.
+      groupsActive: registry.size - (registry.isLive(MEMBERS_GROUP) ? 1 : 0),
       limits: DEFAULT_WIRE_LIMITS,
+      membership: {
+        epoch: v.epoch,
+        members: [...v.members],
+        previous: [...v.previous],
+        phase: v.phase,
+        version: v.version,
+        moved: m.moved,
+        left: m.left,
+        sweptVersion: m.sweptVersion,
+        held: m.held,
+        removedHeld: m.removedHeld,
+        removed: !v.members.includes(config.nodeId) && m.sweptVersion === v.version && m.held === 0 && m.removedHeld === 0,
+      },
     };
   };
   api = new ApiHandler({
@@ -201,6 +235,8 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     limits: DEFAULT_WIRE_LIMITS,
     requestTimeoutMs: config.requestTimeoutMs,
     replicasFor: replicasOf,
+    touched: (group) => mover.touch(group),
+    writeAllowed: (group, msg) => group !== MEMBERS_GROUP || msg.headers?.get(MEMBERS_WRITE_HEADER) === "1",
     peerAlive: (node) => transport.isAlive(node),
     selfSettled: () => transport.selfSettled(),
     fastRoundOwner: (group) => {
@@ -235,6 +271,9 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
 
   transport.start();
   api.start();
+  admin.start();
+  mover.start();
+  const refresher = refreshMembersView(nc, subjects.prefix, view, log);
   lostDisk?.start();
   membership.afterStart(transport);
   // Heartbeat: an empty frame on every link idle for HEARTBEAT_MS, so that `status` can tell
@@ -250,7 +289,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       nats: natsState,
       transport: transport.stats,
       api: api.stats,
-      groupsActive: () => registry.size,
+      groupsActive: () => registry.size - (registry.isLive(MEMBERS_GROUP) ? 1 : 0),
       status,
       backup: () => backupStream(storage, { nodeId: config.nodeId, cluster: config.cluster, createdAt: new Date().toISOString(), version: VERSION }),
       extra: () => ({ identityId: membership.identity.identityId, lostDisk: lostDisk?.stats() ?? null }),
@@ -269,6 +308,9 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       ops.stopping = true;
       lostDisk?.stop();
       membership.stop();
+      refresher.stop();
+      admin.stop();
+      mover.stop();
       metricsServer?.close();
       log.info({ event: "shutdown", phase: "stop_accepting", inFlight: api.inFlight }, "stopping: no new requests");
       await api.stopAccepting();
@@ -352,7 +394,7 @@ async function startMetrics(
 ): Promise<Server | null> {
   if (config.metricsPort === 0) return null;
   const m = new NodeMetrics(config.nodeId, config.cluster, {
-    groupsActive: () => registry.size,
+    groupsActive: () => registry.size - (registry.isLive(MEMBERS_GROUP) ? 1 : 0),
     transport: () => transport.stats,
     api: () => api().stats,
     writerQueued: () => writer.stats.queued,
@@ -369,4 +411,46 @@ async function startMetrics(
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Reads the membership log at once when the admin op says it changed (a NATS message to every
+ * node), and by itself every second while a change is under way, every 5 s when stable (for a
+ * node that missed the message). A peer frame carrying the epoch, as the design has it, would
+ * tell sooner; not built.
+ */
+function refreshMembersView(nc: NatsConnection, prefix: string, view: MembersViewHolder, log: Logger): { stop(): void } {
+  let stopped = false;
+  let running = false;
+  const once = async (): Promise<void> => {
+    if (running || stopped) return;
+    running = true;
+    try {
+      const m = await nc.request(`${prefix}.api`, new TextEncoder().encode(JSON.stringify({ op: "get", group: MEMBERS_GROUP, key: MEMBERS_KEY })), { timeout: 3_000 });
+      const r = JSON.parse(new TextDecoder().decode(m.data)) as { ok?: boolean; found?: boolean; value?: string; version?: number };
+      if (r.ok === true && r.found === true && typeof r.value === "string" && typeof r.version === "number") {
+        const v = parseView(JSON.parse(r.value), r.version);
+        if (v !== null) await view.adopt(v);
+      }
+    } catch (e) {
+      log.debug({ err: e }, "membership log not readable now");
+    } finally {
+      running = false;
+    }
+  };
+  let lastAt = 0;
+  const timer = setInterval(() => {
+    if (Date.now() - lastAt < (view.view.phase === "stable" ? 5_000 : 1_000)) return;
+    lastAt = Date.now();
+    void once();
+  }, 250);
+  const sub = nc.subscribe(`${prefix}.admin.changed`, { callback: () => void once() });
+  void once();
+  return {
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+      sub.unsubscribe();
+    },
+  };
 }

@@ -66,6 +66,13 @@ export interface NodeConfig {
    * (--new-node): skip asking the peers whether they have seen it (docs/OPERATIONS.md).
    */
   readonly newNode: boolean;
+  /**
+   * This node joins a running cluster (`paxosstore members add`, issue 13): `members` is the
+   * cluster's FOUNDING member list, which need not name it; an empty data directory is new.
+   */
+  readonly join: boolean;
+  /** Groups a second this node moves at most during a membership change. */
+  readonly moveRatePerSecond: number;
   /** TEST-ONLY deliberate protocol bugs (PAXOSSTORE_BREAK, src/actors/testHooks.ts); unset in production. */
   readonly breaks?: ReadonlySet<BreakName>;
   /** Port of the Prometheus /metrics listener; 0 = off (the default). */
@@ -131,6 +138,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: "requestTimeoutMs", flag: "--request-timeout", env: "PAXOSSTORE_REQUEST_TIMEOUT_MS", kind: "int", defaultText: "5000", help: "deadline of a request that carries none (ms)", min: 10, max: 600_000 },
   { key: "requestMemory", flag: "--request-memory", env: "PAXOSSTORE_REQUEST_MEMORY", kind: "int", defaultText: String(DEFAULT_LIMITS.requestMemory), help: "request ids each key-group remembers for retries: the at-most-once window, in writes; the SAME on every node", min: 1, max: 1_000_000 },
   { key: "newNode", flag: "--new-node", env: "PAXOSSTORE_NEW_NODE", kind: "bool", defaultText: "false", help: "an EMPTY data dir is a brand-new node: do not ask the peers whether they have seen it (never after a lost disk: docs/OPERATIONS.md)" },
+  { key: "join", flag: "--join", env: "PAXOSSTORE_JOIN", kind: "bool", defaultText: "false", help: "a node added to a running cluster (paxosstore members add): --members is the FOUNDING list, which need not name this node" },
+  { key: "moveRatePerSecond", flag: "--move-rate", env: "PAXOSSTORE_MOVE_RATE", kind: "int", defaultText: "50", help: "key-groups this node moves a second at most while the members change", min: 1, max: 100_000 },
   { key: "httpPort", flag: "--http-port", env: "PAXOSSTORE_HTTP_PORT", kind: "int", defaultText: "0 (off)", help: "port of the health endpoint (/livez, /readyz, /status.json)", min: 0, max: 65_535 },
   { key: "metricsPort", flag: "--metrics-port", env: "PAXOSSTORE_METRICS_PORT", kind: "int", defaultText: "0 (off)", help: "serve Prometheus metrics at http://<host>:<port>/metrics", min: 0, max: 65_535 },
   { key: "maxActiveGroups", flag: "--max-active-groups", env: "PAXOSSTORE_MAX_ACTIVE_GROUPS", kind: "int", defaultText: "50000", help: "key-groups held in memory at most; least recently used idle ones are passivated first", min: 10, max: 100_000_000 },
@@ -259,7 +268,8 @@ export function loadNodeConfig(file: string | undefined, env: NodeJS.ProcessEnv,
   const members = list("members");
   for (const id of members)
     if (!TOKEN.test(id)) throw new ConfigError(`member "${id}" may use only letters, digits, "_" and "-" (it is part of NATS subjects)`);
-  if (!members.includes(nodeId)) throw new ConfigError(`nodeId "${nodeId}" is not one of the members ${members.join(",")}`);
+  const join = bool("join", false);
+  if (!join && !members.includes(nodeId)) throw new ConfigError(`nodeId "${nodeId}" is not one of the members ${members.join(",")}`);
   if (new Set(members).size !== members.length) throw new ConfigError(`members list has duplicates: ${members.join(",")}`);
 
   const logLevel = str("logLevel", "info")!;
@@ -315,7 +325,9 @@ export function loadNodeConfig(file: string | undefined, env: NodeJS.ProcessEnv,
     requestMemory: int("requestMemory", DEFAULT_LIMITS.requestMemory),
     timing: timingOf(get("timing")),
     logLevel,
-    newNode: bool("newNode", false),
+    newNode: bool("newNode", false) || join,
+    join,
+    moveRatePerSecond: int("moveRatePerSecond", 50),
     httpPort: int("httpPort", 0),
     httpHost: str("httpHost", "127.0.0.1")!,
     metricsPort: int("metricsPort", 0),

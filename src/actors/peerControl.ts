@@ -61,6 +61,8 @@ export interface PeerControlOptions {
   readonly cluster: string;
   readonly self: NodeId;
   readonly members: readonly NodeId[];
+  /** Every node of the cluster now (members change: issue 13); default `members`. */
+  known?(): ReadonlySet<NodeId>;
   readonly storage: Storage;
   readonly seen: MembersSeen;
   readonly settings: ClusterSettings;
@@ -131,7 +133,7 @@ export class PeerControl {
       if (typeof body !== "object" || body === null) throw new Error("not a JSON object");
       const b = body as Record<string, unknown>;
       if (b.cluster !== this.opts.cluster) throw new Error(`question for cluster ${String(b.cluster)}`);
-      if (typeof b.from !== "string" || !this.opts.members.includes(b.from) || b.from === this.opts.self) throw new Error(`question from non-member ${String(b.from)}`);
+      if (typeof b.from !== "string" || !(this.opts.known?.().has(b.from) ?? this.opts.members.includes(b.from)) || b.from === this.opts.self) throw new Error(`question from non-member ${String(b.from)}`);
       reply = await handle(b);
     } catch (e) {
       this.limited.warn("peer_control_refused", { subject: msg.subject, err: e }, "refused a peer control question");

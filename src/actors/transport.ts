@@ -50,6 +50,11 @@ export interface TransportOptions {
   readonly cluster: string;
   readonly self: NodeId;
   readonly members: readonly NodeId[];
+  /**
+   * Every node of the cluster now (the membership view: members change, issue 13); default
+   * `members`. Frames from others are refused; heartbeats go to all of them.
+   */
+  known?(): ReadonlySet<NodeId>;
   readonly maxFrameBytes: number;
   /** A peer not heard from for this long is taken for paused or cut off (default 250). */
   readonly silenceMs?: number;
@@ -112,7 +117,7 @@ export class Transport {
    */
   heartbeat(idleMs = 0): void {
     const now = Date.now();
-    for (const m of this.members) if (m !== this.opts.self && now - (this.lastSent.get(m) ?? 0) >= idleMs) this.publish(m, []);
+    for (const m of this.opts.known?.() ?? this.members) if (m !== this.opts.self && now - (this.lastSent.get(m) ?? 0) >= idleMs) this.publish(m, []);
   }
 
   /** Heard from within `silenceMs`, not seen down since, and heard steadily for `rejoinMs`. */
@@ -168,7 +173,7 @@ export class Transport {
     if (!decoded.ok) return this.bad(decoded.reason);
     const { frame } = decoded;
     if (frame.cluster !== this.opts.cluster) return this.bad(`frame for cluster "${frame.cluster}"`);
-    if (!this.members.has(frame.from) || frame.from === this.opts.self) return this.bad(`frame from non-member "${frame.from}"`);
+    if (!(this.opts.known?.() ?? this.members).has(frame.from) || frame.from === this.opts.self) return this.bad(`frame from non-member "${frame.from}"`);
     this.stats.framesIn++;
     this.stats.messagesIn += frame.messages.length;
     const now = Date.now();

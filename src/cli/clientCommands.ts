@@ -250,13 +250,48 @@ Values are "value" (text) or "valueBase64" (bytes).`,
         for (const a of answers) {
           if (a.ok) {
             const s = a.status;
-            log(`${a.node.padEnd(width)}  up    v${s.version}  uptime ${duration(s.uptimeMs)}  groups ${s.groupsActive}  sees ${s.membersSeen.join(",")}`);
+            log(`${a.node.padEnd(width)}  up    v${s.version}  uptime ${duration(s.uptimeMs)}  groups ${s.groupsActive}  sees ${s.membersSeen.join(",")}${s.membership !== undefined ? `  epoch ${s.membership.epoch} ${s.membership.phase}${s.membership.left > 0 ? ` (${s.membership.left} groups to move)` : ""}${s.membership.removed ? " REMOVED" : ""}` : ""}`);
           } else {
             log(`${a.node.padEnd(width)}  DOWN  ${a.error.message}`);
           }
         }
       }
       return answers.every((a) => a.ok) ? EXIT.ok : EXIT.unavailable;
+    }));
+
+  withConnection(command("members [action] [node] [with]", "the membership: show (default) | add <node> | remove <node> | replace <node> <with> | advance; --wait follows a change to its end"))
+    .option("--wait", "after the change: advance it step by step, printing progress, until it is stable")
+    .option("--wait-timeout <ms>", "give up waiting after this long (exit 4)", "600000")
+    .action(run("members", async (client, action: string | undefined, node: string | undefined, by: string | undefined, o: CommonOptions & { wait?: boolean; waitTimeout: string }) => {
+      const act = (action ?? "show") as "show" | "add" | "remove" | "replace" | "advance";
+      if (!["show", "add", "remove", "replace", "advance"].includes(act)) throw new UsageError(`unknown action ${JSON.stringify(action)}: show | add | remove | replace | advance`);
+      if ((act === "add" || act === "remove" || act === "replace") && node === undefined) throw new UsageError(`members ${act} needs a node id`);
+      if (act === "replace" && by === undefined) throw new UsageError("members replace needs the node to replace and its replacement");
+      const show = (r: Awaited<ReturnType<typeof client.membersAdmin>>): void => {
+        if (o.json) return printJson({ ok: true, ...r });
+        const v = r.view;
+        log(`epoch ${v.epoch} ${v.phase}: members ${v.members.join(",")}${v.previous.length > 0 ? ` (from ${v.previous.join(",")})` : ""}; groups moved ${r.moved}, left ${r.left}${r.waitingFor !== null ? `; waiting for ${r.waitingFor}` : ""}`);
+        for (const n of r.nodes) {
+          const m = n.membership;
+          log(m === null ? `  ${n.node}  no answer` : `  ${n.node}  epoch ${m.epoch} ${m.phase}  holds ${m.held}  moved ${m.moved}  left ${m.left}${m.removedHeld > 0 ? `  old copies ${m.removedHeld}` : ""}${m.removed ? "  REMOVED (may be stopped)" : ""}`);
+        }
+      };
+      let r = await client.membersAdmin(act, node, by);
+      show(r);
+      if (!o.wait) return EXIT.ok;
+      const until = Date.now() + Number(o.waitTimeout);
+      while (r.view.phase !== "stable") {
+        if (Date.now() > until) return EXIT.unavailable;
+        await new Promise((res) => setTimeout(res, 1_000));
+        try {
+          r = await client.membersAdmin("advance");
+        } catch (e) {
+          log(`(advance: ${(e as Error).message}; retrying)`);
+          continue;
+        }
+        show(r);
+      }
+      return EXIT.ok;
     }));
 
   program.addHelpText("after", "\nget, put, delete, cas, txn, scan, status: see `paxosstore help <command>` for options and exit codes.");

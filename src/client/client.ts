@@ -35,6 +35,7 @@ import type {
   CompareRequest,
   Consistency,
   DeleteResult,
+  MembershipStatus,
   OkResponse,
   PutResult,
   StatusResult,
@@ -286,6 +287,10 @@ export class PaxosStoreClient {
   /** NATS permission refusals seen on the connection: a doomed call fails at once as unauthorized. */
   private readonly refusals: Refusals;
   private membersNow: readonly string[] | null;
+  /** While a membership change is under way: the members before it (groups not moved yet live there). */
+  private previousNow: readonly string[] = [];
+  /** The membership epoch the client routes by (status.membership; 0 when unknown). */
+  private epochNow = 0;
   private limitsNow: WireLimits = DEFAULT_WIRE_LIMITS;
   /** Nodes that recently did not answer, until when: they are tried last. */
   private readonly suspects = new Map<string, number>();
@@ -376,6 +381,24 @@ export class PaxosStoreClient {
     const { ok: _ok, ...status } = r;
     this.learn(status);
     return status;
+  }
+
+  /**
+   * The members admin op (docs/API.md): `show`, `add`/`remove` a node, `replace` one by
+   * another, `advance` a change under way. Answers the view and every node's report.
+   */
+  async membersAdmin(action: "show" | "add" | "remove" | "replace" | "advance", node?: string, by?: string, options?: CallOptions): Promise<MembersAdminResult> {
+    const body = JSON.stringify({ op: "members", action, ...(node === undefined ? {} : { node }), ...(by === undefined ? {} : { with: by }) });
+    let answer: { ok: boolean; error?: { code?: unknown; message?: unknown } } & Partial<MembersAdminResult>;
+    try {
+      const m = await this.connection.request(`${this.prefix}.admin`, new TextEncoder().encode(body), { timeout: options?.timeoutMs ?? Math.max(this.timeoutMs, 15_000) });
+      answer = JSON.parse(new TextDecoder().decode(m.data)) as typeof answer;
+    } catch (e) {
+      throw new UnavailableError(`the members op got no answer: ${(e as Error).message}`);
+    }
+    if (!answer.ok) throw errorFromWire(answer.error);
+    const { ok: _ok, ...result } = answer;
+    return result as MembersAdminResult;
   }
 
   /** Asks any node for the member list (and limits); at most one such request at a time. */
@@ -529,6 +552,8 @@ export class PaxosStoreClient {
           lastError = error;
           if (error.code === "timeout") uncertain = true;
           if (error.code === "not_replica") {
+            // A replica removed by a membership change: the write may have gone out before.
+            if ((error.details as { moved?: unknown } | undefined)?.moved === true) uncertain = true;
             const replicas = (error.details as { replicas?: unknown } | undefined)?.replicas;
             if (Array.isArray(replicas) && typeof replicas[0] === "string") redirect = replicas[0];
             this.maybeRefresh();
@@ -691,11 +716,15 @@ export class PaxosStoreClient {
     }
   }
 
-  /** The group's replicas, preferred first, with suspects last; the queue subject (null) when members are unknown. */
+  /**
+   * The group's replicas, preferred first, with suspects last; the queue subject (null) when
+   * members are unknown. During a membership change: the old placement first (groups not moved
+   * yet live there; a replica that moved answers not_replica naming the new ones), then the new.
+   */
   private targetsFor(group: string | null): (string | null)[] {
     const members = this.membersNow;
     if (group === null || members === null || members.length === 0) return [null];
-    const replicas = replicasFor(group, members);
+    const replicas = this.previousNow.length === 0 ? replicasFor(group, members) : [...new Set([...replicasFor(group, this.previousNow), ...replicasFor(group, members)])];
     const now = Date.now();
     const healthy: string[] = [];
     const suspect: string[] = [];
@@ -718,7 +747,15 @@ export class PaxosStoreClient {
   }
 
   private learn(status: StatusResult): void {
-    if (!this.fixedMembers && status.members.length > 0) this.membersNow = [...status.members];
+    if (!this.fixedMembers && status.members.length > 0) {
+      const m = status.membership;
+      // A status from a node behind the last change (a lower epoch) does not undo it.
+      if (m === undefined || m.epoch >= this.epochNow) {
+        this.membersNow = [...status.members];
+        this.previousNow = m === undefined ? [] : [...m.previous];
+        this.epochNow = m?.epoch ?? this.epochNow;
+      }
+    }
     this.limitsNow = status.limits;
   }
 
@@ -831,4 +868,16 @@ async function within(p: Promise<unknown>, ms: number): Promise<void> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The members admin op's answer: the membership log's value and each node's report. */
+export interface MembersAdminResult {
+  readonly view: { readonly epoch: number; readonly members: readonly string[]; readonly previous: readonly string[]; readonly phase: "stable" | "migrating" | "sealing" | "sealed"; readonly version: number };
+  readonly nodes: readonly { readonly node: string; readonly membership: MembershipStatus | null }[];
+  /** Groups still to move, over every node that answered. */
+  readonly left: number;
+  /** Groups moved since the nodes started. */
+  readonly moved: number;
+  /** What the change waits for before its next step; null when stable. */
+  readonly waitingFor: string | null;
 }

@@ -203,6 +203,29 @@ export interface StatusResult {
   /** Key-group actors in memory on this node. */
   readonly groupsActive: number;
   readonly limits: WireLimits;
+  /** This node's view of the membership log and its part in a change (issue 13); absent from older nodes. */
+  readonly membership?: MembershipStatus;
+}
+
+/** `status`.membership: the node's view of `__members`, and the groups it still has to move. */
+export interface MembershipStatus {
+  readonly epoch: number;
+  readonly members: readonly NodeId[];
+  readonly previous: readonly NodeId[];
+  readonly phase: "stable" | "migrating" | "sealing" | "sealed";
+  /** The version of `__members` this view was read at. */
+  readonly version: number;
+  /** Groups this node moved since it started. */
+  readonly moved: number;
+  /** Groups held here still to move (last full sweep). */
+  readonly left: number;
+  /** The view version the last full sweep began at (-1: none yet). */
+  readonly sweptVersion: number;
+  /** Voter copies held here, and copies this node was removed from and has not dropped yet. */
+  readonly held: number;
+  readonly removedHeld: number;
+  /** Not a member any more and holds nothing: the node may be stopped. */
+  readonly removed: boolean;
 }
 
 export interface ResultByOp {

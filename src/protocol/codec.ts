@@ -15,6 +15,7 @@ import type {
   ApiValue,
   CompareRequest,
   ErrorResponse,
+  MembershipStatus,
   ResponseFor,
   TxnWriteRequest,
   ValueEncoding,
@@ -400,6 +401,8 @@ function responseOf(x: unknown, op: ApiOp): ApiResponse {
         membersSeen: arr(r, "membersSeen").map((m, i) => strValue(m, `membersSeen[${i}]`)),
         groupsActive: int(r, "groupsActive"),
         limits: { ...DEFAULT_WIRE_LIMITS, ...limits },
+        // Passed on as the node sent it (issue 13); an older node sends none.
+        ...(isPlainRecord(r["membership"]) ? { membership: r["membership"] as unknown as MembershipStatus } : {}),
       };
     }
   }

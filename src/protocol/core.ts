@@ -65,7 +65,10 @@ export function restoreReplica(config: GroupConfig, stored: DurableGroup, option
   const state: GroupState = {
     config,
     members,
-    membersStored: options.joining !== undefined || durable.meta.config !== undefined,
+    // A birth after epoch 0 stores its configuration with the first persist: a node loading
+    // the group later need not know which member list the group was born under (the node's
+    // birth rule, actors/membersView.ts). Epoch-0 births are the founders' placement.
+    membersStored: options.joining !== undefined || durable.meta.config !== undefined || (config.epoch ?? 0) > 0,
     joining,
     chosen: durable.meta.chosen,
     promised: durable.meta.promised,

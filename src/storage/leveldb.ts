@@ -253,6 +253,22 @@ export class LevelStorage implements Storage {
     return done;
   }
 
+  dropGroup(group: string): Promise<void> {
+    const done = this.commitTail.then(async () => {
+      this.assertOpen();
+      const prefix = groupPrefix(group);
+      try {
+        const ops: Op[] = (await this.recordKeys(prefix)).map((key) => ({ type: "del", key }));
+        ops.push({ type: "del", key: metaKey(prefix) });
+        await this.db.batch(ops, { sync: true });
+      } catch (err) {
+        throw this.failure(err, `dropping group ${group}`);
+      }
+    });
+    this.commitTail = done.catch(() => undefined);
+    return done;
+  }
+
   /**
    * Every record of the store, raw (key and checksummed value as stored), from one snapshot:
    * a LevelDB iterator reads the state as of its creation, so writes that land meanwhile are

@@ -52,6 +52,11 @@ export class MemoryStorage implements Storage {
     }
   }
 
+  async dropGroup(group: string): Promise<void> {
+    this.assertOpen();
+    this.groups.delete(group);
+  }
+
   loadGroupSync(group: string): DurableGroup | null {
     this.assertOpen();
     const image = this.groups.get(group);

@@ -35,6 +35,11 @@ export interface Storage {
    * deletes. Ordered with commit(): a record written after a commit resolved lands after it.
    */
   putNodeRecords(records: readonly (readonly [name: string, value: unknown])[]): Promise<void>;
+  /**
+   * Deletes every record of a group (meta, keys, request ids), durably, ordered with commit():
+   * for a copy this node no longer replicates after a membership change (actors/mover.ts).
+   */
+  dropGroup(group: string): Promise<void>;
 }
 
 // A lone surrogate has no UTF-8 form: encoding would map it to U+FFFD and merge two names.

@@ -79,7 +79,10 @@ it("a crashed group actor's successor loads the group only after the crashed one
       }),
       writer,
       // n1 first: the preferred replica owns the fast round of instance 1.
-      replicasFor: () => ["n1", "n2", "n3"],
+      birth: () => ({ epoch: 0, replicas: ["n1", "n2", "n3"] }),
+      foundingBirth: () => ({ epoch: 0, replicas: ["n1", "n2", "n3"] }),
+      notHeld: () => undefined,
+      dropGroup: () => Promise.resolve(),
       send: (to, msg) => sent.push({ to, msg, afterCommits: committed.length }),
       loopback: (group, msg) => registry.dispatch(group, { type: "message", from: "n1", msg }),
       restarted: false,

@@ -23,6 +23,11 @@ export interface ClusterOptions {
   nodeArgs?: (id: string) => string[];
   /** Print the nodes' output (debugging). */
   verbose?: boolean;
+  /**
+   * Nodes beyond the founding members (n<nodes+1>...), not started: `start(id)` runs them with
+   * `--join`, for `paxosstore members add` (issue 13).
+   */
+  spares?: number;
 }
 
 export interface NodeProcess {
@@ -56,17 +61,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
   const n = options.nodes ?? 3;
   const cluster = options.cluster ?? "t";
   const members = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const spares = Array.from({ length: options.spares ?? 0 }, (_, i) => `n${n + i + 1}`);
   const nats = await startNatsServer();
   const dir: TempDir = await tempDir("cluster");
   const nodes = new Map<string, NodeProcess>();
-  for (const id of members) nodes.set(id, { id, dataDir: path.join(dir.path, id), child: null, lines: [] });
+  for (const id of [...members, ...spares]) nodes.set(id, { id, dataDir: path.join(dir.path, id), child: null, lines: [] });
 
   const start = async (id: string): Promise<void> => {
     const node = nodes.get(id)!;
     if (node.child !== null) throw new Error(`${id} is running`);
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", MAIN, "node", "--node-id", id, "--cluster", cluster, "--members", members.join(","), "--nats", nats.url, "--data-dir", node.dataDir, ...(options.nodeArgs?.(id) ?? [])],
+      ["--import", "tsx", MAIN, "node", "--node-id", id, "--cluster", cluster, "--members", members.join(","), "--nats", nats.url, "--data-dir", node.dataDir, ...(spares.includes(id) ? ["--join"] : []), ...(options.nodeArgs?.(id) ?? [])],
       { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PAXOSSTORE_LOG_LEVEL: "info", ...options.env } },
     );
     node.child = child;
@@ -147,7 +153,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     },
     async close() {
       await nc.close().catch(() => undefined);
-      await Promise.all(members.map((id) => stop(id).catch(() => kill9(id))));
+      await Promise.all([...nodes.keys()].map((id) => stop(id).catch(() => kill9(id))));
       await nats.stop();
       await dir.cleanup();
     },

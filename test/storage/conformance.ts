@@ -76,6 +76,19 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
         }
       });
 
+      it("drops every record of one group and no other's (a copy moved away, issue 13)", async () => {
+        const full = { meta: meta(3, "accepted"), keys: [["a", entry(1, bytes(1))], ["b", entry(2, bytes(2))]] as [string, ReturnType<typeof entry>][], requests: [request("r1", 1)] };
+        await storage.commit([persist("g", full), persist("g2", full), persist("g\u0000x", full)]);
+        await storage.dropGroup("g");
+        expect(await storage.loadGroup("g")).toBeNull();
+        expect((await collect(storage.listGroups())).sort()).toEqual(["g2", "g\u0000x"].sort());
+        expect(sortedEntries((await storage.loadGroup("g2"))!)).toHaveLength(2);
+        expect((await storage.loadGroup("g\u0000x"))!.requests).toHaveLength(1);
+        // Written again after the drop: a fresh group.
+        await storage.commit([persist("g", { meta: meta(1) })]);
+        expect(sortedEntries((await storage.loadGroup("g"))!)).toEqual([]);
+      });
+
       it("returns meta, keys with binary values and requests as committed", async () => {
         const record = persist("user:42", {
           meta: meta(5, "accepted"),
