@@ -217,6 +217,13 @@ export class ApiHandler {
       }
       if (live.length > 0 && live[0] !== this.opts.self) return this.relay(msg, encoding, request, live);
     }
+    // A read that reached a node that has just started (or come back from a cut) through the
+    // queue subject goes to a live peer replica: this node is behind and cold (it would load
+    // the group, probe, catch up first), and a linearizable read is served alike anywhere.
+    if (viaQueue && request.kind === "read" && !(this.opts.selfSettled?.() ?? true)) {
+      const peers = replicas.filter((r) => r !== this.opts.self && this.opts.peerAlive(r));
+      if (peers.length > 0) return this.forward(msg, peers, encoding, () => this.dispatch(msg, encoding, request, null, viaQueue));
+    }
     this.dispatch(msg, encoding, request, null, viaQueue);
   }
 

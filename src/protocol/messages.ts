@@ -135,6 +135,13 @@ export interface ReadProbe {
   readonly type: "readProbe";
   readonly group: string;
   readonly probe: number;
+  /**
+   * From a replica recovering the group (recovery.ts) whose target is set: it waits for
+   * instance `settle` to be decided. A voter whose chosen index is below it drives its open
+   * instance (with a no-op when nothing is queued), so an idle group still gets there.
+   * Absent in every other probe (and ignored by a node that predates it).
+   */
+  readonly settle?: number;
 }
 
 export interface ReadProbeReply {

@@ -350,8 +350,10 @@ function messageOf(x: unknown, limits: WireLimits): PeerMessage {
       };
       return field(r, "config") === undefined ? chunk : { ...chunk, config: configurationOf(field(r, "config"), "config") };
     }
-    case "readProbe":
-      return { type: "readProbe", group, probe: nat(r, "probe") };
+    case "readProbe": {
+      const probe = { type: "readProbe" as const, group, probe: nat(r, "probe") };
+      return field(r, "settle") === undefined ? probe : { ...probe, settle: nat(r, "settle") };
+    }
     case "readProbeReply":
       return { type: "readProbeReply", group, probe: nat(r, "probe"), chosen: nat(r, "chosen"), accepted: bool(r, "accepted") };
   }

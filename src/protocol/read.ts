@@ -72,6 +72,9 @@ export function onReadProbe(state: GroupState, fx: Effects, from: NodeId, m: Rea
   if (mute(state)) return; // its standing would understate what it once accepted
   const { chosen, accepted } = standing(state);
   fx.sendTo(from, { type: "readProbeReply", group: m.group, probe: m.probe, chosen, accepted });
+  // A recovering replica waits for an instance we have not decided yet (recovery.ts): drive
+  // our open instance, as a read does (a no-op unless a value is accepted there or queued).
+  if (m.settle !== undefined && chosen < m.settle) state.proposer.settle = true;
 }
 
 export function onReadProbeReply(state: GroupState, fx: Effects, now: number, from: NodeId, m: ReadProbeReply): void {

@@ -155,9 +155,16 @@ export interface GroupState {
 export interface Recovering {
   /** Standing of the other replicas (chosen index, holds an accepted value) from probe 0. */
   readonly replies: Map<NodeId, { chosen: number; accepted: boolean }>;
+  /** The probe's last send; once the target is set, the last request to settle (recovery.ts). */
   probeSentAt: number;
   /** Once a majority of the OTHER replicas answered: the chosen index to reach before voting. */
   target: number | null;
+  /** The bound (recovery.ts) from the first answer; null before it. */
+  firstBound: number | null;
+  /** The group chose instances while the majority was still missing: ask to settle (recovery.ts). */
+  settle: boolean;
+  /** Requests to settle sent so far (they rotate over the replicas that answered). */
+  nudges: number;
 }
 
 export function chosenIndex(state: GroupState): number {

@@ -25,12 +25,14 @@ const dec = new TextDecoder();
 
 /**
  * One request in the wire API's JSON (docs/API.md) to `<prefix>.api.<node>`, never throwing:
- * what the node itself answers, with no client retry or failover in between. The node is told
+ * what the node itself answers, with no client retry or failover in between (and no relay:
+ * PaxosStore-Direct). The node is told
  * to answer `nodeDeadlineMs` after it got the request.
  */
 export async function ask(client: PaxosStoreClient, node: string, body: Body, nodeDeadlineMs = 1_500): Promise<Answer> {
   const h = natsHeaders();
   h.set("PaxosStore-Timeout-Ms", String(nodeDeadlineMs));
+  h.set("PaxosStore-Direct", "1"); // this node proposes a write itself: no relay to a peer (docs/API.md)
   const t0 = performance.now();
   try {
     const m = await client.connection.request(`${client.prefix}.api.${node}`, enc.encode(JSON.stringify(body)), { timeout: nodeDeadlineMs + 1_500, headers: h });

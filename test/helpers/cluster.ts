@@ -10,7 +10,7 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { REPO_ROOT, startNatsServer, type NatsServer } from "./natsServer.js";
 import { tempDir, type TempDir } from "./tmp.js";
 
@@ -50,8 +50,11 @@ export interface TestCluster {
   /** SIGTERM and wait for a clean exit; returns the exit code. */
   stop(id: string): Promise<number | null>;
   kill9(id: string): Promise<void>;
-  /** A JSON request to `<prefix>.api.<node>` (or the queue subject when node is omitted). */
-  request(body: Record<string, unknown>, node?: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /**
+   * A JSON request to `<prefix>.api.<node>` (or the queue subject when node is omitted).
+   * `direct`: the node proposes a write itself, never relays it (PaxosStore-Direct).
+   */
+  request(body: Record<string, unknown>, node?: string, timeoutMs?: number, direct?: boolean): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -146,9 +149,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     start,
     stop,
     kill9,
-    async request(body, node, timeoutMs = 10_000) {
+    async request(body, node, timeoutMs = 10_000, direct = false) {
       const subject = node === undefined ? `${prefix}.api` : `${prefix}.api.${node}`;
-      const m = await nc.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeout: timeoutMs });
+      const h = natsHeaders();
+      if (direct) h.set("PaxosStore-Direct", "1");
+      const m = await nc.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeout: timeoutMs, headers: h });
       return JSON.parse(new TextDecoder().decode(m.data)) as Record<string, unknown>;
     },
     async close() {

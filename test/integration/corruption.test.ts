@@ -43,8 +43,9 @@ describe("a corrupt record on one node", () => {
     // Writes through n3 are refused (it does not vote yet); through the others they work. With
     // the client's own request id the answer is `timeout`, not `unavailable`: an earlier
     // attempt with that id elsewhere may have been applied (docs/API.md); without one, it is.
-    expect(await c.request({ op: "put", group, key: "k6", value: "x", requestId: "corrupt-n3" }, "n3")).toMatchObject({ ok: false, error: { code: "timeout" } });
-    expect(await c.request({ op: "put", group, key: "k6", value: "x" }, "n3")).toMatchObject({ ok: false, error: { code: "unavailable" } });
+    // (Direct: n3 itself; without the header n3 would relay the write to a replica that votes.)
+    expect(await c.request({ op: "put", group, key: "k6", value: "x", requestId: "corrupt-n3" }, "n3", 10_000, true)).toMatchObject({ ok: false, error: { code: "timeout" } });
+    expect(await c.request({ op: "put", group, key: "k6", value: "x" }, "n3", 10_000, true)).toMatchObject({ ok: false, error: { code: "unavailable" } });
     expect(await c.request({ op: "put", group, key: "k6", value: "v6", requestId: "corrupt-6" }, "n2")).toMatchObject({ ok: true });
     // One more chosen instance past everything n3 could have voted in: it is a full replica again.
     let recovered = false;

@@ -2,7 +2,7 @@
 // the traffic it serves: requests by op and outcome, fast-round proposals, storage batches,
 // group loads, bad frames. Real nats-server, real LevelDB, the node in this process.
 
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import pino from "pino";
 import { afterEach, expect, it } from "vitest";
 import { startNode, type NodeHandle } from "../../src/actors/node.js";
@@ -45,10 +45,13 @@ it("serves /metrics with request, proposal, storage and group counters", async (
   const nc: NatsConnection = await connect({ servers: nats.url });
   cleanups.push(() => nc.close());
 
-  // Every call goes to n1: n1 proposes each put, at round 0 where it is the group's preferred
-  // replica and with a Prepare round elsewhere.
+  // Every call goes to n1, which proposes each put itself (PaxosStore-Direct: no relay to the
+  // group's owner), at round 0 where it is the group's preferred replica and with a Prepare
+  // round elsewhere.
+  const direct = natsHeaders();
+  direct.set("PaxosStore-Direct", "1");
   const call = async (body: Record<string, unknown>): Promise<Record<string, unknown>> =>
-    JSON.parse(new TextDecoder().decode((await nc.request("paxosstore.m.api.n1", JSON.stringify(body), { timeout: 10_000 })).data)) as Record<string, unknown>;
+    JSON.parse(new TextDecoder().decode((await nc.request("paxosstore.m.api.n1", JSON.stringify(body), { timeout: 10_000, headers: direct })).data)) as Record<string, unknown>;
   const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
   const fastKeys = keys.filter((k) => preferredReplica(k, ["n1", "n2", "n3"]) === "n1").slice(0, 5);
   expect(fastKeys.length).toBe(5);

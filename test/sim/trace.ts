@@ -31,7 +31,7 @@ export function describeMessage(m: PeerMessage): string {
     case "catchupSnapshot":
       return `catchupSnapshot ${at}@${m.at.index} after=${m.after ?? "-"} items=${m.items.length} next=${m.next ?? "-"}`;
     case "readProbe":
-      return `readProbe ${at} probe=${m.probe}`;
+      return `readProbe ${at} probe=${m.probe}${m.settle === undefined ? "" : ` settle=${m.settle}`}`;
     case "readProbeReply":
       return `readProbeReply ${at} probe=${m.probe} chosen=${m.chosen} accepted=${m.accepted}`;
   }
