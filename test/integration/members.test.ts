@@ -5,14 +5,11 @@
 // version), every group lives on exactly its new replicas (the others dropped their copies), and
 // the nodes all run the same epoch.
 
-import { spawn } from "node:child_process";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { replicasFor } from "../../src/protocol/placement.js";
 import { startCluster, type TestCluster } from "../helpers/cluster.js";
-import { REPO_ROOT } from "../helpers/natsServer.js";
 import { connect, type PaxosStoreClient } from "../../src/client/client.js";
-import { Ledger, ok, sleep, startWriter, waitFor, write, type Item, type Writer } from "./support.js";
+import { admin, change as changeIn, cli as cliIn, expectNoLoss as expectNoLossIn, expectPlacement as expectPlacementIn, stuckReport } from "./membersSupport.js";
+import { Ledger, ok, sleep, startWriter, waitFor, write, type Writer } from "./support.js";
 
 const GROUPS = Array.from({ length: 24 }, (_, i) => `mg${i}`);
 /** Groups born while the members change (one write each, one after another): births in every phase. */
@@ -20,107 +17,16 @@ const BORN: string[] = [];
 
 let c: TestCluster;
 
-/** `paxosstore <args>` against the test cluster, as a user runs it. */
-function cli(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "src/cli/main.ts"), ...args, "--servers", c.url, "--cluster", c.cluster], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    for (const s of [child.stdout!, child.stderr!]) s.on("data", (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`paxosstore ${args.join(" ")} did not finish:\n${out}`));
-    }, timeoutMs);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
-
-async function admin(body: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const m = await c.nc.request(`paxosstore.${c.cluster}.admin`, new TextEncoder().encode(JSON.stringify({ op: "members", ...body })), { timeout: 15_000 });
-  return JSON.parse(new TextDecoder().decode(m.data)) as Record<string, unknown>;
-}
-
-/** One change, then `advance` until stable (what `paxosstore members <action> --wait` does). */
-async function change(body: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const first = await admin(body);
-  expect(first.ok, JSON.stringify(first)).toBe(true);
-  const seen: string[] = [];
-  return waitFor(
-    `the change ${JSON.stringify(body)} to end`,
-    async () => {
-      const r = await admin({ action: "advance" });
-      const view = r.view as { phase: string } | undefined;
-      seen.push(`${view?.phase}:${String(r.waitingFor)}`);
-      return r.ok === true && view?.phase === "stable" ? r : null;
-    },
-    60_000,
-    500,
-  ).catch(async (e: unknown) => {
-    const errors = [...c.nodes.values()].flatMap((n) => n.lines.filter((l) => l.includes("mover_error") || l.includes("crashed")).slice(-3).map((l) => `[${n.id}] ${l.slice(0, 600)}`));
-    // The state of each group that did not move, on every node (for the report).
-    const stuck = new Set<string>();
-    for (const l of errors) for (const m of l.matchAll(/"group":"([^"]+)"/g)) stuck.add(m[1]!);
-    const states: string[] = [];
-    for (const g of stuck) for (const n of c.nodes.keys()) states.push(`${g}@${n}: ${JSON.stringify(await groupInfo(n, g).catch((x: unknown) => String(x)))}`);
-    throw new Error(`${(e as Error).message}; last: ${seen.slice(-5).join(" | ")}\n${errors.join("\n")}\n${states.join("\n")}`);
-  });
-}
-
-async function groupInfo(node: string, group: string): Promise<{ role: string; members: { epoch: number; replicas: string[] } } | null> {
-  const m = await c.nc.request(`paxosstore.${c.cluster}.peer.${node}.group`, new TextEncoder().encode(JSON.stringify({ cluster: c.cluster, from: "n1", group })), { timeout: 5_000 });
-  const r = JSON.parse(new TextDecoder().decode(m.data)) as { ok: boolean; info: { role: string; members: { epoch: number; replicas: string[] } } | null; error?: string };
-  if (!r.ok) throw new Error(`${node}: ${r.error}`);
-  return r.info;
-}
-
-/** Every acknowledged write readable with its value and version, through each of its group's replicas. */
-async function expectNoLoss(ledgers: readonly Ledger[], members: readonly string[]): Promise<void> {
-  const problems: string[] = [];
-  for (const group of [...GROUPS, ...BORN]) {
-    for (const node of replicasFor(group, members)) {
-      const items = new Map<string, Item>();
-      let after: string | undefined;
-      for (;;) {
-        const page = await ok(c, { op: "scan", group, limit: 1000, ...(after === undefined ? {} : { after }) }, node);
-        for (const it of page.items as Item[]) items.set(it.key, it);
-        if (page.next === undefined) break;
-        after = page.next as string;
-      }
-      for (const l of ledgers)
-        for (const w of l.writes) {
-          if (w.group !== group) continue;
-          const got = items.get(w.key);
-          if (w.status === "acked" && (got === undefined || got.value !== w.value || got.version !== w.version)) problems.push(`${node} ${group}/${w.key}: acked v${w.version}, read ${got === undefined ? "nothing" : `v${got.version}`} (${w.trail.join(" ")})`);
-          if (w.status !== "acked" && got !== undefined && got.value !== w.value) problems.push(`${node} ${group}/${w.key}: wrong value`);
-        }
-    }
+const change = (body: Record<string, unknown>) => changeIn(c, body);
+const expectNoLoss = (ledgers: readonly Ledger[], members: readonly string[]) => expectNoLossIn(c, ledgers, [...GROUPS, ...BORN], members);
+const expectPlacement = (members: readonly string[], nodes: readonly string[]) => expectPlacementIn(c, [...GROUPS, ...BORN], members, nodes);
+/** The CLI; when it fails, what the movers last said. */
+async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
+  try {
+    return await cliIn(c, args);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await stuckReport(c)}`);
   }
-  expect(problems.slice(0, 20), `${problems.length} problems`).toEqual([]);
-}
-
-/** Each group on exactly its replicas under `members`; every other node holds no copy. */
-async function expectPlacement(members: readonly string[], nodes: readonly string[]): Promise<void> {
-  await waitFor(
-    "every group on exactly its new replicas, old copies dropped",
-    async () => {
-      const wrong: string[] = [];
-      for (const group of [...GROUPS, ...BORN]) {
-        const want = replicasFor(group, members);
-        for (const node of nodes) {
-          const info = await groupInfo(node, group);
-          if (want.includes(node)) {
-            if (info === null || info.role !== "voter" || [...info.members.replicas].sort().join() !== [...want].sort().join()) wrong.push(`${group}@${node}: ${JSON.stringify(info)}`);
-          } else if (info !== null) wrong.push(`${group}@${node} still holds ${info.role}`);
-        }
-      }
-      if (wrong.length > 0) throw new Error(wrong.slice(0, 5).join("; "));
-      return true;
-    },
-    60_000,
-    1_000,
-  );
 }
 
 describe("membership: grow 3 -> 5 under load, shrink back", () => {
@@ -167,7 +73,7 @@ describe("membership: grow 3 -> 5 under load, shrink back", () => {
     })();
     await waitFor("writes acknowledged", async () => ledger.acked().length >= 60, 30_000);
 
-    const shown = await admin({ action: "show" });
+    const shown = await admin(c, { action: "show" });
     expect((shown.view as { epoch: number; members: string[]; phase: string })).toMatchObject({ epoch: 0, members: ["n1", "n2", "n3"], phase: "stable" });
 
     // Grow: start the new nodes (--join), then add them one change at a time, under load.
