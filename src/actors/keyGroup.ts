@@ -193,6 +193,24 @@ async function join(env: GroupEnv, handle: GroupHandle, msg: JoinMsg): Promise<G
         handle.replica = restoreReplica(groupConfig(env, handle.group, msg.config), emptyDurableGroup(), { joining: { config: msg.config, from: msg.from } });
       }
     }
+    const held = handle.replica;
+    if (held.joining == null && role(held) === "removed" && msg.config.replicas.includes(env.nodeId) && msg.config.epoch > held.members.epoch) {
+      // Added back to a group this node was removed from by an earlier change and whose copy
+      // it has not dropped yet (drops wait for a change to end, and the next change may begin
+      // at once). A removed copy never learns what was chosen after its removal, so it would
+      // sit in the new configuration as a member that cannot vote, forever. It joins afresh,
+      // as a node that had dropped its copy does: the old copy goes first (its records, then
+      // the actor's state), then the joining mark, durable before `done` like any joiner's.
+      // Its votes of before are forgotten with the copy, which is safe for the same reason as
+      // after a drop: a joiner takes only a copy at the epoch it joins, past every index it
+      // voted at (membership.ts joinerTakes).
+      await handle.driver?.settled();
+      await env.dropGroup(handle.group);
+      if (handle.timer !== null) clearTimeout(handle.timer);
+      handle.timer = null;
+      handle.driver = null;
+      handle.replica = restoreReplica(groupConfig(env, handle.group, msg.config), emptyDurableGroup(), { joining: { config: msg.config, from: msg.from } });
+    }
     const now = env.now();
     perform(env, handle, step(handle.replica, now, { type: "tick" }), now);
     await handle.driver?.settled();
