@@ -149,7 +149,10 @@ export function groupActor(env: GroupEnv) {
       if (msg.type === "join") return await join(env, handle, msg);
       if (msg.type === "drop") return await drop(env, handle, msg);
       if (handle.replica === null) {
-        handle.replica = await load(env, handle.group, msg.type === "propose" || msg.type === "read" || msg.type === "reconfigure");
+        // Asking about a group (the mover's inspect) never creates it: an empty copy born by the
+        // question would count as a group to move, and one born in the old placement while a
+        // change is sealing could never move (its other replicas refuse births by then).
+        handle.replica = await load(env, handle.group, msg.type === "propose" || msg.type === "read" || msg.type === "reconfigure", msg.type !== "inspect");
         // A joiner reloaded (passivated or restarted before its copy came) asks for the data
         // only once stepped (core.ts RestoreOptions.joining).
         if (handle.replica?.joining != null && msg.type !== "tick") {
@@ -223,7 +226,7 @@ async function join(env: GroupEnv, handle: GroupHandle, msg: JoinMsg): Promise<G
 
 /** Drops this node's copy of a group it was removed from (its records, then the actor's state). */
 async function drop(env: GroupEnv, handle: GroupHandle, msg: DropMsg): Promise<GroupHandle> {
-  handle.replica ??= await load(env, handle.group, false);
+  handle.replica ??= await load(env, handle.group, false, false);
   const r = handle.replica;
   if (r === null || role(r) !== "removed" || r.members.epoch < msg.epoch || r.members.replicas.includes(env.nodeId)) {
     msg.done(false);
@@ -261,7 +264,7 @@ function groupConfig(env: GroupEnv, group: string, birth: Configuration): GroupC
 }
 
 /** The group as stored here; null when this node holds no copy and may not create one. */
-async function load(env: GroupEnv, group: string, initiating: boolean): Promise<GroupState | null> {
+async function load(env: GroupEnv, group: string, initiating: boolean, mayBirth = true): Promise<GroupState | null> {
   let durable = emptyDurableGroup();
   let lost = false;
   const started = env.metrics === undefined ? 0 : performance.now();
@@ -273,6 +276,7 @@ async function load(env: GroupEnv, group: string, initiating: boolean): Promise<
     else lost = env.mustRecover?.(group) ?? false;
     if (group !== MEMBERS_GROUP) env.metrics?.groupLoaded((performance.now() - started) / 1000);
     if (stored === null) {
+      if (!mayBirth) return null;
       // A group born here: only in the configuration the membership view gives (membersView.ts).
       const birth = env.birth(group, initiating);
       if (birth === null || !birth.replicas.includes(env.nodeId)) return null;
