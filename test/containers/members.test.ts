@@ -6,7 +6,7 @@
 // the cluster serves without them).
 
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { PaxosStoreClient } from "../../src/client/index.js";
+import { replicasFor, type PaxosStoreClient } from "../../src/client/index.js";
 import { PaxosStoreCluster, type MembersAdminResult, type StartedPaxosStoreCluster } from "../../src/testcontainers/index.js";
 import { describeWithDocker, docker, ensureImages } from "./docker.js";
 import { dumpLogsOnFailure, progress, verifyLedgers, waitFor, WriteLoad } from "./support.js";
@@ -88,6 +88,15 @@ describeWithDocker("a cluster in containers grown 3 -> 5 and shrunk back to 3 (t
         const before = load.acked;
         await waitFor(`writes acknowledged after ${action} ${node}`, async () => load.acked >= before + 20, 60_000);
         expect(load.ackedBetween(t0), `writes acknowledged during and right after ${action} ${node}`).toBeGreaterThan(0);
+        if (epoch === 2) {
+          // At 5 members the new nodes hold their share: the writers' groups placed on them moved there.
+          for (const id of ["n4", "n5"]) {
+            const placed = load.ledgers.filter((l) => replicasFor(l.key, FIVE).includes(id)).length;
+            const held = (await store.status(id)).membership?.held ?? 0;
+            log(`${id} holds ${held} groups (${placed} of the writers' placed there)`);
+            expect(held, `${id}: groups held`).toBeGreaterThanOrEqual(placed);
+          }
+        }
       }
     } finally {
       await load.stop();
