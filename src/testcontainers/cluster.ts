@@ -450,7 +450,7 @@ export class StartedPaxosStoreCluster {
     nodeUsers.push(user);
     try {
       // Its NATS user first: the node connects as soon as its container runs.
-      await this.reloadNats(this.partitionNow);
+      await this.reloadNats("current");
       await client.container.dockerode.createVolume({ Name: volume, Labels: { ...template.labels, "org.paxosstore.node": nodeId } });
       volumeMade = true;
       volumes.push(volume);
@@ -484,7 +484,7 @@ export class StartedPaxosStoreCluster {
    */
   async members(action: MembersAction, node: string, withNode?: string, options: MembersChangeOptions = {}): Promise<MembersAdminResult> {
     const what = `members(${[action, node, ...(withNode === undefined ? [] : [withNode])].map((x) => JSON.stringify(x)).join(", ")})`;
-    if (this.stopping !== null) throw new Error(`${what}: the cluster is stopping or stopped`);
+    this.checkNotStopping(what);
     if (action !== "add" && action !== "remove" && action !== "replace") throw new Error(`${what}: the action is "add", "remove" or "replace"`);
     for (const id of [node, ...(withNode === undefined ? [] : [withNode])]) {
       if (typeof id !== "string" || !TOKEN.test(id)) throw new Error(`${what}: "${String(id)}" is not a node id: letters, digits, "_" and "-" only (1 to 64)`);
@@ -525,6 +525,7 @@ export class StartedPaxosStoreCluster {
     let started: MembersAdminResult | null = null;
     let problem = "";
     while (started === null) {
+      this.checkNotStopping(what);
       if (Date.now() > deadline) throw new Error(`${what}: not started within ${timeoutMs} ms (last: ${problem})`);
       const a = await this.adminOnce(body, deadline);
       if (a.kind === "ok") {
@@ -551,7 +552,7 @@ export class StartedPaxosStoreCluster {
    */
   async advanceMembers(options: MembersChangeOptions = {}): Promise<MembersAdminResult> {
     const what = "advanceMembers()";
-    if (this.stopping !== null) throw new Error(`${what}: the cluster is stopping or stopped`);
+    this.checkNotStopping(what);
     const { timeoutMs, pollMs } = waitOptions(what, options);
     const deadline = Date.now() + timeoutMs;
     return this.followToStable(what, await this.showUntil(what, deadline), deadline, timeoutMs, pollMs, options.onProgress);
@@ -564,7 +565,7 @@ export class StartedPaxosStoreCluster {
    */
   async membership(options: { readonly timeoutMs?: number } = {}): Promise<MembersAdminResult> {
     const what = "membership()";
-    if (this.stopping !== null) throw new Error(`${what}: the cluster is stopping or stopped`);
+    this.checkNotStopping(what);
     const { timeoutMs } = waitOptions(what, { timeoutMs: options.timeoutMs ?? 30_000 });
     return this.showUntil(what, Date.now() + timeoutMs);
   }
@@ -574,6 +575,7 @@ export class StartedPaxosStoreCluster {
     let problem: string | null = null;
     onProgress?.(last);
     while (last.view.phase !== "stable") {
+      this.checkNotStopping(what);
       if (Date.now() + pollMs > deadline) {
         const v = last.view;
         throw new Error(
@@ -596,9 +598,14 @@ export class StartedPaxosStoreCluster {
     return last;
   }
 
+  private checkNotStopping(what: string): void {
+    if (this.stopping !== null) throw new Error(`${what}: the cluster is stopping or stopped`);
+  }
+
   /** `show`, asked again on errors until the deadline. */
   private async showUntil(what: string, deadline: number): Promise<MembersAdminResult> {
     for (;;) {
+      this.checkNotStopping(what);
       const a = await this.adminOnce({ action: "show" }, deadline);
       if (a.kind === "ok") return a.reply;
       const problem = a.kind === "error" ? `${a.code}: ${a.message}` : a.message;
@@ -643,9 +650,10 @@ export class StartedPaxosStoreCluster {
     return (await c).connection;
   }
 
-  private reloadNats(partition: readonly (readonly string[])[] | null): Promise<void> {
+  /** Rewrites the nats-server's config (the node users, `partition`, or the partition in force: "current") and reloads it. */
+  private reloadNats(partition: readonly (readonly string[])[] | null | "current"): Promise<void> {
     // One at a time: a reload is told done by the server's config load time changing.
-    const next = this.reloads.then(() => this.reloadNatsNow(partition));
+    const next = this.reloads.then(() => this.reloadNatsNow(partition === "current" ? this.partitionNow : partition));
     this.reloads = next.catch(() => undefined);
     return next;
   }
