@@ -4,6 +4,8 @@
 //   import { PaxosStoreCluster } from "paxosstore/testcontainers";
 //   const cluster = await new PaxosStoreCluster().start();   // 3 nodes
 //   const store = await cluster.client();
+//   await cluster.addNode();                                 // n4, started to join
+//   await cluster.members("add", "n4");                      // a member once stable
 //   ...
 //   await cluster.stop();
 //
@@ -16,8 +18,12 @@ export {
   DEFAULT_NATS_IMAGE,
   DEFAULT_CLUSTER_NAME,
   DEFAULT_STARTUP_TIMEOUT_MS,
+  DEFAULT_MEMBERS_TIMEOUT_MS,
   type PaxosStoreClusterOptions,
   type PaxosStoreConnectionOptions,
+  type MembersAction,
+  type MembersChangeOptions,
+  type MembersAdminResult,
 } from "./cluster.js";
 export { PaxosStoreNode, DATA_DIR, type NodeState, type NodeStopOptions } from "./node.js";
 export { NATS_CLIENT_PORT, NATS_MONITOR_PORT } from "./natsConfig.js";
