@@ -28,7 +28,7 @@ export const NO_GROUP_METRICS: GroupMetrics = { groupLoaded() {}, groupPassivate
 export interface MetricSources {
   groupsActive(): number;
   transport(): { framesOut: number; messagesOut: number; framesIn: number; messagesIn: number; badFrames: number };
-  api(): { requests: number; badRequests: number; forwarded: number };
+  api(): { requests: number; badRequests: number; forwarded: number; relayed: number; hedged: number };
   writerQueued(): number;
 }
 
@@ -81,7 +81,8 @@ export class NodeMetrics implements GroupMetrics {
     counter("paxosstore_peer_messages_received_total", "Paxos messages received", () => sources.transport().messagesIn);
     counter("paxosstore_bad_frames_total", "Peer frames dropped: undecodable, invalid, from a non-member or another cluster", () => sources.transport().badFrames);
     counter("paxosstore_bad_requests_total", "Client requests refused as malformed", () => sources.api().badRequests);
-    counter("paxosstore_forwards_total", "Requests relayed to another node (a write via the queue subject to the preferred replica, or a group this node holds no replica of)", () => sources.api().forwarded);
+    counter("paxosstore_forwards_total", "Requests relayed to another node (a write to the group's live fast-round owner or preferred replica, a read at a node that has just started, or a group this node holds no replica of)", () => sources.api().forwarded + sources.api().relayed);
+    counter("paxosstore_relay_hedges_total", "Relayed writes whose target stayed silent for the hedge delay, so that a second copy went to the next replica", () => sources.api().hedged);
   }
 
   /** A client call answered: `op` get|get_stale|scan|put|delete|cas|txn; `outcome` ok or an error code. */
