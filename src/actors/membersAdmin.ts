@@ -49,7 +49,7 @@ export interface MembersAdminOptions {
 }
 
 /** The deadline a node is given for one read or write of the log. */
-const LOG_ATTEMPT_MS = 4_000;
+const LOG_ATTEMPT_MS = 3_000;
 /** How long one read or write of the log may take, over every node tried (an admin request's answer is awaited 15 s). */
 const LOG_BUDGET_MS = 10_000;
 /** Answers that say "not decided there": another node may decide (apiHandler.ts UNDECIDED_CODES). */
