@@ -10,6 +10,8 @@
 // a group queues it first; in the background: a sweep over every group stored here, at most
 // `ratePerSecond` moves a second.
 //
+// Nothing moves until every member that answers `status` runs the view (membersKnowView).
+//
 // A copy this node was removed from is dropped once the change is `stable` (every group of the
 // change moved, so the new replicas hold it). Progress (`left`: groups held here still to move,
 // counted by the last full sweep) goes into `status`; the admin op ends a change only when every
