@@ -12,7 +12,11 @@
 // replicas lack). Every answer carries the view and each node's report (its `status`).
 //
 // The log is read and written through the ordinary API (a linearizable get, a cas on the key's
-// version) with the write header, so the admin op is as safe as any client's cas.
+// version) with the write header, so the admin op is as safe as any client's cas. Each read or
+// write goes to one node of the log's placement at a time, live peers first, and on to the next
+// when one cannot decide (`unavailable`, `timeout`, no answer): a node cut off from its peers
+// (a partition) still takes requests but cannot read the log, and the queue subject would hand
+// it a share of them. A write retried elsewhere keeps its request id, so it is applied once.
 
 import { randomBytes } from "node:crypto";
 import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
@@ -21,6 +25,7 @@ import type { NodeId } from "../protocol/ballot.js";
 import type { MembershipStatus, StatusResult } from "../protocol/api.js";
 import { MEMBERS_GROUP, MEMBERS_KEY, MEMBERS_WRITE_HEADER, foundingView, parseView, type MembersView, type MembersViewHolder } from "./membersView.js";
 import { replySubjectProblem } from "./replySubject.js";
+import { TIMEOUT_HEADER } from "../protocol/codec.js";
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -39,7 +44,16 @@ export interface MembersAdminOptions {
   readonly prefix: string;
   readonly view: MembersViewHolder;
   readonly log: Logger;
+  /** A peer heard from lately (transport.ts isAlive): the log's live nodes are asked first. */
+  readonly peerAlive?: (node: NodeId) => boolean;
 }
+
+/** The deadline a node is given for one read or write of the log. */
+const LOG_ATTEMPT_MS = 3_000;
+/** How long one read or write of the log may take, over every node tried (an admin request's answer is awaited 15 s). */
+const LOG_BUDGET_MS = 10_000;
+/** Answers that say "not decided there": another node may decide (apiHandler.ts UNDECIDED_CODES). */
+const TRY_ELSEWHERE = new Set(["unavailable", "timeout", "not_replica"]);
 
 export class MembersAdmin {
   private sub: Subscription | null = null;
@@ -175,32 +189,58 @@ export class MembersAdmin {
   }
 
   private async api(body: Record<string, unknown>, write = false): Promise<Record<string, unknown>> {
-    const h = natsHeaders();
-    if (write) h.set(MEMBERS_WRITE_HEADER, "1");
+    const until = Date.now() + LOG_BUDGET_MS;
     let answer: Record<string, unknown> = {};
-    // The queue subject, then where a not_replica answer says the log lives (it moves too).
-    let targets: string[] = [`${this.o.prefix}.api`];
-    for (let hop = 0; hop < 6; hop++) {
-      const subject = targets.shift() ?? `${this.o.prefix}.api`;
+    let problem = "no node tried";
+    // The nodes that hold the log by this node's view, then where a not_replica answer says it
+    // lives (it moves too); once every one was tried, all of them again until the budget is spent.
+    let targets = this.logOrder(this.o.view.route(MEMBERS_GROUP));
+    let queue = [...targets];
+    for (let attempt = 0; ; attempt++) {
+      const left = until - Date.now();
+      if (left <= 0 || attempt >= 12) throw new AdminError("timeout", `the membership log did not answer: ${problem}`);
+      if (queue.length === 0) {
+        await new Promise((res) => setTimeout(res, 200));
+        queue = [...targets];
+      }
+      const node = queue.shift()!;
+      const h = natsHeaders();
+      if (write) h.set(MEMBERS_WRITE_HEADER, "1");
+      const deadline = Math.max(500, Math.min(LOG_ATTEMPT_MS, left - 500));
+      h.set(TIMEOUT_HEADER, String(deadline));
       try {
-        const m = await this.o.nc.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeout: 10_000, headers: h });
+        const m = await this.o.nc.request(`${this.o.prefix}.api.${node}`, new TextEncoder().encode(JSON.stringify(body)), { timeout: deadline + 1_000, headers: h });
         answer = JSON.parse(new TextDecoder().decode(m.data)) as Record<string, unknown>;
       } catch (e) {
-        if (hop === 5) throw new AdminError("timeout", `the membership log did not answer: ${(e as Error).message}`);
+        problem = `${node}: ${(e as Error).message}`;
         continue;
       }
-      const err = answer.error as { code?: string; details?: { replicas?: unknown } } | undefined;
-      if (answer.ok === true || err?.code !== "not_replica") break;
-      const replicas = Array.isArray(err.details?.replicas) ? (err.details.replicas as string[]) : [];
-      if (replicas.length > 0) targets = replicas.map((n) => `${this.o.prefix}.api.${n}`);
-      await new Promise((res) => setTimeout(res, 100));
-    }
-    if (answer.ok !== true) {
-      const err = answer.error as { code?: string; message?: string } | undefined;
+      if (answer.ok === true) return answer;
+      const err = answer.error as { code?: string; message?: string; details?: { replicas?: unknown } } | undefined;
       if (err?.code === "conflict") throw new AdminError("conflict", "the membership log changed meanwhile (another operator?): look again (paxosstore members)");
-      throw new AdminError(err?.code ?? "internal", `the membership log: ${err?.message ?? "error"}`);
+      if (err?.code === undefined || !TRY_ELSEWHERE.has(err.code)) throw new AdminError(err?.code ?? "internal", `the membership log: ${err?.message ?? "error"}`);
+      problem = `${node}: ${err.code}: ${err.message ?? ""}`;
+      if (err.code === "not_replica") {
+        const replicas = Array.isArray(err.details?.replicas) ? (err.details.replicas as unknown[]).filter((r): r is string => typeof r === "string" && TOKEN.test(r)) : [];
+        if (replicas.length > 0) {
+          targets = this.logOrder(replicas);
+          queue = targets.filter((n) => n !== node);
+        }
+      }
     }
-    return answer;
+  }
+
+  /**
+   * The nodes to ask for the log, best first: this node and the live peers, then the silent
+   * peers; this node last when it hears no peer at all (it may be the one cut off, and then
+   * it cannot read the log).
+   */
+  private logOrder(nodes: readonly NodeId[]): NodeId[] {
+    const self = this.o.view.self;
+    const alive = (n: NodeId): boolean => n !== self && (this.o.peerAlive?.(n) ?? true);
+    const hearsPeers = this.o.peerAlive === undefined || [...this.o.view.known()].some(alive);
+    const mine = nodes.includes(self) ? [self] : [];
+    return [...(hearsPeers ? mine : []), ...nodes.filter(alive), ...nodes.filter((n) => n !== self && !alive(n)), ...(hearsPeers ? [] : mine)];
   }
 }
 

@@ -10,6 +10,8 @@
 // a group queues it first; in the background: a sweep over every group stored here, at most
 // `ratePerSecond` moves a second.
 //
+// Nothing moves until every member that answers `status` runs the view (membersKnowView).
+//
 // A copy this node was removed from is dropped once the change is `stable` (every group of the
 // change moved, so the new replicas hold it). Progress (`left`: groups held here still to move,
 // counted by the last full sweep) goes into `status`; the admin op ends a change only when every
@@ -74,6 +76,10 @@ export class Mover {
   private stopped = false;
   private wake: (() => void) | null = null;
   private lastMoveAt = 0;
+  /** The view version every answering member was seen running (membersKnowView). */
+  private viewKnownAt = -1;
+  private viewAskedAt = 0;
+  private viewBehindLogged = -1;
   private readonly busy = new Set<string>();
   /** Groups held here that need a move (`left` is its size), since when (ms). */
   private readonly pending = new Map<string, number>();
@@ -235,12 +241,55 @@ export class Mover {
       // (two drivers are harmless: a reconfiguration is idempotent by epoch, so is the joiner mark).
       const since = this.pending.get(group);
       if (driver !== this.o.self && (since === undefined || Date.now() - since < DRIVER_GRACE_MS)) return "left";
+      if (!(await this.membersKnowView(v.version, v.members))) return "left";
       await this.rateLimit();
       await this.move(group, info, { epoch: v.epoch, replicas: [...target] });
       return "ok";
     } finally {
       this.busy.delete(group);
     }
+  }
+
+  /**
+   * Moves begin only once every member that answers runs the view (`status`: its version).
+   * A node behind the view does not know the nodes it adds, and drops their frames (transport.ts
+   * takes frames only from the nodes its view names): in a configuration that needs it and a
+   * joiner for a majority, the group is stuck, and when that group is the membership log
+   * itself, the node never reads the view that would let it take them (found with one member
+   * partitioned: the log moved to {n2, n3, n4} while n2 had not read the change, n3 was cut
+   * off, and nothing could read the log until the heal). A member that does not answer (down,
+   * or cut off from NATS) is not waited for: it reads the view when it is back, before it
+   * takes part (a node reads the log at start). Asked at most once a second; once every member
+   * was seen at a version, not again for it.
+   */
+  private async membersKnowView(version: number, members: readonly NodeId[]): Promise<boolean> {
+    if (this.viewKnownAt >= version) return true;
+    if (Date.now() - this.viewAskedAt < 1_000) return false;
+    this.viewAskedAt = Date.now();
+    const behind: string[] = [];
+    await Promise.all(
+      members
+        .filter((n) => n !== this.o.self)
+        .map(async (n) => {
+          try {
+            const m = await this.o.nc.request(`${this.o.prefix}.api.${n}`, new TextEncoder().encode(JSON.stringify({ op: "status" })), { timeout: 2_000 });
+            const r = JSON.parse(new TextDecoder().decode(m.data)) as { ok?: boolean; membership?: { version?: unknown } };
+            const seen = r.ok === true ? r.membership?.version : undefined;
+            if (typeof seen === "number" && seen < version) behind.push(n);
+          } catch {
+            // no answer: not waited for
+          }
+        }),
+    );
+    if (behind.length > 0) {
+      if (this.viewBehindLogged !== version) {
+        this.viewBehindLogged = version;
+        this.o.log.info({ event: "mover_waits", version, behind }, `membership mover: waiting for ${behind.join(", ")} to read view version ${version} before moving groups`);
+      }
+      return false;
+    }
+    this.viewKnownAt = version;
+    return true;
   }
 
   private async rateLimit(): Promise<void> {

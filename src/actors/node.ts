@@ -194,7 +194,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     ratePerSecond: config.moveRatePerSecond,
     log,
   });
-  const admin = new MembersAdmin({ nc, prefix: subjects.prefix, view, log });
+  const admin = new MembersAdmin({ nc, prefix: subjects.prefix, view, log, peerAlive: (node) => transport.isAlive(node) });
 
   const status = (): StatusResult => {
     const seenSince = Date.now() - 10_000;
