@@ -25,6 +25,7 @@ import { isStorageError } from "../storage/errors.js";
 import type { Storage } from "../storage/storage.js";
 import type { StorageWriter } from "../storage/writer.js";
 import { GroupDriver, type GroupPorts } from "./groupDriver.js";
+import type { RecoveryPlan } from "./lostDisk.js";
 import type { GroupMetrics } from "./metrics.js";
 import { MEMBERS_GROUP } from "./membersView.js";
 
@@ -105,9 +106,11 @@ export interface GroupEnv {
   onLostGroup(group: string, error: unknown): void;
   /**
    * This node lost its data directory (actors/lostDisk.ts): must this group, which has no
-   * record here, start in recovery because this node may have voted in it before the loss?
+   * record here, start in recovery because this node may have voted in it before the loss, and
+   * in which configuration (the group's current one, from the peers)? Or must it wait, not
+   * loaded, until the peers have said?
    */
-  mustRecover?(group: string): boolean;
+  recoveryPlan?(group: string): RecoveryPlan;
   /** The disk failed: nothing that depends on it may be revealed; the node must stop. */
   fatal(error: unknown): void;
   now(): number;
@@ -271,16 +274,25 @@ async function load(env: GroupEnv, group: string, initiating: boolean, mayBirth 
   try {
     const stored = await env.storage.loadGroup(group);
     if (stored !== null) durable = stored;
-    // No record here, but the node lost its disk: what it promised in this group is forgotten,
-    // so it learns without voting until that cannot matter, exactly as for a corrupt group.
-    else lost = env.mustRecover?.(group) ?? false;
     if (group !== MEMBERS_GROUP) env.metrics?.groupLoaded((performance.now() - started) / 1000);
     if (stored === null) {
       if (!mayBirth) return null;
+      // No record here, but the node lost its disk: what it promised in this group is
+      // forgotten, so it learns without voting until that cannot matter, exactly as for a
+      // corrupt group; in the group's current configuration as the peers hold it (its members
+      // are the ones whose answers bound what this node may have voted: lostDisk.ts), and not at
+      // all while the peers have not said.
+      const plan = env.recoveryPlan?.(group) ?? { kind: "none" };
+      if (plan.kind === "wait") return null;
+      if (plan.kind === "recover" && plan.config !== null) {
+        if (!plan.config.replicas.includes(env.nodeId)) return null;
+        return restoreReplica(groupConfig(env, group, plan.config), durable, { lost: true, settleRecovery: group === MEMBERS_GROUP });
+      }
+      lost = plan.kind === "recover";
       // A group born here: only in the configuration the membership view gives (membersView.ts).
       const birth = env.birth(group, initiating);
       if (birth === null || !birth.replicas.includes(env.nodeId)) return null;
-      return restoreReplica(groupConfig(env, group, birth), durable, { lost });
+      return restoreReplica(groupConfig(env, group, birth), durable, { lost, settleRecovery: group === MEMBERS_GROUP });
     }
   } catch (e) {
     // A record failed its checksum: never serve it. The group is wiped by the first persist
@@ -294,7 +306,9 @@ async function load(env: GroupEnv, group: string, initiating: boolean, mayBirth 
   // not handled yet: DESIGN.md).
   const birth = env.foundingBirth(group);
   if (durable.meta.config === undefined && !birth.replicas.includes(env.nodeId)) return null;
-  return restoreReplica(groupConfig(env, group, birth), durable, { lost });
+  // The membership log is written only by a membership change: its recovery asks for a no-op
+  // rather than wait for one (protocol/recovery.ts).
+  return restoreReplica(groupConfig(env, group, birth), durable, { lost, settleRecovery: group === MEMBERS_GROUP });
 }
 
 function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number): void {
