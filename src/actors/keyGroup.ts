@@ -170,7 +170,16 @@ export function groupActor(env: GroupEnv) {
       }
       if (handle.replica === null) {
         // Neither held here nor to be created here: calls are answered, peer messages dropped.
-        if (msg.type === "propose" || msg.type === "read" || msg.type === "reconfigure") env.notHeld(msg.call, handle.group);
+        if (msg.type === "propose" || msg.type === "read" || msg.type === "reconfigure") {
+          if (env.recoveryPlan?.(handle.group).kind === "wait") {
+            // A lost disk whose peers have not listed their groups yet: this node may be a
+            // replica that recovers the group soon, so it is not where the group is not.
+            // Nothing was queued here; only a fresh request id is provably applied nowhere.
+            const why = "this node lost its data directory and is asking its peers which groups it replicates; it serves this group once it has recovered it";
+            if (msg.type === "propose" && msg.fresh !== true) env.answer(msg.call, { kind: "error", code: "timeout", message: `${why}; an earlier attempt with this request id may still be applied: retry with the same request id at another replica` });
+            else env.answer(msg.call, { kind: "error", code: "unavailable", message: `${why} (try another replica)` });
+          } else env.notHeld(msg.call, handle.group);
+        }
         return handle;
       }
       env.beforeStep?.(handle.group, msg);
