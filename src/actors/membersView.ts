@@ -134,11 +134,7 @@ export class MembersViewHolder {
    */
   birth(group: string, initiating: boolean): Configuration | null {
     const v = this.current;
-    // `__members` is born once, in the founders' placement, before its first write; once written
-    // (this node has read a version of it) it exists on a majority of its replicas, wherever it
-    // has moved since: a node without a copy must not create an empty one (a founder it moved
-    // away from would answer probes, and could count in votes at instance 1, as a fresh replica).
-    if (group === MEMBERS_GROUP) return v.version > 0 ? null : { epoch: 0, replicas: replicasFor(group, this.founders, this.replication) };
+    if (group === MEMBERS_GROUP) return { epoch: 0, replicas: replicasFor(group, this.founders, this.replication) };
     if (v.phase === "stable") return { epoch: v.epoch, replicas: [...this.target(group)] };
     if (v.phase === "migrating" || (v.phase === "sealing" && !initiating)) return { epoch: v.epoch - 1, replicas: this.previousPlacement(group) };
     return null;
