@@ -83,6 +83,11 @@ export interface GroupEnv {
   foundingBirth(group: string): Configuration;
   /** A call for a group this node neither holds nor may create: answered not_replica. */
   notHeld(call: CallId, group: string): void;
+  /**
+   * A call for a group this lost disk does not hold YET (its peers are listing what it
+   * replicates): a linearizable read goes to another replica, anything else is answered `outcome`.
+   */
+  notLoadedYet?(call: CallId, group: string, outcome: Outcome): void;
   /** Removes every record of a group this node no longer replicates (storage). */
   dropGroup(group: string): Promise<void>;
   send(to: NodeId, msg: PeerMessage): void;
@@ -175,9 +180,14 @@ export function groupActor(env: GroupEnv) {
             // A lost disk whose peers have not listed their groups yet: this node may be a
             // replica that recovers the group soon, so it is not where the group is not.
             // Nothing was queued here; only a fresh request id is provably applied nowhere.
+            // A linearizable read goes to another replica (apiHandler.ts notLoadedYet).
             const why = "this node lost its data directory and is asking its peers which groups it replicates; it serves this group once it has recovered it";
             if (msg.type === "propose" && msg.fresh !== true) env.answer(msg.call, { kind: "error", code: "timeout", message: `${why}; an earlier attempt with this request id may still be applied: retry with the same request id at another replica` });
-            else env.answer(msg.call, { kind: "error", code: "unavailable", message: `${why} (try another replica)` });
+            else {
+              const outcome: Outcome = { kind: "error", code: "unavailable", message: `${why} (try another replica)` };
+              if (env.notLoadedYet !== undefined) env.notLoadedYet(msg.call, handle.group, outcome);
+              else env.answer(msg.call, outcome);
+            }
           } else env.notHeld(msg.call, handle.group);
         }
         return handle;

@@ -157,6 +157,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       birth: (group, initiating) => view.birth(group, initiating),
       foundingBirth: (group) => view.foundingBirth(group),
       notHeld: (call, group) => api.notHeld(call, group),
+      notLoadedYet: (call, group, outcome) => (mover.owns(call) ? mover.answer(call, outcome) : api.notLoadedYet(call, group, outcome)),
       dropGroup: (group) => storage.dropGroup(group),
       send: (to, msg) => {
         ops.activity.sent(to, msg);
