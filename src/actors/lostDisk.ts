@@ -36,8 +36,9 @@
 // or past that point, so their answers bound every instance this node may have voted in. The
 // peers that must answer are the members and the previous members of the CURRENT membership view,
 // as the peers' answers give it (a node that left the cluster holds no group any more). While the
-// list is not complete, a group with no record here is not loaded at all: it neither votes nor answers,
-// and calls for it are forwarded to its other replicas (keyGroup.ts `load`).
+// list is not complete, a group with no record here is not loaded at all: it neither votes nor
+// answers; a linearizable read through this node goes to its other replicas, other calls are
+// answered unavailable (keyGroup.ts `load`, apiHandler.ts `notLoadedYet`).
 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NodeId } from "../protocol/ballot.js";
@@ -202,6 +203,9 @@ export class LostDiskMode {
           const r = await ask<GroupsReply>(this.o.nc, this.o.prefix, peer, "groups", { cluster: this.o.cluster, from: self, after: cursor.get(peer) ?? null }, this.o.askTimeoutMs ?? 5_000);
           if (r === null || !r.ok || !Array.isArray(r.groups)) {
             if (r !== null && !r.ok) this.o.log.warn({ peer, error: r.error }, "lost disk: a peer refused to list its groups; asking again");
+            // The group the next page starts after was dropped meanwhile (a membership change
+            // moved it away): list that peer again from the start (a group twice is harmless).
+            if (r !== null && !r.ok && typeof r.error === "string" && r.error.startsWith("cursor group")) cursor.set(peer, null);
             break;
           }
           const v = r.view === undefined ? null : parseView(r.view.view, r.view.version);
