@@ -47,6 +47,8 @@ const HEARD_JUST_NOW_MS = 75;
  * every copy of a hedged relay is the same request (the body's `requestId` wins).
  */
 export const REQUEST_ID_HEADER = "PaxosStore-Request-Id";
+/** Set on a request one node forwarded to another for a group it cannot serve yet (never forwarded again). */
+const FORWARDED_HEADER = "PaxosStore-Forwarded";
 
 /** Answers of a relayed copy that say "not decided there": the other copies may still decide. */
 const UNDECIDED_CODES: ReadonlySet<WireErrorCode> = new Set<WireErrorCode>(["unavailable", "timeout", "not_replica"]);
@@ -409,6 +411,26 @@ export class ApiHandler {
     return Number.isInteger(n) && n > 0 && n <= 600_000 ? n : this.opts.requestTimeoutMs;
   }
 
+  /**
+   * This node lost its disk and does not hold the group yet (its peers are still listing what it
+   * replicates: lostDisk.ts). A linearizable read is served alike by any replica: it goes to the
+   * group's other live replicas (once: a forwarded request is never forwarded again). Anything
+   * else is answered `outcome` (unavailable, or timeout for a write that may be out elsewhere).
+   */
+  notLoadedYet(call: CallId, group: string, outcome: Outcome): void {
+    const p = this.pending.get(call);
+    if (p === undefined) return;
+    const read = p.request.kind === "read" && p.request.consistency !== "stale";
+    if (!read || p.relay !== null || p.msg.headers?.get(FORWARDED_HEADER) === "1") return this.answer(call, outcome);
+    const peers = this.opts.replicasFor(group).filter((n) => n !== this.opts.self && this.opts.peerAlive(n));
+    if (peers.length === 0) return this.answer(call, outcome);
+    this.pending.delete(call);
+    const headers = natsHeaders();
+    for (const [k, v] of p.msg.headers ?? []) for (const x of v) headers.append(k, x);
+    headers.set(FORWARDED_HEADER, "1");
+    this.forward(p.msg, peers, p.encoding, () => this.reply(p.msg, p.encoding, this.toResponse(p, outcome)), headers);
+  }
+
   /** The key-group actor answered call `call`. */
   answer(call: CallId, outcome: Outcome): void {
     const p = this.pending.get(call);
@@ -473,16 +495,16 @@ export class ApiHandler {
    * the target never got it, so the next is tried, and `none` runs when no target had one.
    * Any other failure (no answer in time) leaves the outcome unknown: a timeout.
    */
-  private forward(msg: Msg, targets: readonly NodeId[], encoding: Encoding, none: () => void): void {
+  private forward(msg: Msg, targets: readonly NodeId[], encoding: Encoding, none: () => void, headers = msg.headers): void {
     const [to, ...rest] = targets;
     if (to === undefined) return none();
     this.stats.forwarded++;
     const timeout = this.timeoutOf(msg) + 500;
     this.opts.nc
-      .request(this.opts.subjects.apiNode(to), msg.data, { timeout, headers: msg.headers })
+      .request(this.opts.subjects.apiNode(to), msg.data, { timeout, headers })
       .then((answer) => msg.respond(answer.data, { headers: answer.headers }))
       .catch((err: unknown) => {
-        if (err instanceof RequestError && err.isNoResponders()) return this.forward(msg, rest, encoding, none);
+        if (err instanceof RequestError && err.isNoResponders()) return this.forward(msg, rest, encoding, none, headers);
         this.reply(msg, encoding, errorResponse(new TimeoutError(`the group's replica ${to} did not answer in time; the outcome is unknown (retry with the same requestId)`)));
       });
   }

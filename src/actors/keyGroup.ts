@@ -25,6 +25,7 @@ import { isStorageError } from "../storage/errors.js";
 import type { Storage } from "../storage/storage.js";
 import type { StorageWriter } from "../storage/writer.js";
 import { GroupDriver, type GroupPorts } from "./groupDriver.js";
+import type { RecoveryPlan } from "./lostDisk.js";
 import type { GroupMetrics } from "./metrics.js";
 import { MEMBERS_GROUP } from "./membersView.js";
 
@@ -82,6 +83,11 @@ export interface GroupEnv {
   foundingBirth(group: string): Configuration;
   /** A call for a group this node neither holds nor may create: answered not_replica. */
   notHeld(call: CallId, group: string): void;
+  /**
+   * A call for a group this lost disk does not hold YET (its peers are listing what it
+   * replicates): a linearizable read goes to another replica, anything else is answered `outcome`.
+   */
+  notLoadedYet?(call: CallId, group: string, outcome: Outcome): void;
   /** Removes every record of a group this node no longer replicates (storage). */
   dropGroup(group: string): Promise<void>;
   send(to: NodeId, msg: PeerMessage): void;
@@ -105,9 +111,11 @@ export interface GroupEnv {
   onLostGroup(group: string, error: unknown): void;
   /**
    * This node lost its data directory (actors/lostDisk.ts): must this group, which has no
-   * record here, start in recovery because this node may have voted in it before the loss?
+   * record here, start in recovery because this node may have voted in it before the loss, and
+   * in which configuration (the group's current one, from the peers)? Or must it wait, not
+   * loaded, until the peers have said?
    */
-  mustRecover?(group: string): boolean;
+  recoveryPlan?(group: string): RecoveryPlan;
   /** The disk failed: nothing that depends on it may be revealed; the node must stop. */
   fatal(error: unknown): void;
   now(): number;
@@ -167,7 +175,21 @@ export function groupActor(env: GroupEnv) {
       }
       if (handle.replica === null) {
         // Neither held here nor to be created here: calls are answered, peer messages dropped.
-        if (msg.type === "propose" || msg.type === "read" || msg.type === "reconfigure") env.notHeld(msg.call, handle.group);
+        if (msg.type === "propose" || msg.type === "read" || msg.type === "reconfigure") {
+          if (env.recoveryPlan?.(handle.group).kind === "wait") {
+            // A lost disk whose peers have not listed their groups yet: this node may be a
+            // replica that recovers the group soon, so it is not where the group is not.
+            // Nothing was queued here; only a fresh request id is provably applied nowhere.
+            // A linearizable read goes to another replica (apiHandler.ts notLoadedYet).
+            const why = "this node lost its data directory and is asking its peers which groups it replicates; it serves this group once it has recovered it";
+            if (msg.type === "propose" && msg.fresh !== true) env.answer(msg.call, { kind: "error", code: "timeout", message: `${why}; an earlier attempt with this request id may still be applied: retry with the same request id at another replica` });
+            else {
+              const outcome: Outcome = { kind: "error", code: "unavailable", message: `${why} (try another replica)` };
+              if (env.notLoadedYet !== undefined) env.notLoadedYet(msg.call, handle.group, outcome);
+              else env.answer(msg.call, outcome);
+            }
+          } else env.notHeld(msg.call, handle.group);
+        }
         return handle;
       }
       env.beforeStep?.(handle.group, msg);
@@ -271,16 +293,25 @@ async function load(env: GroupEnv, group: string, initiating: boolean, mayBirth 
   try {
     const stored = await env.storage.loadGroup(group);
     if (stored !== null) durable = stored;
-    // No record here, but the node lost its disk: what it promised in this group is forgotten,
-    // so it learns without voting until that cannot matter, exactly as for a corrupt group.
-    else lost = env.mustRecover?.(group) ?? false;
     if (group !== MEMBERS_GROUP) env.metrics?.groupLoaded((performance.now() - started) / 1000);
     if (stored === null) {
       if (!mayBirth) return null;
+      // No record here, but the node lost its disk: what it promised in this group is
+      // forgotten, so it learns without voting until that cannot matter, exactly as for a
+      // corrupt group; in the group's current configuration as the peers hold it (its members
+      // are the ones whose answers bound what this node may have voted: lostDisk.ts), and not at
+      // all while the peers have not said.
+      const plan = env.recoveryPlan?.(group) ?? { kind: "none" };
+      if (plan.kind === "wait") return null;
+      if (plan.kind === "recover" && plan.config !== null) {
+        if (!plan.config.replicas.includes(env.nodeId)) return null;
+        return restoreReplica(groupConfig(env, group, plan.config), durable, { lost: true, settleRecovery: group === MEMBERS_GROUP });
+      }
+      lost = plan.kind === "recover";
       // A group born here: only in the configuration the membership view gives (membersView.ts).
       const birth = env.birth(group, initiating);
       if (birth === null || !birth.replicas.includes(env.nodeId)) return null;
-      return restoreReplica(groupConfig(env, group, birth), durable, { lost });
+      return restoreReplica(groupConfig(env, group, birth), durable, { lost, settleRecovery: group === MEMBERS_GROUP });
     }
   } catch (e) {
     // A record failed its checksum: never serve it. The group is wiped by the first persist
@@ -294,7 +325,9 @@ async function load(env: GroupEnv, group: string, initiating: boolean, mayBirth 
   // not handled yet: DESIGN.md).
   const birth = env.foundingBirth(group);
   if (durable.meta.config === undefined && !birth.replicas.includes(env.nodeId)) return null;
-  return restoreReplica(groupConfig(env, group, birth), durable, { lost });
+  // The membership log is written only by a membership change: its recovery asks for a no-op
+  // rather than wait for one (protocol/recovery.ts).
+  return restoreReplica(groupConfig(env, group, birth), durable, { lost, settleRecovery: group === MEMBERS_GROUP });
 }
 
 function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number): void {

@@ -6,10 +6,12 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { NodeId } from "../protocol/ballot.js";
+import type { Configuration } from "../protocol/ops.js";
 import type { Storage } from "../storage/storage.js";
 import type { NodeIdentity } from "./identity.js";
 import type { LostDiskState } from "./lostDisk.js";
 import { MembersSeen } from "./membersSeen.js";
+import type { MembersView } from "./membersView.js";
 import { resolveIdentity } from "./newOrLost.js";
 import type { NodeConfig } from "./nodeConfig.js";
 import { IdentityError } from "./identity.js";
@@ -34,15 +36,17 @@ export async function startMembership(
   replicasFor: (group: string) => readonly NodeId[],
   log: Logger,
   known?: () => ReadonlySet<NodeId>,
+  foundingBirth?: (group: string) => Configuration,
+  view?: () => MembersView,
 ): Promise<Membership> {
   const seen = new MembersSeen(storage, log);
   await seen.load();
   const settings: ClusterSettings = { requestMemory: config.requestMemory };
-  const control = new PeerControl({ nc, prefix, cluster: config.cluster, self: config.nodeId, members: config.members, known, storage, seen, settings, replicasFor, log });
+  const control = new PeerControl({ nc, prefix, cluster: config.cluster, self: config.nodeId, members: config.members, known, storage, seen, settings, replicasFor, foundingBirth, view, log });
   control.start();
   let resolved;
   try {
-    resolved = await resolveIdentity({ nc, prefix, cluster: config.cluster, self: config.nodeId, members: config.members, log, storage, dataDir: config.dataDir, newNode: config.newNode });
+    resolved = await resolveIdentity({ nc, prefix, cluster: config.cluster, self: config.nodeId, members: config.members, log, storage, dataDir: config.dataDir, newNode: config.newNode, join: config.join });
     await checkSettings(nc, prefix, config, settings);
   } catch (e) {
     control.stop();
@@ -53,15 +57,24 @@ export async function startMembership(
   let stopped = false;
 
   // Every peer learns our identity (a node whose data predates identities, or one that found
-  // a lost disk on the first "yes", has not told all of them yet). Retried until each answers.
+  // a lost disk on the first "yes", or a node added later, has not told all of them yet): the
+  // founders and every node of the membership view as it becomes known (a node added later is
+  // asked about too when it restarts on an empty directory: newOrLost.ts). Retried until each
+  // answers.
+  let helloTimer: NodeJS.Timeout | null = null;
   const hello = async (): Promise<void> => {
-    const waiting = new Set(config.members.filter((m) => m !== config.nodeId));
-    while (waiting.size > 0 && !stopped) {
-      for (const peer of [...waiting]) {
+    const told = new Set<NodeId>([config.nodeId]);
+    const waiting = (): NodeId[] => [...new Set([...config.members, ...(known?.() ?? [])])].filter((m) => !told.has(m));
+    while (!stopped) {
+      for (const peer of waiting()) {
         const r = await ask<SeenReply>(nc, prefix, peer, "seen", { cluster: config.cluster, from: config.nodeId, identityId: identity.identityId }, 2_000);
-        if (r !== null && r.ok) waiting.delete(peer);
+        if (r !== null && r.ok) told.add(peer);
       }
-      if (waiting.size > 0) await new Promise((res) => timers.push(setTimeout(res, 2_000)));
+      // Members added later are told once this node reads the view that names them.
+      await new Promise<void>((res) => {
+        if (helloTimer !== null) clearTimeout(helloTimer);
+        helloTimer = setTimeout(res, waiting().length > 0 ? 2_000 : 5_000);
+      });
     }
   };
 
@@ -81,6 +94,7 @@ export async function startMembership(
     stop() {
       stopped = true;
       for (const t of timers) clearTimeout(t);
+      if (helloTimer !== null) clearTimeout(helloTimer);
       control.stop();
     },
   };

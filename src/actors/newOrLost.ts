@@ -8,6 +8,14 @@
 //     every peer before it votes at all (the question itself registers it, durably), so any node
 //     that ever voted is remembered by all of them. While a peer does not answer, wait and retry;
 //     never guess "new". `--new-node` skips the question (the operator vouches for it).
+//   - `--join` (a node added to a running cluster: `members add`) asks too, because the same
+//     command line restarts it after its disk was lost, and then it must not vote with what it
+//     forgot: one "yes" is a lost disk. A founder that does not count it as a node of the
+//     cluster (it was not added yet, or was removed and holds no group) answers as good as "no".
+//     But a founder may have left the cluster for good (its machine replaced), so "new" does not
+//     wait for every founder: after JOIN_WAIT_MS, the "no" of those that answered will do (the
+//     operator vouched with --join). A node added later registers with the founders and with
+//     every member it learns of once it is a member (membership.ts `hello`).
 // A lost disk's identity and its lost-disk mode are written in one synced batch: an identity
 // on disk without the mode would vote with forgotten promises after a crash.
 
@@ -26,6 +34,13 @@ export interface IdentityOptions extends PeerQuestions {
   readonly dataDir: string;
   /** The operator vouches that this empty directory is a brand-new node (--new-node). */
   readonly newNode: boolean;
+  /**
+   * A node added to a running cluster (--join): asks, but takes "new" after `joinWaitMs`
+   * without the answers of founders that do not answer (see the top).
+   */
+  readonly join?: boolean;
+  /** How long --join waits for founders that do not answer (ms). */
+  readonly joinWaitMs?: number;
   /** True once the node is being stopped: give up waiting. */
   readonly stopping?: () => boolean;
 }
@@ -74,14 +89,24 @@ export async function resolveIdentity(o: IdentityOptions): Promise<Resolved> {
   return { identity: proposed, lostDisk: null, firstLife: true };
 }
 
+/** How long a node started with --join waits for founders that do not answer the question. */
+const JOIN_WAIT_MS = 5_000;
+
 async function askWhetherSeen(o: IdentityOptions, peers: readonly NodeId[], identityId: string): Promise<"new" | "lost"> {
   const answered = new Set<NodeId>();
   const timeoutMs = o.askTimeoutMs ?? 2_000;
+  const joinUntil = o.join === true ? Date.now() + (o.joinWaitMs ?? JOIN_WAIT_MS) : null;
   for (let round = 0; ; round++) {
     const waiting = peers.filter((p) => !answered.has(p));
     const replies = await Promise.all(waiting.map((p) => ask<SeenReply>(o.nc, o.prefix, p, "seen", { cluster: o.cluster, from: o.self, identityId }, timeoutMs)));
     for (let i = 0; i < waiting.length; i++) {
       const r = replies[i];
+      // To a node started with --join, a peer that does not count it as a node of the cluster
+      // (not added yet, or removed since: then it holds no group) has not seen it as a member.
+      if (o.join === true && r !== null && r !== undefined && !r.ok && r.notMember === true) {
+        answered.add(waiting[i]!);
+        continue;
+      }
       if (r === null || r === undefined || !r.ok) continue;
       // Remembered under the identity we are asking with, and under nothing before it: that is
       // this very question (or an earlier try of it, before a crash), not an earlier life.
@@ -96,6 +121,13 @@ async function askWhetherSeen(o: IdentityOptions, peers: readonly NodeId[], iden
     }
     if (answered.size === peers.length) {
       o.log.info({ peers }, `empty data directory and no peer has seen node ${o.self}: starting as a brand-new node`);
+      return "new";
+    }
+    if (joinUntil !== null && Date.now() >= joinUntil) {
+      o.log.warn(
+        { answered: [...answered], notAnswering: peers.filter((p) => !answered.has(p)) },
+        `empty data directory, started with --join: no peer that answered has seen node ${o.self}; starting as a brand-new node without the answers of the others`,
+      );
       return "new";
     }
     if (o.stopping?.()) throw new Error("stopped while asking the peers whether they have seen this node");

@@ -110,7 +110,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   // before any Paxos traffic starts, so a lost disk never votes with forgotten promises.
   let membership: Membership;
   try {
-    membership = await startMembership(config, storage, nc, subjects.prefix, replicasOf, log, () => view.known());
+    membership = await startMembership(config, storage, nc, subjects.prefix, replicasOf, log, () => view.known(), (group) => view.foundingBirth(group), () => view.view);
   } catch (e) {
     await nc.close().catch(() => undefined);
     await storage.close();
@@ -157,6 +157,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       birth: (group, initiating) => view.birth(group, initiating),
       foundingBirth: (group) => view.foundingBirth(group),
       notHeld: (call, group) => api.notHeld(call, group),
+      notLoadedYet: (call, group, outcome) => (mover.owns(call) ? mover.answer(call, outcome) : api.notLoadedYet(call, group, outcome)),
       dropGroup: (group) => storage.dropGroup(group),
       send: (to, msg) => {
         ops.activity.sent(to, msg);
@@ -167,7 +168,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       answer: (call, outcome) => (mover.owns(call) ? mover.answer(call, outcome) : api.answer(call, outcome)),
       dispatchTick: (group) => registry.dispatch(group, { type: "tick" }),
       fatal: (error) => fatal(error),
-      mustRecover: (group) => lostDisk?.mustRecover(group) ?? false,
+      recoveryPlan: (group) => lostDisk?.plan(group) ?? { kind: "none" },
       get metrics() {
         return metrics;
       },
@@ -261,6 +262,10 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       cluster: config.cluster,
       self: config.nodeId,
       members: config.members,
+      // Whom to ask first; the peers' answers say which nodes the cluster has now (the view on
+      // the lost disk is gone), and the newest view they hold is adopted at once.
+      peers: () => [...view.known()],
+      onView: (v) => void view.adopt(v).catch((e: unknown) => log.warn({ err: e }, "lost disk: could not store the membership view a peer holds")),
       log,
       storage,
       state: membership.lostDisk,

@@ -68,7 +68,8 @@ export interface NodeConfig {
   readonly newNode: boolean;
   /**
    * This node joins a running cluster (`paxosstore members add`, issue 13): `members` is the
-   * cluster's FOUNDING member list, which need not name it; an empty data directory is new.
+   * cluster's FOUNDING member list, which need not name it. An empty data directory is new
+   * unless a peer that answers has seen this node before (then its disk was lost: newOrLost.ts).
    */
   readonly join: boolean;
   /** Groups a second this node moves at most during a membership change. */
@@ -325,7 +326,9 @@ export function loadNodeConfig(file: string | undefined, env: NodeJS.ProcessEnv,
     requestMemory: int("requestMemory", DEFAULT_LIMITS.requestMemory),
     timing: timingOf(get("timing")),
     logLevel,
-    newNode: bool("newNode", false) || join,
+    // --join no longer implies --new-node: an empty directory is still asked about, because the
+    // same command line restarts a node added earlier whose disk was lost (newOrLost.ts).
+    newNode: bool("newNode", false),
     join,
     moveRatePerSecond: int("moveRatePerSecond", 50),
     httpPort: int("httpPort", 0),

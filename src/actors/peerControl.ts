@@ -1,6 +1,7 @@
 // Node-to-node questions about membership, outside Paxos, as NATS request/reply:
 //   <prefix>.peer.<node>.seen    "have you seen me before?" (and: remember me under this identity)
-//   <prefix>.peer.<node>.groups  "which groups do you hold a record of where I am a replica?"
+//   <prefix>.peer.<node>.groups  "which groups do you hold a record of where I am a replica, and in
+//                                 which configuration?" (lostDisk.ts)
 //   <prefix>.peer.<node>.settings "what are your cluster-wide settings?" (they must be equal)
 // They are under `<prefix>.peer.>`, which the secured nats-server config (infra/nats) lets only
 // nodes use: a client cannot register an identity or read the list. The Paxos transport listens
@@ -13,8 +14,10 @@
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { NodeId } from "../protocol/ballot.js";
+import type { Configuration } from "../protocol/ops.js";
 import type { Storage } from "../storage/storage.js";
 import type { MembersSeen, SeenMember } from "./membersSeen.js";
+import type { MembersView } from "./membersView.js";
 import { RateLimitedLog } from "./rateLimitedLog.js";
 import { replySubjectProblem } from "./replySubject.js";
 
@@ -48,8 +51,29 @@ export interface ClusterSettings {
 
 export type SettingsReply = ({ readonly ok: true; readonly node: NodeId } & ClusterSettings) | { readonly ok: false; readonly error: string };
 
-export type SeenReply = { readonly ok: true; readonly node: NodeId; readonly seen: SeenMember | null } | { readonly ok: false; readonly error: string };
-export type GroupsReply = { readonly ok: true; readonly node: NodeId; readonly groups: string[]; readonly next: string | null } | { readonly ok: false; readonly error: string };
+/**
+ * A refusal says `notMember` when the asker is not a node of the cluster as this node knows it
+ * (not a founder, not in its membership view): e.g. a node started with --join before it was
+ * added (newOrLost.ts).
+ */
+export type Refusal = { readonly ok: false; readonly error: string; readonly notMember?: true };
+export type SeenReply = { readonly ok: true; readonly node: NodeId; readonly seen: SeenMember | null } | Refusal;
+export type GroupsReply =
+  | {
+      readonly ok: true;
+      readonly node: NodeId;
+      readonly groups: string[];
+      /**
+       * Per group (same order), the configuration this node stores for it: its meta's, or the
+       * founding placement for a group never reconfigured; null when it does not know (it is
+       * joining the group, or the record is unreadable). Absent from a node that predates it.
+       */
+      readonly configs?: (Configuration | null)[];
+      /** This node's membership view (membersView.ts), so a lost disk learns whom to ask. */
+      readonly view?: { readonly version: number; readonly view: unknown };
+      readonly next: string | null;
+    }
+  | { readonly ok: false; readonly error: string };
 
 /** Bytes of group names per page: well below NATS's default max_payload of 1 MiB. */
 const PAGE_BYTES = 256 * 1024;
@@ -67,6 +91,10 @@ export interface PeerControlOptions {
   readonly seen: MembersSeen;
   readonly settings: ClusterSettings;
   replicasFor(group: string): readonly NodeId[];
+  /** The configuration of a stored group that carries none (born at epoch 0); absent: not listed. */
+  foundingBirth?(group: string): Configuration;
+  /** This node's membership view, sent with the group list; absent: not sent. */
+  view?(): MembersView;
   readonly log: Logger;
 }
 
@@ -133,11 +161,11 @@ export class PeerControl {
       if (typeof body !== "object" || body === null) throw new Error("not a JSON object");
       const b = body as Record<string, unknown>;
       if (b.cluster !== this.opts.cluster) throw new Error(`question for cluster ${String(b.cluster)}`);
-      if (typeof b.from !== "string" || !(this.opts.known?.().has(b.from) ?? this.opts.members.includes(b.from)) || b.from === this.opts.self) throw new Error(`question from non-member ${String(b.from)}`);
+      if (typeof b.from !== "string" || !(this.opts.known?.().has(b.from) ?? this.opts.members.includes(b.from)) || b.from === this.opts.self) throw new NotMemberError(`question from non-member ${String(b.from)}`);
       reply = await handle(b);
     } catch (e) {
       this.limited.warn("peer_control_refused", { subject: msg.subject, err: e }, "refused a peer control question");
-      reply = { ok: false, error: (e as Error).message };
+      reply = { ok: false, error: (e as Error).message, ...(e instanceof NotMemberError ? { notMember: true as const } : {}) };
     }
     try {
       msg.respond(new TextEncoder().encode(JSON.stringify(reply)));
@@ -158,6 +186,7 @@ export class PeerControl {
     if (after !== null && typeof after !== "string") throw new Error("bad after");
     const from = b.from as NodeId;
     const groups: string[] = [];
+    const configs: (Configuration | null)[] = [];
     let bytes = 0;
     let skipping = after !== null;
     // Engines list in a stable order and never drop a group, so `after` is a cursor. Each page
@@ -167,15 +196,40 @@ export class PeerControl {
         if (group === after) skipping = false;
         continue;
       }
-      if (!this.opts.replicasFor(group).includes(from)) continue;
-      if (bytes > PAGE_BYTES) return { ok: true, node: this.opts.self, groups, next: groups[groups.length - 1]! };
+      // Where the group lives (its stored configuration) or should live (placement, during a
+      // change both the old and the new one).
+      const config = await this.storedConfig(group);
+      if (!this.opts.replicasFor(group).includes(from) && !(config?.replicas.includes(from) ?? false)) continue;
+      if (bytes > PAGE_BYTES) return { ok: true, node: this.opts.self, groups, configs, ...this.viewPart(), next: groups[groups.length - 1]! };
       groups.push(group);
-      bytes += Buffer.byteLength(group) + 4;
+      configs.push(config);
+      bytes += Buffer.byteLength(group) + 4 + (config === null ? 4 : 24 + config.replicas.reduce((n, r) => n + Buffer.byteLength(r) + 3, 0));
     }
     if (skipping) throw new Error(`cursor group ${JSON.stringify(after)} not found`);
-    return { ok: true, node: this.opts.self, groups, next: null };
+    return { ok: true, node: this.opts.self, groups, configs, ...this.viewPart(), next: null };
+  }
+
+  private viewPart(): { view?: { version: number; view: unknown } } {
+    const v = this.opts.view?.();
+    return v === undefined ? {} : { view: { version: v.version, view: { epoch: v.epoch, members: v.members, previous: v.previous, phase: v.phase } } };
+  }
+
+  /** The configuration of the open instance of a group stored here; null when unknown. */
+  private async storedConfig(group: string): Promise<Configuration | null> {
+    if (this.opts.foundingBirth === undefined) return null;
+    let meta;
+    try {
+      meta = await this.opts.storage.loadMeta(group);
+    } catch {
+      return null; // unreadable (it fails its checksum): listed by placement alone
+    }
+    // A joiner's stored configuration is the one it is to join, perhaps not chosen yet.
+    if (meta === null || meta.joining !== undefined) return null;
+    return meta.config ?? this.opts.foundingBirth(group);
   }
 }
+
+class NotMemberError extends Error {}
 
 /** Asks `peer` one question; null when it does not answer in time (down, or no responders). */
 export async function ask<R extends ControlReply>(nc: NatsConnection, prefix: string, peer: NodeId, question: ControlQuestion, body: SeenRequest | GroupsRequest | SettingsRequest, timeoutMs: number): Promise<R | null> {

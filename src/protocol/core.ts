@@ -43,6 +43,12 @@ export interface RestoreOptions {
    * creates it and when it reloads one whose durable meta says `joining` (a tick will do).
    */
   readonly joining?: { readonly config: Configuration; readonly from: readonly string[] };
+  /**
+   * If the replica recovers (lost, or its durable meta says so): once its target is known, it
+   * asks the others to decide the target instance (a no-op if nothing is proposed there)
+   * instead of waiting for a write (recovery.ts). For a group nobody may write to.
+   */
+  readonly settleRecovery?: boolean;
 }
 
 /** A replica as its durable image left it; everything volatile starts empty. */
@@ -88,7 +94,7 @@ export function restoreReplica(config: GroupConfig, stored: DurableGroup, option
     metaPending: options.joining !== undefined,
     rng: seedRng(config.seed),
   };
-  if (options.lost || durable.meta.recovering) beginRecovery(state);
+  if (options.lost || durable.meta.recovering) beginRecovery(state, options.settleRecovery === true);
   return state;
 }
 

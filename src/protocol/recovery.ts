@@ -21,7 +21,10 @@
 // the replica asks the replicas that answered, one at a time, to settle their open instance
 // (a ReadProbe with `settle`: a no-op if nothing else is proposed there) until it reaches the
 // target, and catches up from those whose answers show them ahead. (A no-op is always safe:
-// this changes when recovery ends, never what it waits for.)
+// this changes when recovery ends, never what it waits for.) A group restored with
+// `settleRecovery` asks so in any case: one that nobody may write to (the node's membership
+// log, written only by a membership change) would otherwise stay recovering until the next
+// change, and a second replica lost meanwhile would leave it without a majority that votes.
 // The flag is durable (DurableMeta.recovering): a crash mid-recovery resumes it, and the target
 // is recomputed, which only raises it.
 
@@ -33,8 +36,8 @@ import { isMember } from "./membership.js";
 import { quorumSize } from "./quorum.js";
 import { chosenIndex, type GroupState } from "./state.js";
 
-export function beginRecovery(state: GroupState): void {
-  state.recovering = { replies: new Map(), probeSentAt: Number.NEGATIVE_INFINITY, target: null, firstBound: null, settle: false, nudges: 0 };
+export function beginRecovery(state: GroupState, settleAlways = false): void {
+  state.recovering = { replies: new Map(), probeSentAt: Number.NEGATIVE_INFINITY, target: null, firstBound: null, settle: false, settleAlways, nudges: 0 };
 }
 
 /** Sends (or re-sends) the recovery probe, asks to catch up, and ends recovery when it may. */
@@ -81,7 +84,7 @@ export function onRecoveryProbeReply(state: GroupState, fx: Effects, now: number
   let bound = 0;
   for (const reply of r.replies.values()) bound = Math.max(bound, reply.accepted ? reply.chosen + 1 : reply.chosen);
   r.target = bound + 1;
-  r.settle = bound > r.firstBound!;
+  r.settle = r.settleAlways || bound > r.firstBound!;
   r.probeSentAt = now; // a write in flight gets one probe interval to decide the target first
   progressRecovery(state, fx, now);
 }

@@ -163,6 +163,11 @@ export interface Recovering {
   firstBound: number | null;
   /** The group chose instances while the majority was still missing: ask to settle (recovery.ts). */
   settle: boolean;
+  /**
+   * Ask to settle in any case, once the target is set (RestoreOptions.settleRecovery): for a
+   * group nobody may write to finish it, such as the node's membership log.
+   */
+  readonly settleAlways: boolean;
   /** Requests to settle sent so far (they rotate over the replicas that answered). */
   nudges: number;
 }

@@ -219,6 +219,18 @@ export class LevelStorage implements Storage {
     return ops;
   }
 
+  async loadMeta(group: string): Promise<DurableMeta | null> {
+    this.assertOpen();
+    const key = metaKey(groupPrefix(group));
+    let stored: Uint8Array | undefined;
+    try {
+      stored = await this.db.get(key);
+    } catch (err) {
+      throw this.failure(err, `reading the meta record of group ${JSON.stringify(group)}`);
+    }
+    return stored === undefined ? null : decodeMeta(group, key, stored);
+  }
+
   async getNodeRecord(name: string): Promise<unknown> {
     this.assertOpen();
     const key = nodeRecordKey(name);

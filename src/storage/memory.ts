@@ -5,7 +5,7 @@
 // Images hold the Persist records' own meta and Entry objects (they are readonly by contract);
 // loads copy the Map and the request array, which are the parts a replica mutates.
 
-import { applyPersist, emptyDurableGroup, type DurableGroup, type Persist } from "../protocol/durable.js";
+import { applyPersist, emptyDurableGroup, type DurableGroup, type DurableMeta, type Persist } from "../protocol/durable.js";
 import { StorageClosedError } from "./errors.js";
 import { assertStorableBatch, type Storage } from "./storage.js";
 
@@ -25,6 +25,11 @@ export class MemoryStorage implements Storage {
 
   async loadGroup(group: string): Promise<DurableGroup | null> {
     return this.loadGroupSync(group);
+  }
+
+  async loadMeta(group: string): Promise<DurableMeta | null> {
+    this.assertOpen();
+    return this.groups.get(group)?.meta ?? null;
   }
 
   async commit(batch: readonly Persist[]): Promise<void> {

@@ -3,7 +3,7 @@
 // same conformance suite (test/storage/conformance.ts), after abstract-level's split of a
 // consumer API from its backends.
 
-import type { DurableGroup, Persist } from "../protocol/durable.js";
+import type { DurableGroup, DurableMeta, Persist } from "../protocol/durable.js";
 import { StorageInvalidError } from "./errors.js";
 
 export interface Storage {
@@ -17,6 +17,11 @@ export interface Storage {
    * by seq. Throws StorageCorruptError rather than serve a record that fails its checksum.
    */
   loadGroup(group: string): Promise<DurableGroup | null>;
+  /**
+   * The group's meta record alone (its slim log and configuration), or null when the group was
+   * never written: one read, for a question about many groups (actors/peerControl.ts).
+   */
+  loadMeta(group: string): Promise<DurableMeta | null>;
   /**
    * Writes every record of the batch atomically and durably (fsync) before resolving. Records
    * apply in order, each as applyPersist would, so several records for one group may share a

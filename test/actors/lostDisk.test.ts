@@ -6,11 +6,11 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IDENTITY_RECORD, IdentityError, newIdentity } from "../../src/actors/identity.js";
-import { LOST_DISK_RECORD, LostDiskMode, type LostDiskState } from "../../src/actors/lostDisk.js";
+import { LOST_DISK_RECORD, LostDiskMode, readLostDiskRecord, type LostDiskState } from "../../src/actors/lostDisk.js";
 import { resolveIdentity } from "../../src/actors/newOrLost.js";
 import { MembersSeen } from "../../src/actors/membersSeen.js";
 import { PeerControl } from "../../src/actors/peerControl.js";
-import { EMPTY_META } from "../../src/protocol/durable.js";
+import { EMPTY_META, type DurableMeta } from "../../src/protocol/durable.js";
 import type { GroupState } from "../../src/protocol/state.js";
 import { MemoryStorage } from "../../src/storage/memory.js";
 import type { Storage } from "../../src/storage/storage.js";
@@ -183,4 +183,171 @@ describe("lost-disk detection", () => {
       mode.stop();
     }
   }, 60_000);
+});
+
+// Membership changes (issue 13): a node added later (--join) and groups reconfigured since the
+// cluster was founded. Founders n1..n3 (`members`); n4 was added (view version 3, epoch 1).
+describe("lost disk after membership changes", () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  const vprefix = "paxosstore.v";
+  const founders = ["n1", "n2", "n3"];
+  const view = { epoch: 1, members: ["n1", "n2", "n3", "n4"], previous: [], phase: "stable" as const, version: 3 };
+  const controls: PeerControl[] = [];
+  const stores = new Map<string, MemoryStorage>();
+  const seens = new Map<string, MembersSeen>();
+
+  /** A peer as a node runs it: it knows the founders and the members of its view. */
+  async function startPeer(id: string, opts: { known?: readonly string[]; view?: typeof view | null } = {}): Promise<PeerControl> {
+    const storage = stores.get(id) ?? new MemoryStorage();
+    stores.set(id, storage);
+    const seen = seens.get(id) ?? new MembersSeen(storage, log);
+    if (!seens.has(id)) await seen.load();
+    seens.set(id, seen);
+    const known = new Set(opts.known ?? [...founders, "n4"]);
+    const v = opts.view === undefined ? view : opts.view;
+    const control = new PeerControl({
+      nc,
+      prefix: vprefix,
+      cluster: "v",
+      self: id,
+      members: founders,
+      known: () => known,
+      storage,
+      seen,
+      settings: { requestMemory: 1024 },
+      // Placement: every group on n1, n2, n4 now, except the "x" groups (n2, n3, n4).
+      replicasFor: (g) => (g.startsWith("x") ? ["n2", "n3", "n4"] : ["n1", "n2", "n4"]),
+      foundingBirth: () => ({ epoch: 0, replicas: founders }),
+      ...(v === null ? {} : { view: () => v }),
+      log,
+    });
+    control.start();
+    controls.push(control);
+    await nc.flush();
+    return control;
+  }
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url, noAsyncTraces: true });
+  });
+  afterAll(async () => {
+    for (const c of controls) c.stop();
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  const resolveAs = (self: string, storage: Storage, join: boolean, joinWaitMs = 5_000) =>
+    resolveIdentity({ nc, prefix: vprefix, cluster: "v", self, members: founders, log, storage, dataDir: `/data/${self}`, newNode: false, join, joinWaitMs, askTimeoutMs: 300, retryMs: 50 });
+
+  it("--join: a node not added yet is new at once (the peers do not count it: not a member)", async () => {
+    // The founders do not know n5 (not in their view): each refuses the question as from a non-member.
+    for (const id of founders) await startPeer(id, { known: founders });
+    const started = Date.now();
+    const r = await resolveAs("n5", new MemoryStorage(), true, 20_000);
+    expect(r.lostDisk).toBeNull();
+    expect(r.firstLife).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5_000); // not joinWaitMs: every founder answered
+    for (const c of controls.splice(0)) c.stop();
+  });
+
+  it("--join: the same command line on an empty directory after the node ran is a lost disk", async () => {
+    for (const id of ["n1", "n2", "n3"]) await startPeer(id);
+    // n4's first life: new (the founders had not seen it), and they remember it now.
+    const first = await resolveAs("n4", new MemoryStorage(), true);
+    expect(first.lostDisk).toBeNull();
+    // Its disk is lost; it restarts with --join again: a founder has seen it.
+    const again = await resolveAs("n4", new MemoryStorage(), true);
+    expect(again.lostDisk).toMatchObject({ phase: "listing" });
+    expect(again.firstLife).toBe(false);
+    expect(again.identity.identityId).not.toBe(first.identity.identityId);
+  });
+
+  it("--join: founders that do not answer are waited for only joinWaitMs", async () => {
+    for (const c of controls.splice(0)) c.stop();
+    const known = [...founders, "n4", "n6", "n7"];
+    await startPeer("n1", { known }); // n2 and n3 are down
+    const started = Date.now();
+    const r = await resolveAs("n6", new MemoryStorage(), true, 600);
+    expect(r.lostDisk).toBeNull();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(600);
+    // Without --join the same question waits for every founder.
+    let settled = false;
+    const plain = resolveAs("n7", new MemoryStorage(), false).finally(() => (settled = true));
+    await new Promise((res) => setTimeout(res, 1_000));
+    expect(settled).toBe(false);
+    await startPeer("n2", { known });
+    await startPeer("n3", { known });
+    expect((await plain).lostDisk).toBeNull();
+  });
+
+  it("lists each group with the highest-epoch configuration the members store, asking the members of the newest view", async () => {
+    for (const c of controls.splice(0)) c.stop();
+    const cfg1 = { epoch: 1, replicas: ["n1", "n2", "n4"] };
+    const away = { epoch: 1, replicas: ["n2", "n3", "n4"] };
+    const put = (id: string, group: string, meta: Partial<DurableMeta>) =>
+      stores.get(id)!.commitSync([{ group, meta: { ...EMPTY_META, ...meta }, reset: false, keys: [], requests: [], forgetRequests: [] }]);
+    for (const id of ["n1", "n2", "n3", "n4"]) stores.set(id, new MemoryStorage());
+    // "moved": reconfigured to epoch 1; n3 still holds its copy at epoch 0 (not dropped yet).
+    put("n2", "moved", { config: cfg1 });
+    put("n3", "moved", {});
+    // "only-new": held by n2 and n4 only at epoch 1 (n4 is no founder: it must be asked).
+    put("n4", "only-new", { config: cfg1 });
+    // "founding": never reconfigured (no configuration stored: the founders' placement).
+    put("n2", "founding", {});
+    // "xaway": moved away from n1 (n1 is in neither its placement nor its configuration).
+    put("n2", "xaway", { config: away });
+    // "left": placement still names n1 here, but the group's configuration no longer does.
+    put("n2", "left", { config: away });
+    // "joining": n4 joins it, nobody else lists it: its configuration is not taken from a joiner.
+    put("n4", "joining", { config: cfg1, joining: ["n2"] });
+    for (const id of ["n2", "n3"]) await startPeer(id);
+    const state: LostDiskState = { phase: "listing", detectedAt: Date.now() };
+    const storage = new MemoryStorage();
+    const views: number[] = [];
+    const mode = new LostDiskMode({
+      nc,
+      prefix: vprefix,
+      cluster: "v",
+      self: "n1",
+      members: founders,
+      peers: () => founders, // its own view is the founders' (the one on its disk is gone)
+      onView: (v) => views.push(v.version),
+      log,
+      storage,
+      state,
+      replicaOf: () => null,
+      nudge: () => undefined,
+      checkEveryMs: 20,
+      retryMs: 50,
+    });
+    expect(mode.plan("moved")).toEqual({ kind: "wait" });
+    mode.start();
+    try {
+      // n2 and n3 answered, and their view names n4: the list waits for n4 too.
+      await new Promise((res) => setTimeout(res, 500));
+      expect(mode.stats().phase).toBe("listing");
+      expect(views).toContain(3);
+      expect(mode.plan("founding")).toEqual({ kind: "wait" });
+      await startPeer("n4");
+      const until = Date.now() + 10_000;
+      while (mode.stats().phase !== "recovering" && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(mode.stats().phase).toBe("recovering");
+      expect(mode.plan("moved")).toEqual({ kind: "recover", config: cfg1 });
+      expect(mode.plan("only-new")).toEqual({ kind: "recover", config: cfg1 });
+      expect(mode.plan("founding")).toEqual({ kind: "recover", config: { epoch: 0, replicas: founders } });
+      expect(mode.plan("joining")).toEqual({ kind: "recover", config: null }); // the birth rule's, as before
+      expect(mode.plan("xaway")).toEqual({ kind: "none" });
+      expect(mode.plan("left")).toEqual({ kind: "none" }); // it cannot vote there without joining afresh
+      expect(mode.plan("never-written")).toEqual({ kind: "none" });
+      // The configurations are durable with the list: a restart recovers in the same ones.
+      const stored = readLostDiskRecord(await storage.getNodeRecord(LOST_DISK_RECORD));
+      const again = new LostDiskMode({ nc, prefix: vprefix, cluster: "v", self: "n1", members: founders, log, storage, state: stored!, replicaOf: () => null, nudge: () => undefined });
+      expect(again.plan("moved")).toEqual({ kind: "recover", config: cfg1 });
+      expect(again.plan("joining")).toEqual({ kind: "recover", config: null });
+    } finally {
+      mode.stop();
+    }
+  }, 30_000);
 });

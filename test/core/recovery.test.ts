@@ -8,8 +8,8 @@ import { chosenIndex } from "../../src/protocol/state.js";
 import { Harness } from "./harness.js";
 
 /** The group's stored copy at `node` failed its checksum: it restarts recovering. */
-function lose(h: Harness, node: string): void {
-  h.states.set(node, restoreReplica(h.config(node), h.disks.get(node)!, { lost: true }));
+function lose(h: Harness, node: string, settleRecovery = false): void {
+  h.states.set(node, restoreReplica(h.config(node), h.disks.get(node)!, { lost: true, settleRecovery }));
   h.input(node, { type: "tick" });
   h.run();
 }
@@ -66,5 +66,26 @@ describe("two of three replicas lost a group; one is unfenced", () => {
     expect(chosenIndex(h.states.get("n1")!)).toBe(before); // nothing proposed for it
     write(h, "n3", "k4", "v4", "w4");
     expect(h.states.get("n2")!.recovering).toBeNull();
+  });
+
+  it("with settleRecovery (a group nobody may write to: the membership log) it recovers by itself, and a second loss then leaves a voting majority", () => {
+    const h = new Harness(3);
+    for (let i = 1; i <= 3; i++) write(h, "n1", `k${i}`, `v${i}`, `w${i}`);
+    const before = chosenIndex(h.states.get("n1")!);
+    lose(h, "n2", true);
+    for (let i = 0; i < 40 && h.states.get("n2")!.recovering !== null; i++) h.tick(250);
+    const n2 = h.states.get("n2")!;
+    expect(n2.recovering).toBeNull();
+    expect(chosenIndex(n2)).toBe(before + 1); // a no-op decided the target for it
+    expect(h.disks.get("n2")!.meta.recovering).toBeUndefined();
+    expect(h.value(h.get("n2", "k3", "stale"))).toBe("v3");
+    // n3 loses it next: n1 and n2 are a majority that votes, so n3 recovers too, and writes go on.
+    lose(h, "n3", true);
+    for (let i = 0; i < 40 && h.states.get("n3")!.recovering !== null; i++) h.tick(250);
+    expect(h.states.get("n3")!.recovering).toBeNull();
+    write(h, "n2", "k4", "v4", "w4");
+    const read = h.get("n3", "k4");
+    for (let i = 0; i < 100 && !h.answers.has(read); i++) h.tick(10);
+    expect(h.value(read)).toBe("v4");
   });
 });

@@ -76,6 +76,18 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
         }
       });
 
+      it("reads a group's meta record alone, as loadGroup gives it (a lost disk's peers list configurations)", async () => {
+        const config = { epoch: 2, replicas: ["n4", "n1", "n2"] };
+        const reconfigured = { ...meta(5, "accepted"), config };
+        await storage.commit([persist("moved", { meta: reconfigured, keys: [["k", entry(1, bytes(1))]] }), persist("born", { meta: meta(2) })]);
+        expect(await storage.loadMeta("moved")).toEqual((await storage.loadGroup("moved"))!.meta);
+        expect((await storage.loadMeta("moved"))!.config).toEqual(config);
+        expect(await storage.loadMeta("born")).toEqual(meta(2));
+        expect(await storage.loadMeta("never")).toBeNull();
+        await storage.dropGroup("moved");
+        expect(await storage.loadMeta("moved")).toBeNull();
+      });
+
       it("drops every record of one group and no other's (a copy moved away, issue 13)", async () => {
         const full = { meta: meta(3, "accepted"), keys: [["a", entry(1, bytes(1))], ["b", entry(2, bytes(2))]] as [string, ReturnType<typeof entry>][], requests: [request("r1", 1)] };
         await storage.commit([persist("g", full), persist("g2", full), persist("g\u0000x", full)]);
