@@ -51,7 +51,7 @@ export const REQUEST_ID_HEADER = "PaxosStore-Request-Id";
 const FORWARDED_HEADER = "PaxosStore-Forwarded";
 
 /** Answers of a relayed copy that say "not decided there": the other copies may still decide. */
-const UNDECIDED_CODES: ReadonlySet<WireErrorCode> = new Set<WireErrorCode>(["unavailable", "timeout", "not_replica"]);
+export const UNDECIDED_CODES: ReadonlySet<WireErrorCode> = new Set<WireErrorCode>(["unavailable", "timeout", "not_replica"]);
 
 interface PendingCall {
   readonly msg: Msg;

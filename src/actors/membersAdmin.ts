@@ -25,6 +25,8 @@ import type { NodeId } from "../protocol/ballot.js";
 import type { MembershipStatus, StatusResult } from "../protocol/api.js";
 import { MEMBERS_GROUP, MEMBERS_KEY, MEMBERS_WRITE_HEADER, foundingView, parseView, type MembersView, type MembersViewHolder } from "./membersView.js";
 import { replySubjectProblem } from "./replySubject.js";
+import { UNDECIDED_CODES } from "./apiHandler.js";
+import type { WireErrorCode } from "../protocol/errors.js";
 import { TIMEOUT_HEADER } from "../protocol/codec.js";
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -52,8 +54,6 @@ export interface MembersAdminOptions {
 const LOG_ATTEMPT_MS = 3_000;
 /** How long one read or write of the log may take, over every node tried (an admin request's answer is awaited 15 s). */
 const LOG_BUDGET_MS = 10_000;
-/** Answers that say "not decided there": another node may decide (apiHandler.ts UNDECIDED_CODES). */
-const TRY_ELSEWHERE = new Set(["unavailable", "timeout", "not_replica"]);
 
 export class MembersAdmin {
   private sub: Subscription | null = null;
@@ -218,7 +218,7 @@ export class MembersAdmin {
       if (answer.ok === true) return answer;
       const err = answer.error as { code?: string; message?: string; details?: { replicas?: unknown } } | undefined;
       if (err?.code === "conflict") throw new AdminError("conflict", "the membership log changed meanwhile (another operator?): look again (paxosstore members)");
-      if (err?.code === undefined || !TRY_ELSEWHERE.has(err.code)) throw new AdminError(err?.code ?? "internal", `the membership log: ${err?.message ?? "error"}`);
+      if (err?.code === undefined || !UNDECIDED_CODES.has(err.code as WireErrorCode)) throw new AdminError(err?.code ?? "internal", `the membership log: ${err?.message ?? "error"}`);
       problem = `${node}: ${err.code}: ${err.message ?? ""}`;
       if (err.code === "not_replica") {
         const replicas = Array.isArray(err.details?.replicas) ? (err.details.replicas as unknown[]).filter((r): r is string => typeof r === "string" && TOKEN.test(r)) : [];
