@@ -79,6 +79,8 @@ export interface GroupEnv {
    * `initiating`: a client's call, not a peer's message, would create it.
    */
   birth(group: string, initiating: boolean): Configuration | null;
+  /** This node has read a written membership view (the log `__members` exists somewhere). */
+  membersLogWritten?(): boolean;
   /** The birth configuration of a stored group that carries none (born at epoch 0). */
   foundingBirth(group: string): Configuration;
   /** A call for a group this node neither holds nor may create: answered not_replica. */
@@ -308,6 +310,12 @@ async function load(env: GroupEnv, group: string, initiating: boolean, mayBirth 
         return restoreReplica(groupConfig(env, group, plan.config), durable, { lost: true, settleRecovery: group === MEMBERS_GROUP });
       }
       lost = plan.kind === "recover";
+      // The membership log is born once, when the cluster starts. A node that has read a written
+      // view and holds no copy is not one of the log's replicas any more (the log moved and this
+      // node dropped its copy): a copy born here again would be empty, and a read of it would
+      // answer "not found", that is the founding view (seen: the admin op read epoch 0 stable
+      // in the middle of a change). It answers not_replica instead; the admin op follows that.
+      if (group === MEMBERS_GROUP && !lost && (env.membersLogWritten?.() ?? false)) return null;
       // A group born here: only in the configuration the membership view gives (membersView.ts).
       const birth = env.birth(group, initiating);
       if (birth === null || !birth.replicas.includes(env.nodeId)) return null;

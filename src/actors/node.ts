@@ -155,6 +155,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
       storage,
       writer,
       birth: (group, initiating) => view.birth(group, initiating),
+      membersLogWritten: () => view.view.version > 0,
       foundingBirth: (group) => view.foundingBirth(group),
       notHeld: (call, group) => api.notHeld(call, group),
       notLoadedYet: (call, group, outcome) => (mover.owns(call) ? mover.answer(call, outcome) : api.notLoadedYet(call, group, outcome)),
