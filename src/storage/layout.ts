@@ -4,6 +4,7 @@
 //   meta          P(g) ++ 0x01                         -> DurableMeta
 //   data key      P(g) ++ 0x02 ++ utf8(key)            -> Entry
 //   request       P(g) ++ 0x03 ++ utf8(requestId)      -> RequestRecord
+//   written mark  0xFE ++ P(g)                         -> empty (layout 2: see below)
 //   format        0xFF ++ "paxosstore-format"          -> { version }
 //   node record   0xFF ++ "node/" ++ utf8(name)        -> the node's own records (identity,
 //                                                         members seen, lost-disk state)
@@ -15,6 +16,15 @@
 // iterator. A group's range is [P(g) ++ 0x00, P(g) ++ 0xFF): record kinds stay below 0xFF.
 // The format key starts with 0xFF, which no group prefix does below 4 GiB of name, so it sorts
 // after every group and listGroups stops before it.
+//
+// The written mark (layout version 2) makes "this group was never written here" a point read.
+// Every commit writes it with the group's meta record, in the same atomic batch, in a key range
+// of its own (0xFE sorts after every group and before the format key). Loading a group reads the
+// mark and the meta record with two synchronous point reads (~5 us) instead of opening an
+// iterator over the group's range (~60-180 us of CPU through the engine's worker threads): a
+// group with neither was never written; a mark without a meta record is a lost meta record,
+// corruption, which the iterator used to find as "records but no meta". The mark sits far
+// from the group's own records, so one damaged block or file does not take both.
 
 const utf8 = new TextEncoder();
 // fatal: a key whose bytes are not UTF-8 is corruption, not a name to guess at.
@@ -31,8 +41,19 @@ export function nodeRecordKey(name: string): Uint8Array {
   return concat(Uint8Array.of(RANGE_END), utf8.encode(`node/${name}`));
 }
 
-/** Upper bound for listing groups: every group key sorts below it. */
-export const GROUPS_END: Uint8Array = Uint8Array.of(RANGE_END);
+/** First byte of the written marks: after every group prefix (names are far below 4 GiB). */
+const MARKS_BYTE = 0xfe;
+
+/** Upper bound for listing groups: every group key sorts below it (and the marks after it). */
+export const GROUPS_END: Uint8Array = Uint8Array.of(MARKS_BYTE);
+
+/** The range of the written marks, for an iterator. */
+export const MARKS_RANGE: { gte: Uint8Array; lt: Uint8Array } = { gte: Uint8Array.of(MARKS_BYTE), lt: Uint8Array.of(RANGE_END) };
+
+/** The written mark of a group (see the top of this file). */
+export function writtenMarkKey(prefix: Uint8Array): Uint8Array {
+  return concat(Uint8Array.of(MARKS_BYTE), prefix);
+}
 
 export function groupPrefix(group: string): Uint8Array {
   const name = utf8.encode(group);

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Level } from "level";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { StorageCorruptError, StorageLockedError, isStorageError } from "../../src/storage/errors.js";
-import { dataKey, FORMAT_KEY, groupPrefix, metaKey, requestKey } from "../../src/storage/layout.js";
+import { dataKey, FORMAT_KEY, groupPrefix, metaKey, requestKey, writtenMarkKey } from "../../src/storage/layout.js";
 import { LevelStorage } from "../../src/storage/leveldb.js";
 import { encodeRecord } from "../../src/storage/record.js";
 import type { Storage } from "../../src/storage/storage.js";
@@ -154,6 +154,63 @@ describe("LevelStorage on disk", () => {
       const loaded = (await storage.loadGroup("g"))!;
       expect(sortedEntries(loaded)).toEqual([["fresh", entry(9)]]);
       expect(loaded.requests).toEqual([]);
+    });
+  });
+
+  describe("the written mark (layout 2): a never-written group is told by point reads", () => {
+    it("marks a group with its first commit, keeps the mark through a reset and removes it with a drop", async () => {
+      const mark = writtenMarkKey(groupPrefix("g"));
+      expect(await storage.loadGroup("g")).toBeNull();
+      await storage.commit([persist("g", { keys: [["k", entry(1)]] })]);
+      await storage.commit([persist("g", { meta: meta(2), reset: true, keys: [["k2", entry(2)]] })]);
+      await storage.dropGroup("g");
+      await storage.close();
+      await withRawDb(dir, async (db) => {
+        expect(await db.get(mark)).toBeUndefined();
+      });
+      storage = new LevelStorage(dir);
+      await storage.open();
+      // Dropped: never written as far as this node knows, not corrupt.
+      expect(await storage.loadGroup("g")).toBeNull();
+      await storage.commit([persist("g", { keys: [["k", entry(3)]] })]);
+      await storage.close();
+      await withRawDb(dir, async (db) => {
+        expect(await db.get(mark)).toBeDefined();
+      });
+      storage = new LevelStorage(dir);
+      await storage.open();
+      expect(sortedEntries((await storage.loadGroup("g"))!)).toEqual([["k", entry(3)]]);
+    });
+
+    it("lists groups without the marks", async () => {
+      await storage.commit([persist("a", { keys: [["k", entry(1)]] }), persist("b", { keys: [["k", entry(1)]] })]);
+      const listed: string[] = [];
+      for await (const g of storage.listGroups()) listed.push(g);
+      expect(listed.sort()).toEqual(["a", "b"]);
+    });
+
+    it("upgrades a layout-1 directory in place: every group gets its mark, so a lost meta record is still found", async () => {
+      await storage.commit([persist("g", { meta: meta(4, "accepted"), keys: [["k", entry(4)]], requests: [request("r1", 1)] }), persist("h", { keys: [["k", entry(1)]] })]);
+      await storage.close();
+      // What layout 1 wrote: no marks, format version 1.
+      await withRawDb(dir, async (db) => {
+        await db.del(writtenMarkKey(groupPrefix("g")));
+        await db.del(writtenMarkKey(groupPrefix("h")));
+        await db.put(FORMAT_KEY, encodeRecord(FORMAT_KEY, { version: 1 }));
+      });
+      storage = new LevelStorage(dir);
+      await storage.open();
+      expect(sortedEntries((await storage.loadGroup("g"))!)).toEqual([["k", entry(4)]]);
+      await storage.close();
+      await withRawDb(dir, async (db) => {
+        expect(await db.get(writtenMarkKey(groupPrefix("g")))).toBeDefined();
+        expect(await db.get(writtenMarkKey(groupPrefix("h")))).toBeDefined();
+        await db.del(metaKey(groupPrefix("h")));
+      });
+      storage = new LevelStorage(dir);
+      await storage.open();
+      await expect(storage.loadGroup("h")).rejects.toMatchObject({ code: "STORAGE_CORRUPT", group: "h" });
+      expect((await storage.loadGroup("g"))!.meta).toEqual(meta(4, "accepted"));
     });
   });
 
