@@ -20,6 +20,11 @@ export type BreakName =
   | "reply-before-persist"
   /** A linearizable read answers from the local replica without the ReadProbe round. */
   | "read-without-probe"
+  /**
+   * A linearizable read sets its target from one reply fewer than a majority (self included):
+   * the unsafe variant of probing only as many peers as a majority needs (read.ts).
+   */
+  | "read-short-quorum"
   /** A replica that lost a group votes (and answers read probes) while it recovers it. */
   | "vote-while-recovering"
   /**
@@ -38,6 +43,7 @@ export const BREAK_NAMES: readonly BreakName[] = [
   "fast-round-after-restart",
   "reply-before-persist",
   "read-without-probe",
+  "read-short-quorum",
   "vote-while-recovering",
   "wake-ignores-write-deadlines",
   "reconfig-joiner-votes-early",
@@ -63,6 +69,12 @@ export interface Timing {
   readonly catchUpRetryMs: number;
   /** ReadProbes with no majority are sent again after this long. */
   readonly probeRetryMs: number;
+  /**
+   * A linearizable read probes only as many peers as a majority needs (read.ts); the other
+   * replicas are probed too when no majority answered within this long. 0: probe every
+   * replica at once.
+   */
+  readonly probeSpareMs: number;
 }
 
 export interface Limits {
@@ -120,6 +132,7 @@ export const DEFAULT_TIMING: Timing = {
   readResolveMs: 50,
   catchUpRetryMs: 500,
   probeRetryMs: 250,
+  probeSpareMs: 20,
 };
 
 export const DEFAULT_LIMITS: Limits = {

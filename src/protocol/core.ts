@@ -89,6 +89,7 @@ export function restoreReplica(config: GroupConfig, stored: DurableGroup, option
     catchUp: { asked: null, askedAt: 0, wanted: 0, snapshot: null, ahead: null },
     probeBase,
     probeCounter: probeBase,
+    readPeer: null,
     recovering: null,
     resetPending: options.lost === true,
     metaPending: options.joining !== undefined,

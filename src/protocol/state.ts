@@ -41,6 +41,8 @@ export interface PendingRead {
   /** When the target became known (to decide when to drive an undecided instance). */
   targetAt: number;
   probeSentAt: number;
+  /** Replicas not probed yet: probed once no majority answered within `probeSpareMs` (read.ts). */
+  unprobed: readonly NodeId[];
 }
 
 export type ProposerPhase = "idle" | "preparing" | "accepting";
@@ -142,6 +144,11 @@ export interface GroupState {
    */
   readonly probeBase: number;
   probeCounter: number;
+  /**
+   * The peer whose reply completed the last read's majority: the first one the next read
+   * probes. Volatile: a hint for speed, never for safety (any majority will do).
+   */
+  readPeer: NodeId | null;
   /** Non-null while the replica recovers a lost group (recovery.ts); it does not vote meanwhile. */
   recovering: Recovering | null;
   /** The next Persist must drop every stored record of the group first (a lost group is wiped). */

@@ -38,6 +38,8 @@ describe("deliberate protocol bugs are caught", () => {
     ["reply-before-persist", ["persist-before-send"]],
     // A "linearizable" read answers from a replica that is behind.
     ["read-without-probe", ["linearizability"]],
+    // A read sets its target from one reply short of a majority (only a majority is probed first).
+    ["read-short-quorum", ["linearizability"]],
     // A replica that lost its disk votes before it may (it forgot its promises and accepts).
     ["vote-while-recovering", ["agreement", "linearizability", "durability"]],
     // The core forgets to ask for a tick at a write's deadline (nodes tick only at wakeAt).

@@ -336,6 +336,9 @@ class Simulation {
       case "loopback": {
         const node = this.nodes.get(e.node)!;
         if (!node.up || node.epoch !== e.epoch) return;
+        // A copy dropped after a membership change between the persist and its loopback: the
+        // vote goes nowhere, as at a node, whose actor drops a message for a group it no longer holds.
+        if (!node.replicas.has(e.msg.group)) return;
         return this.step(node, e.msg.group, { type: "message", from: e.node, msg: e.msg }, `${e.node}->self ${describeMessage(e.msg)}`);
       }
       case "diskDone":
@@ -1201,6 +1204,8 @@ function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
     readResolveMs: prng.pick([10, 50, 100]),
     catchUpRetryMs: prng.pick([100, 500]),
     probeRetryMs: prng.pick([50, 250]),
+    // 0: every replica probed at once (the old way); else only a majority first.
+    probeSpareMs: prng.pick([0, 1, 20, 100]),
   };
   const limits: Limits = {
     ...DEFAULT_LIMITS,
