@@ -25,6 +25,11 @@ export type BreakName =
    * the unsafe variant of probing only as many peers as a majority needs (read.ts).
    */
   | "read-short-quorum"
+  /**
+   * A proposer takes a value as chosen from one Accepted short of a majority: the unsafe
+   * variant of sending the Accept only to as many peers as a majority needs (proposer.ts).
+   */
+  | "accept-short-quorum"
   /** A replica that lost a group votes (and answers read probes) while it recovers it. */
   | "vote-while-recovering"
   /**
@@ -44,6 +49,7 @@ export const BREAK_NAMES: readonly BreakName[] = [
   "reply-before-persist",
   "read-without-probe",
   "read-short-quorum",
+  "accept-short-quorum",
   "vote-while-recovering",
   "wake-ignores-write-deadlines",
   "reconfig-joiner-votes-early",
@@ -75,6 +81,12 @@ export interface Timing {
    * replica at once.
    */
   readonly probeSpareMs: number;
+  /**
+   * An Accept goes first only to as many peers as a majority needs (proposer.ts); the other
+   * replicas get it when no majority accepted within this long (at most half a phase timeout).
+   * 0: every replica at once.
+   */
+  readonly acceptSpareMs: number;
 }
 
 export interface Limits {
@@ -133,6 +145,7 @@ export const DEFAULT_TIMING: Timing = {
   catchUpRetryMs: 500,
   probeRetryMs: 250,
   probeSpareMs: 20,
+  acceptSpareMs: 20,
 };
 
 export const DEFAULT_LIMITS: Limits = {

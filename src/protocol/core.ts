@@ -23,7 +23,7 @@ import { learn, onChosen } from "./learner.js";
 import { birthConfiguration, expireReconfigs, moved, onReconfigure, reconfigsWakeAt, role } from "./membership.js";
 import type { Configuration } from "./ops.js";
 import type { PeerMessage } from "./messages.js";
-import { mayPropose, newProposer, onAccepted, onPhaseTimeout, onPromise, onReject, proposerReady, startProposal } from "./proposer.js";
+import { mayPropose, newProposer, onAccepted, onPhaseTimeout, onPromise, onReject, proposerReady, sendSpareAccepts, spareAcceptsAt, startProposal } from "./proposer.js";
 import { onRead, onReadProbe, onReadProbeReply, progressReads, readsWakeAt } from "./read.js";
 import { beginRecovery, onRecoveryProbeReply, progressRecovery, recoveryWakeAt } from "./recovery.js";
 import { seedRng } from "./rng.js";
@@ -235,6 +235,7 @@ function aheadOfUs(state: GroupState, from: string): boolean {
 
 function onTick(state: GroupState, fx: Effects, now: number): void {
   onPhaseTimeout(state, now);
+  sendSpareAccepts(state, fx, now);
   expireWrites(state, fx, now);
   expireReconfigs(state, fx, now);
   retryCatchUp(state, fx, now);
@@ -270,6 +271,8 @@ function wakeAt(state: GroupState): number | null {
   if (recoveryAt !== null) consider(recoveryAt);
   const reconfigsAt = reconfigsWakeAt(state);
   if (reconfigsAt !== null) consider(reconfigsAt);
+  const spareAt = spareAcceptsAt(state);
+  if (spareAt !== null) consider(spareAt);
   if (p.phase !== "idle") consider(p.phaseDeadline);
   // Only a proposal that may start needs its backoff's end (not while a copy is installed).
   else if ((state.queue.length > 0 || p.settle || state.reconfigs.length > 0) && mayPropose(state)) consider(p.backoffUntil);

@@ -62,6 +62,14 @@ export class Effects {
     }
   }
 
+  /** A proposal (Accept) to peers only, at once, like `propose` (the spare peers of proposer.ts). */
+  proposeTo(peers: readonly NodeId[], msg: PeerMessage): void {
+    for (const to of peers) {
+      if (to === this.self) throw new Error("effects: proposeTo self");
+      this.sendNow.push({ to, msg });
+    }
+  }
+
   /** A fact every counted vote of which is durable (a Chosen): to one peer, at once. */
   tellNow(to: NodeId, msg: PeerMessage): void {
     if (to === this.self) throw new Error("effects: tellNow to self");

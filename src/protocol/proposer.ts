@@ -10,16 +10,18 @@
 // its own vote comes back to it (like a peer's) only once that persist is durable. A Prepare
 // leaves only after our promise of its ballot is durable, so a restarted proposer never reuses
 // a ballot it already used (its next round is above its own durable promise); an Accept leaves
-// at once (Ready.sendNow), while our own accept is still being written. A lost round (Reject, or no quorum before the phase deadline) backs off
-// with jitter and retries with a higher round; the writes stay queued.
+// at once (Ready.sendNow), while our own accept is still being written, and to only as many
+// peers as a majority needs; the others get it after `acceptSpareMs` without a majority. A lost
+// round (Reject, or no quorum before the phase deadline) backs off with jitter and retries with
+// a higher round; the writes stay queued.
 
-import { compareBallots, FAST_ROUND, type Ballot } from "./ballot.js";
+import { compareBallots, FAST_ROUND, type Ballot, type NodeId } from "./ballot.js";
 import type { Effects } from "./effects.js";
 import { mayUseFastRound } from "./fastRound.js";
 import { isMember, nextReconfig, reconfigValue } from "./membership.js";
-import type { AcceptedValue, Accepted, ChosenEntry, Promise_, Reject } from "./messages.js";
+import type { Accept, AcceptedValue, Accepted, ChosenEntry, Promise_, Reject } from "./messages.js";
 import { commandBytes, valueBytes, type Value } from "./ops.js";
-import { isQuorum } from "./quorum.js";
+import { isQuorum, quorumSize } from "./quorum.js";
 import { nextRandom } from "./rng.js";
 import { chosenIndex, type GroupState, type Proposer } from "./state.js";
 
@@ -37,6 +39,10 @@ export function newProposer(): Proposer {
     maxRoundSeen: 0,
     valueCounter: 0,
     settle: false,
+    unsent: [],
+    spareAt: 0,
+    pendingAccept: null,
+    acceptPeer: null,
   };
 }
 
@@ -65,7 +71,7 @@ export function startProposal(state: GroupState, fx: Effects, now: number): void
   p.phaseDeadline = now + timing.phaseTimeoutMs;
   if (mayUseFastRound(state)) {
     p.ballot = { round: FAST_ROUND, node: self };
-    sendAccept(state, fx, buildValue(state));
+    sendAccept(state, fx, now, buildValue(state));
     return;
   }
   const round = Math.max(p.maxRoundSeen, state.promised?.round ?? 0, state.accepted?.ballot.round ?? 0) + 1;
@@ -114,7 +120,7 @@ function inlinePrev(state: GroupState): ChosenEntry | null {
   return prev !== null && valueBytes(prev.value) <= state.config.limits.prevInlineBytes ? prev : null;
 }
 
-function sendAccept(state: GroupState, fx: Effects, value: Value): void {
+function sendAccept(state: GroupState, fx: Effects, now: number, value: Value): void {
   const p = state.proposer;
   p.phase = "accepting";
   p.value = value;
@@ -125,14 +131,56 @@ function sendAccept(state: GroupState, fx: Effects, value: Value): void {
   // (effects.ts sendTo), this ballot is ours alone (round >= 1: our Prepare of it left only
   // after our promise of it was durable, so a restart picks a higher round; round 0: a
   // restarted process never reuses it where it may have sent one, fastRound.ts).
-  fx.propose(state.members.replicas, {
-    type: "accept",
-    group: state.config.group,
-    index: p.index,
-    ballot: p.ballot!,
-    value,
-    prev: inlinePrev(state),
-  });
+  const accept: Accept = { type: "accept", group: state.config.group, index: p.index, ballot: p.ballot!, value, prev: inlinePrev(state) };
+  // Thrifty: our own acceptor and only as many peers as a majority needs get it now (one of
+  // two in a group of three), the peer that accepted first last time first; the others at
+  // `spareAt` unless a majority accepted by then. Any majority decides the same way, so this
+  // changes which replicas vote, never what may be chosen; a dead or slow first peer costs
+  // the spare delay (DESIGN.md, "An Accept goes to a majority first"). A reconfiguration goes
+  // to every replica at once: it is rare, and the replicas it removes should hear of it.
+  const replicas = state.members.replicas;
+  const self = state.config.self;
+  const peers = peerOrder(state, replicas, self);
+  const spareMs = Math.min(state.config.timing.acceptSpareMs, Math.floor(state.config.timing.phaseTimeoutMs / 2));
+  const need = acceptsNeeded(state) - (replicas.includes(self) ? 1 : 0);
+  const first = spareMs > 0 && value.config === undefined && need < peers.length ? peers.slice(0, Math.max(need, 0)) : peers;
+  fx.propose(replicas.includes(self) ? [self, ...first] : first, accept);
+  p.unsent = peers.slice(first.length);
+  p.pendingAccept = p.unsent.length > 0 ? accept : null;
+  p.spareAt = now + spareMs;
+}
+
+/** The peers of `replicas` in the order an Accept goes to them: acceptPeer first, then from the one after self. */
+function peerOrder(state: GroupState, replicas: readonly NodeId[], self: NodeId): NodeId[] {
+  const peers: NodeId[] = [];
+  const preferred = state.proposer.acceptPeer;
+  if (preferred !== null && preferred !== self && replicas.includes(preferred)) peers.push(preferred);
+  const at = Math.max(replicas.indexOf(self), 0);
+  for (let i = 1; i <= replicas.length; i++) {
+    const r = replicas[(at + i) % replicas.length]!;
+    if (r !== self && !peers.includes(r)) peers.push(r);
+  }
+  return peers;
+}
+
+/** Accepts that choose a value: a majority (one fewer under the deliberate bug). */
+function acceptsNeeded(state: GroupState): number {
+  return quorumSize(state.members.replicas) - (state.config.breaks?.has("accept-short-quorum") === true ? 1 : 0);
+}
+
+/** No majority accepted by `spareAt`: the Accept goes to the peers that did not get it yet. */
+export function sendSpareAccepts(state: GroupState, fx: Effects, now: number): void {
+  const p = state.proposer;
+  if (p.phase !== "accepting" || p.pendingAccept === null || p.unsent.length === 0 || now < p.spareAt) return;
+  fx.proposeTo(p.unsent, p.pendingAccept);
+  p.unsent = [];
+  p.pendingAccept = null;
+}
+
+/** When the proposer next needs a tick for its spare Accepts, or null. */
+export function spareAcceptsAt(state: GroupState): number | null {
+  const p = state.proposer;
+  return p.phase === "accepting" && p.pendingAccept !== null && p.unsent.length > 0 ? p.spareAt : null;
 }
 
 export function onPromise(state: GroupState, fx: Effects, now: number, from: string, m: Promise_): void {
@@ -148,7 +196,7 @@ export function onPromise(state: GroupState, fx: Effects, now: number, from: str
   // we must propose it, not ours. Our queued writes wait for the next instance.
   const adopted = highestAccepted(p.promises.values());
   p.phaseDeadline = now + state.config.timing.phaseTimeoutMs;
-  sendAccept(state, fx, adopted !== null ? adopted.value : buildValue(state));
+  sendAccept(state, fx, now, adopted !== null ? adopted.value : buildValue(state));
 }
 
 function highestAccepted(accepted: Iterable<AcceptedValue | null>): AcceptedValue | null {
@@ -162,8 +210,12 @@ export function onAccepted(state: GroupState, from: string, m: Accepted): Chosen
   const p = state.proposer;
   if (p.phase !== "accepting" || m.index !== p.index || compareBallots(m.ballot, p.ballot) !== 0) return null;
   if (!state.members.replicas.includes(from)) return null;
+  // The first peer to accept is the one the next Accept goes to first.
+  if (from !== state.config.self && ![...p.accepts].some((n) => n !== state.config.self)) p.acceptPeer = from;
   p.accepts.add(from);
-  if (!isQuorum(p.accepts.size, state.members.replicas)) return null;
+  if (p.accepts.size < acceptsNeeded(state)) return null;
+  p.unsent = [];
+  p.pendingAccept = null;
   return { index: p.index, ballot: p.ballot!, value: p.value! };
 }
 
@@ -180,6 +232,8 @@ export function abandon(state: GroupState, now: number): void {
   const p = state.proposer;
   p.phase = "idle";
   p.value = null;
+  p.unsent = [];
+  p.pendingAccept = null;
   p.attempts++;
   p.backoffUntil = now + backoff(state, p.attempts);
 }
@@ -219,6 +273,8 @@ export function onInstanceDecided(state: GroupState, now: number, entry: ChosenE
   const wasDriving = p.phase !== "idle";
   p.phase = "idle";
   p.value = null;
+  p.unsent = [];
+  p.pendingAccept = null;
   p.ballot = null;
   p.maxRoundSeen = 0;
   p.settle = false;

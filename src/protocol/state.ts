@@ -5,7 +5,7 @@
 import type { Ballot, NodeId } from "./ballot.js";
 import type { GroupConfig } from "./config.js";
 import type { CallId, Consistency } from "./io.js";
-import type { AcceptedValue, ChosenEntry, RequestRecord } from "./messages.js";
+import type { Accept, AcceptedValue, ChosenEntry, RequestRecord } from "./messages.js";
 import type { Command, Configuration, Entry, ReadQuery, Value } from "./ops.js";
 
 /** A client write waiting at this replica for its command to be applied. */
@@ -69,6 +69,19 @@ export interface Proposer {
   valueCounter: number;
   /** Drive the open instance even with nothing queued (a read waits on it). */
   settle: boolean;
+  /**
+   * Peers the current Accept has not gone to yet (proposer.ts sendAccept: only as many as a
+   * majority needs go first), sent at `spareAt` if no majority accepted by then.
+   */
+  unsent: NodeId[];
+  spareAt: number;
+  /** The Accept those peers are still owed. */
+  pendingAccept: Accept | null;
+  /**
+   * The peer that accepted first in the last round that reached a majority: the first one the
+   * next Accept goes to. A hint for speed, never for safety (any majority will do).
+   */
+  acceptPeer: NodeId | null;
 }
 
 /** Data-level catch-up in progress: chunks of a peer's data as of `at`. */

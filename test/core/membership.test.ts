@@ -32,7 +32,7 @@ class Cluster {
 
   private config(self: NodeId): GroupConfig {
     const i = ++this.incarnation;
-    return { group: "g", self, replicas: BIRTH, incarnation: `i${i}`, seed: i, timing: DEFAULT_TIMING, limits: DEFAULT_LIMITS, breaks: this.breaks };
+    return { group: "g", self, replicas: BIRTH, incarnation: `i${i}`, seed: i, timing: { ...DEFAULT_TIMING, probeSpareMs: 0, acceptSpareMs: 0 }, limits: DEFAULT_LIMITS, breaks: this.breaks };
   }
 
   start(node: NodeId, disk: DurableGroup, options: RestoreOptions = {}): void {

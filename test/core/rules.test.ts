@@ -20,11 +20,18 @@ import { Harness } from "./harness.js";
 const GROUP = "g";
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
+/**
+ * Most rules here are about which messages leave and when, so their replicas send every Accept
+ * and ReadProbe to every replica at once (the spare delays 0); the two thrifty tests at the end
+ * use the defaults, where only a majority gets them first.
+ */
+const ALL_AT_ONCE = { ...DEFAULT_TIMING, probeSpareMs: 0, acceptSpareMs: 0 };
+
 let incarnations = 0;
-function config(self: NodeId, replicas: readonly NodeId[], restarted = false): GroupConfig {
+function config(self: NodeId, replicas: readonly NodeId[], restarted = false, timing = ALL_AT_ONCE): GroupConfig {
   const n = ++incarnations;
   const fence = restarted ? { fastRoundFence: `${self}/i${n}/` } : {};
-  return { group: GROUP, self, replicas, incarnation: `i${n}`, ...fence, seed: n, timing: DEFAULT_TIMING, limits: DEFAULT_LIMITS };
+  return { group: GROUP, self, replicas, incarnation: `i${n}`, ...fence, seed: n, timing, limits: DEFAULT_LIMITS };
 }
 
 /** One replica with its own durable image, which every step's persist is applied to. */
@@ -32,9 +39,9 @@ class Replica {
   state: GroupState;
   readonly disk: DurableGroup;
 
-  constructor(readonly self: NodeId, readonly replicas: readonly NodeId[] = ["n1", "n2", "n3"], disk?: DurableGroup, lost = false, restarted = false) {
+  constructor(readonly self: NodeId, readonly replicas: readonly NodeId[] = ["n1", "n2", "n3"], disk?: DurableGroup, lost = false, restarted = false, readonly timing = ALL_AT_ONCE) {
     this.disk = disk ?? emptyDurableGroup();
-    this.state = restoreReplica(config(self, replicas, restarted), copyDisk(this.disk), { lost });
+    this.state = restoreReplica(config(self, replicas, restarted, timing), copyDisk(this.disk), { lost });
   }
 
   /**
@@ -72,7 +79,7 @@ class Replica {
 
   /** A crash and restart: only the durable image survives (a later process: fenced fast round). */
   restart(): Replica {
-    return new Replica(this.self, this.replicas, this.disk, false, true);
+    return new Replica(this.self, this.replicas, this.disk, false, true, this.timing);
   }
 }
 
@@ -316,6 +323,45 @@ describe("rules of docs/DESIGN.md, one test each", () => {
     const answered = reader.receive("n2", sent(reply, "readProbeReply")[0]!.msg);
     expect(answered.persist).toBeNull();
     expect(answered.answers.map((a) => a.call)).toEqual([call]);
+  });
+
+  it("a linearizable read probes only the peers a majority needs, the others after probeSpareMs, and the peer that answered first next time", () => {
+    const reader = new Replica("n1", ["n1", "n2", "n3"], undefined, false, false, DEFAULT_TIMING);
+    const read = (call: number, now: number): Ready => reader.input({ type: "read", call, query: { kind: "get", key: "k" }, consistency: "linearizable", deadline: now + 5_000 }, now);
+    const first = read(1, 0);
+    expect(sent(first, "readProbe").map((o) => o.to)).toEqual(["n2"]); // the replica after n1
+    expect(first.wakeAt).toBe(DEFAULT_TIMING.probeSpareMs);
+    // n2 is silent: at probeSpareMs n3 is probed too, and its reply (with ours) is a majority.
+    const spare = reader.input({ type: "tick" }, DEFAULT_TIMING.probeSpareMs);
+    const probes = sent(spare, "readProbe");
+    expect(probes.map((o) => o.to)).toEqual(["n3"]);
+    const probe = (probes[0]!.msg as { probe: number }).probe;
+    const answered = reader.receive("n3", { type: "readProbeReply", group: GROUP, probe, chosen: 0, accepted: false }, 25);
+    expect(answered.answers.map((a) => a.call)).toEqual([1]);
+    // The next read asks n3 first: it answered.
+    expect(sent(read(2, 30), "readProbe").map((o) => o.to)).toEqual(["n3"]);
+  });
+
+  it("an Accept goes to the peers a majority needs, the others after acceptSpareMs, and the peer that accepted first next time", () => {
+    const owner = new Replica("n1", ["n1", "n2", "n3"], undefined, false, false, DEFAULT_TIMING);
+    const first = propose(owner, put("r1", "k", "v"));
+    const accepts = first.sendNow.filter((o) => o.msg.type === "accept");
+    expect(accepts.map((o) => o.to)).toEqual(["n2"]);
+    const acc = accepts[0]!.msg as Accept;
+    // n2 is silent: at acceptSpareMs the same Accept (ballot and value) goes to n3.
+    const spare = owner.input({ type: "tick" }, DEFAULT_TIMING.acceptSpareMs);
+    const spares = spare.sendNow.filter((o) => o.msg.type === "accept");
+    expect(spares.map((o) => o.to)).toEqual(["n3"]);
+    expect(spares[0]!.msg).toEqual(acc);
+    // n3 accepts: with our own durable accept, a majority: chosen, and the write answered.
+    const chosen = owner.receive("n3", { type: "accepted", group: GROUP, index: acc.index, ballot: acc.ballot }, 25);
+    expect(chosen.answersNow).toHaveLength(1);
+    // n2, which got the Accept but did not vote, is sent the value with the Chosen.
+    const toN2 = chosen.sendNow.find((o) => o.to === "n2" && o.msg.type === "chosen")!;
+    expect((toN2.msg as { value: unknown }).value).not.toBeNull();
+    // The next Accept goes to n3 first.
+    const next = owner.input({ type: "propose", call: 99, command: put("r2", "k", "w"), deadline: 5_000 }, 30);
+    expect(next.sendNow.filter((o) => o.msg.type === "accept").map((o) => o.to)).toEqual(["n3"]);
   });
 
   it("a recovering replica does not vote (a replica that lost a group learns until voting is safe again)", () => {

@@ -40,6 +40,8 @@ describe("deliberate protocol bugs are caught", () => {
     ["read-without-probe", ["linearizability"]],
     // A read sets its target from one reply short of a majority (only a majority is probed first).
     ["read-short-quorum", ["linearizability"]],
+    // A proposer takes a value as chosen one Accepted short of a majority (only a majority gets it first).
+    ["accept-short-quorum", ["agreement", "linearizability", "durability"]],
     // A replica that lost its disk votes before it may (it forgot its promises and accepts).
     ["vote-while-recovering", ["agreement", "linearizability", "durability"]],
     // The core forgets to ask for a tick at a write's deadline (nodes tick only at wakeAt).
@@ -48,11 +50,14 @@ describe("deliberate protocol bugs are caught", () => {
     // that are a majority of the new configuration choose again at an index long decided.
     ["reconfig-joiner-votes-early", ["agreement", "fast-round", "convergence", "linearizability", "durability", "placement"]],
   ];
+  // Most bugs show within 300 seeds; a recovering replica's early vote needs the rarer timing
+  // where it decides something (seed 345 since thrifty Accepts and reads, issue 11).
+  const seedsFor = (name: BreakName): number => (name === "vote-while-recovering" ? 600 : 300);
   for (const [name, checkers] of cases) {
-    it(`--break ${name}: ${checkers.join(" or ")} objects within 300 seeds`, () => {
-      const summary = runSeeds({ start: 1, count: 300, breaks: [name] });
+    it(`--break ${name}: ${checkers.join(" or ")} objects within ${seedsFor(name)} seeds`, () => {
+      const summary = runSeeds({ start: 1, count: seedsFor(name), breaks: [name] });
       const failure = summary.failures[0];
-      expect(failure, `no seed of 300 failed with ${name} on`).toBeDefined();
+      expect(failure, `no seed of ${seedsFor(name)} failed with ${name} on`).toBeDefined();
       expect(checkers).toContain(failure!.failure!.checker);
     }, 120_000);
   }

@@ -1206,6 +1206,8 @@ function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
     probeRetryMs: prng.pick([50, 250]),
     // 0: every replica probed at once (the old way); else only a majority first.
     probeSpareMs: prng.pick([0, 1, 20, 100]),
+    // 0: an Accept to every replica at once (the old way); else only a majority first.
+    acceptSpareMs: prng.pick([0, 1, 20, 100]),
   };
   const limits: Limits = {
     ...DEFAULT_LIMITS,
