@@ -211,7 +211,8 @@ export function onAccepted(state: GroupState, from: string, m: Accepted): Chosen
   if (p.phase !== "accepting" || m.index !== p.index || compareBallots(m.ballot, p.ballot) !== 0) return null;
   if (!state.members.replicas.includes(from)) return null;
   // The first peer to accept is the one the next Accept goes to first.
-  if (from !== state.config.self && ![...p.accepts].some((n) => n !== state.config.self)) p.acceptPeer = from;
+  const self = state.config.self;
+  if (from !== self && (p.accepts.size === 0 || (p.accepts.size === 1 && p.accepts.has(self)))) p.acceptPeer = from;
   p.accepts.add(from);
   if (p.accepts.size < acceptsNeeded(state)) return null;
   p.unsent = [];
