@@ -18,8 +18,12 @@ export interface GroupPorts {
   /**
    * Writes `record` with sync, then calls `durable`; or calls `failed` if it cannot. One
    * group's records must complete in the order they were written (the driver asserts it).
+   * `mayWait`: nothing waits on this record yet, so it may wait for the next synced batch (or a
+   * short delay) instead of starting one; it is still written with sync and in order.
    */
-  persist(record: Persist, durable: () => void, failed: (error: unknown) => void): void;
+  persist(record: Persist, durable: () => void, failed: (error: unknown) => void, mayWait: boolean): void;
+  /** Something now waits on a record written with `mayWait`: commit what is held, now. */
+  hurry(): void;
   send(to: NodeId, msg: PeerMessage): void;
   answer(call: CallId, outcome: Outcome): void;
   /** (Re)arms the group's one timer to fire at `at` (caller's clock), replacing an armed one. */
@@ -54,6 +58,7 @@ export class GroupDriver {
    */
   settled(): Promise<void> {
     if (this.pendingPersists === 0) return Promise.resolve();
+    if (this.releases.hurryAll()) this.ports.hurry();
     return new Promise((resolve) => this.settleWaiters.push(resolve));
   }
 
@@ -69,6 +74,7 @@ export class GroupDriver {
     this.schedule(ready.wakeAt, now);
     const admitted = this.releases.admit(ready);
     this.release(admitted.now);
+    if (admitted.hurry) this.ports.hurry();
     const persist = admitted.persist;
     if (persist === null) return;
     this.ports.persist(
@@ -94,6 +100,7 @@ export class GroupDriver {
         this.ports.fatal(error);
         this.wakeSettled(true);
       },
+      persist.mayWait,
     );
   }
 

@@ -351,7 +351,8 @@ function perform(env: GroupEnv, handle: GroupHandle, ready: Ready, now: number):
 function livePorts(env: GroupEnv, handle: GroupHandle): GroupPorts {
   return {
     // The writer settles batches in order, so one group's persists complete in order.
-    persist: (record, durable, failed) => void env.writer.persist(record).then(durable, failed),
+    persist: (record, durable, failed, mayWait) => void env.writer.persist(record, mayWait).then(durable, failed),
+    hurry: () => env.writer.hurry(),
     send: (to, msg) => (to === env.nodeId ? env.loopback(handle.group, msg) : env.send(to, msg)),
     answer: (call, outcome) => env.answer(call, outcome),
     armTimer: (at, now) => {

@@ -95,7 +95,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
   if (config.breaks !== undefined) log.warn({ breaks: [...config.breaks] }, "TEST-ONLY: PAXOSSTORE_BREAK is set: this node runs with DELIBERATE PROTOCOL BUGS and is not safe");
   // eslint-disable-next-line prefer-const
   let metrics: NodeMetrics | undefined;
-  const writer = new StorageWriter(storage, { faultDelayMs, onBatch: (report) => metrics?.batch(report) });
+  const writer = new StorageWriter(storage, { faultDelayMs, mayWaitMs: config.commitWaitMs, onBatch: (report) => metrics?.batch(report) });
   let nc: NatsConnection;
   try {
     nc = await connectWithRetry(natsConnectionOptions(config.nats, `paxosstore-${config.cluster}-${config.nodeId}`), { waitMs: config.natsWaitMs }, log);

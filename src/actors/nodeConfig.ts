@@ -14,6 +14,7 @@
 
 import { readFileSync } from "node:fs";
 import { DEFAULT_LIMITS, DEFAULT_TIMING, type BreakName, type Timing } from "../protocol/config.js";
+import { DEFAULT_MAY_WAIT_MS } from "../storage/writer.js";
 
 export interface NatsOptions {
   /** e.g. ["nats://127.0.0.1:4222"] */
@@ -74,6 +75,11 @@ export interface NodeConfig {
   readonly join: boolean;
   /** Groups a second this node moves at most during a membership change. */
   readonly moveRatePerSecond: number;
+  /**
+   * Milliseconds a record nothing waits on (a learn whose answers already left) may wait for
+   * the next synced batch instead of starting one (storage/writer.ts); 0: every record starts one.
+   */
+  readonly commitWaitMs: number;
   /** TEST-ONLY deliberate protocol bugs (PAXOSSTORE_BREAK, src/actors/testHooks.ts); unset in production. */
   readonly breaks?: ReadonlySet<BreakName>;
   /** Port of the Prometheus /metrics listener; 0 = off (the default). */
@@ -141,6 +147,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: "newNode", flag: "--new-node", env: "PAXOSSTORE_NEW_NODE", kind: "bool", defaultText: "false", help: "an EMPTY data dir is a brand-new node: do not ask the peers whether they have seen it (never after a lost disk: docs/OPERATIONS.md)" },
   { key: "join", flag: "--join", env: "PAXOSSTORE_JOIN", kind: "bool", defaultText: "false", help: "a node added to a running cluster (paxosstore members add): --members is the FOUNDING list, which need not name this node" },
   { key: "moveRatePerSecond", flag: "--move-rate", env: "PAXOSSTORE_MOVE_RATE", kind: "int", defaultText: "50", help: "key-groups this node moves a second at most while the members change", min: 1, max: 100_000 },
+  { key: "commitWaitMs", flag: "--commit-wait", env: "PAXOSSTORE_COMMIT_WAIT_MS", kind: "int", defaultText: String(DEFAULT_MAY_WAIT_MS), help: "ms a learned value's record may wait to ride the next fsync instead of one of its own (0: never waits)", min: 0, max: 1_000 },
   { key: "httpPort", flag: "--http-port", env: "PAXOSSTORE_HTTP_PORT", kind: "int", defaultText: "0 (off)", help: "port of the health endpoint (/livez, /readyz, /status.json)", min: 0, max: 65_535 },
   { key: "metricsPort", flag: "--metrics-port", env: "PAXOSSTORE_METRICS_PORT", kind: "int", defaultText: "0 (off)", help: "serve Prometheus metrics at http://<host>:<port>/metrics", min: 0, max: 65_535 },
   { key: "maxActiveGroups", flag: "--max-active-groups", env: "PAXOSSTORE_MAX_ACTIVE_GROUPS", kind: "int", defaultText: "50000", help: "key-groups held in memory at most; least recently used idle ones are passivated first", min: 10, max: 100_000_000 },
@@ -331,6 +338,7 @@ export function loadNodeConfig(file: string | undefined, env: NodeJS.ProcessEnv,
     newNode: bool("newNode", false),
     join,
     moveRatePerSecond: int("moveRatePerSecond", 50),
+    commitWaitMs: int("commitWaitMs", DEFAULT_MAY_WAIT_MS),
     httpPort: int("httpPort", 0),
     httpHost: str("httpHost", "127.0.0.1")!,
     metricsPort: int("metricsPort", 0),

@@ -33,6 +33,12 @@ export type BreakName =
   /** A replica that lost a group votes (and answers read probes) while it recovers it. */
   | "vote-while-recovering"
   /**
+   * Storage (simulation only): a record nothing waits on (a learn, releaseQueue.ts `mayWait`)
+   * is written without sync instead of riding the next synced commit, so a crash can lose it
+   * while the synced records after it survive (LevelDB does not sync a log it rotates away from).
+   */
+  | "learn-without-sync"
+  /**
    * The core's wakeAt leaves out queued writes' deadlines: a group with nothing else to wait
    * for is not woken to answer them (only a message would step it). Nodes tick only at wakeAt.
    */
@@ -51,6 +57,7 @@ export const BREAK_NAMES: readonly BreakName[] = [
   "read-short-quorum",
   "accept-short-quorum",
   "vote-while-recovering",
+  "learn-without-sync",
   "wake-ignores-write-deadlines",
   "reconfig-joiner-votes-early",
 ];

@@ -9,7 +9,14 @@
 //
 // Why in order: a step with nothing to persist may repeat a Promise/Accepted whose persist is
 // still on its way to disk (a duplicated Prepare), so it waits behind every earlier persist of
-// the replica, not only its own. Storage completes one replica's persists in order (the writer
+// the replica, not only its own.
+//
+// A persist nothing waits on may wait (`mayWait`, DESIGN.md "A learn rides the next commit"):
+// a learn whose answers and Chosen already left (they depend on durable votes, not on it) need
+// not cost an fsync of its own; storage writes it with the next synced batch, or after a short
+// delay. Still synced and still in order, so a later persist is never durable without it. The
+// moment something does wait on it (a later step's held sends or answers), `hurry` says so, and
+// the caller starts the commit at once. Storage completes one replica's persists in order (the writer
 // commits batches one at a time; the simulated disk is a FIFO), and `durable` asserts it: a
 // persist reported out of order means the caller's disk reordered writes, which would let a
 // promise be revealed before an earlier one is durable.
@@ -28,8 +35,16 @@ export interface Release {
 export interface Admitted {
   /** Leaves at once: `sendNow` and `answersNow`, and the whole step when nothing is on its way to disk. */
   readonly now: Release;
-  /** To write with sync; report it with `durable(ticket)` once it is. */
-  readonly persist: { readonly ticket: number; readonly record: Persist } | null;
+  /**
+   * To write with sync; report it with `durable(ticket)` once it is. `mayWait`: nothing waits
+   * on it yet, so it may ride the next synced batch instead of starting one.
+   */
+  readonly persist: { readonly ticket: number; readonly record: Persist; readonly mayWait: boolean } | null;
+  /**
+   * Something now waits on a persist that was admitted with `mayWait`: the caller must commit
+   * what it holds at once (every earlier persist of the replica goes with it, in order).
+   */
+  readonly hurry: boolean;
 }
 
 export interface ReleaseQueueOptions {
@@ -48,11 +63,15 @@ interface Waiting {
   readonly releases: Release[];
 }
 
+
+
 /** One replica's persists on their way to disk, and what waits on each. */
 export class ReleaseQueue {
   private readonly waiting: Waiting[] = [];
   private nextTicket = 1;
   private failed = false;
+  /** Persists admitted with mayWait and not hurried since (the caller may still hold them). */
+  private lazy = 0;
   private readonly replyBeforePersist: boolean;
 
   constructor(options: ReleaseQueueOptions = {}) {
@@ -66,7 +85,7 @@ export class ReleaseQueue {
 
   /** Takes one step's Ready (in step order). */
   admit(ready: Ready): Admitted {
-    if (this.failed) return { now: NOTHING, persist: null }; // the node is stopping: reveal nothing
+    if (this.failed) return { now: NOTHING, persist: null, hurry: false }; // the node is stopping: reveal nothing
     let send = ready.send;
     // Proposals and decided facts first: they never wait (Ready.sendNow).
     const early: Outbound[] = [...ready.sendNow];
@@ -79,15 +98,21 @@ export class ReleaseQueue {
     if (ready.persist !== null) {
       const ticket = this.nextTicket++;
       this.waiting.push({ ticket, releases: empty ? [] : [held] });
-      return { now: { send: early, answers: ready.answersNow }, persist: { ticket, record: ready.persist } };
+      // A persist that must not wait starts a commit, which takes every earlier one with it.
+      if (empty) this.lazy++;
+      else this.lazy = 0;
+      return { now: { send: early, answers: ready.answersNow }, persist: { ticket, record: ready.persist, mayWait: empty }, hurry: false };
     }
     const tail = this.waiting[this.waiting.length - 1];
     if (tail === undefined) {
       // Nothing on its way to disk: the step goes whole, answersNow first (as they would anyway).
-      return { now: { send: [...early, ...send], answers: [...ready.answersNow, ...ready.answers] }, persist: null };
+      return { now: { send: [...early, ...send], answers: [...ready.answersNow, ...ready.answers] }, persist: null, hurry: false };
     }
-    if (!empty) tail.releases.push(held);
-    return { now: { send: early, answers: ready.answersNow }, persist: null };
+    if (empty) return { now: { send: early, answers: ready.answersNow }, persist: null, hurry: false };
+    tail.releases.push(held);
+    const hurry = this.lazy > 0;
+    this.lazy = 0;
+    return { now: { send: early, answers: ready.answersNow }, persist: null, hurry };
   }
 
   /** The persist with `ticket` is durable: returns what it releases. Must be the oldest. */
@@ -98,6 +123,7 @@ export class ReleaseQueue {
       throw new Error(`release queue: persist ${ticket} reported durable, but the oldest pending is ${head?.ticket ?? "none"} (persists must complete in order)`);
     }
     this.waiting.shift();
+    if (this.lazy > this.waiting.length) this.lazy = this.waiting.length;
     if (head.releases.length === 0) return NOTHING;
     if (head.releases.length === 1) return head.releases[0]!;
     return { send: head.releases.flatMap((r) => r.send), answers: head.releases.flatMap((r) => r.answers) };
@@ -110,6 +136,17 @@ export class ReleaseQueue {
   fail(): void {
     this.failed = true;
     this.waiting.length = 0;
+    this.lazy = 0;
+  }
+
+  /**
+   * Someone outside the steps waits for every pending persist (the actor settling before a
+   * reload or a drop): returns whether any may still be held back, and counts them hurried.
+   */
+  hurryAll(): boolean {
+    const held = this.lazy > 0;
+    this.lazy = 0;
+    return held;
   }
 }
 

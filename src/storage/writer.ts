@@ -3,6 +3,12 @@
 // fsync pays for all the groups that stepped in that tick. Records queued while a commit is in
 // flight wait for the next batch: at most one batch is in flight, and batches grow with load
 // instead of fsyncs multiplying.
+//
+// A record nobody waits on yet (`mayWait`: a learn whose answers already left, DESIGN.md "A
+// learn rides the next commit") does not start a commit: it rides the next batch some other
+// record starts, or goes after `mayWaitMs` on its own, or at once when `hurry` says someone
+// now waits on it. It is never written without sync and never out of order: a batch takes
+// every record queued before it.
 
 import type { Persist } from "../protocol/durable.js";
 import { StorageClosedError, StorageWriterFailedError } from "./errors.js";
@@ -36,10 +42,17 @@ export interface StorageWriterOptions {
    * wait before each commit, and so before its fsync. Unset in production.
    */
   readonly faultDelayMs?: () => number;
+  /** How long a record written with `mayWait` may wait for another to start a commit (default 10 ms). */
+  readonly mayWaitMs?: number;
 }
+
+/** The default of StorageWriterOptions.mayWaitMs. */
+export const DEFAULT_MAY_WAIT_MS = 10;
 
 interface Batch {
   readonly records: Persist[];
+  /** Some record in it (or a hurry) wants the commit now, not after mayWaitMs. */
+  urgent: boolean;
   readonly settled: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
@@ -49,6 +62,9 @@ export class StorageWriter {
   private readonly storage: Pick<Storage, "commit">;
   private readonly onBatch: ((report: BatchReport) => void) | undefined;
   private readonly faultDelayMs: (() => number) | undefined;
+  private readonly mayWaitMs: number;
+  /** Commits a batch of waiting records once mayWaitMs have passed. */
+  private waitTimer: NodeJS.Timeout | null = null;
   private collecting: Batch | null = null;
   private inFlight: Batch | null = null;
   private scheduled = false;
@@ -61,24 +77,38 @@ export class StorageWriter {
     this.storage = storage;
     this.onBatch = options.onBatch;
     this.faultDelayMs = options.faultDelayMs;
+    this.mayWaitMs = options.mayWaitMs ?? DEFAULT_MAY_WAIT_MS;
   }
 
   /**
    * Queues one record; resolves once it is durable, together with the rest of its batch.
    * Rejects with the commit's error if its batch fails, and with StorageWriterFailedError for
-   * every record after a failure.
+   * every record after a failure. `mayWait`: the record does not start a commit by itself
+   * (see the top of this file); it is durable a little later, never less safely.
    */
-  persist(record: Persist): Promise<void> {
+  persist(record: Persist, mayWait = false): Promise<void> {
     if (this.closed) return Promise.reject(new StorageClosedError("storage writer is closed"));
     if (this.failedWith !== null) return Promise.reject(new StorageWriterFailedError(this.failedWith));
     this.collecting ??= newBatch();
     this.collecting.records.push(record);
-    this.schedule();
+    if (mayWait && this.mayWaitMs > 0) this.armWait();
+    else {
+      this.collecting.urgent = true;
+      this.schedule();
+    }
     return this.collecting.settled;
+  }
+
+  /** Someone waits on a record queued with mayWait: commit what is queued without waiting. */
+  hurry(): void {
+    if (this.collecting === null) return;
+    this.collecting.urgent = true;
+    this.schedule();
   }
 
   /** Settles once every record queued so far has settled; rejects if any of them failed. */
   flush(): Promise<void> {
+    this.hurry();
     // Batches commit in order, so the newest one settling means all earlier ones have.
     const newest = this.collecting ?? this.inFlight;
     return newest === null ? Promise.resolve() : newest.settled;
@@ -103,6 +133,16 @@ export class StorageWriter {
     return this.failedWith?.cause;
   }
 
+  private armWait(): void {
+    if (this.waitTimer !== null) return;
+    this.waitTimer = setTimeout(() => {
+      this.waitTimer = null;
+      this.hurry();
+    }, this.mayWaitMs);
+    // Never what keeps a process alive: close() and flush() hurry whatever is queued.
+    this.waitTimer.unref();
+  }
+
   private schedule(): void {
     if (this.scheduled || this.inFlight !== null) return;
     this.scheduled = true;
@@ -118,6 +158,10 @@ export class StorageWriter {
     const batch = this.collecting;
     if (batch === null || this.inFlight !== null) return;
     this.collecting = null;
+    if (this.waitTimer !== null) {
+      clearTimeout(this.waitTimer);
+      this.waitTimer = null;
+    }
     this.inFlight = batch;
     this.counters.batches++;
     this.counters.records += batch.records.length;
@@ -150,7 +194,10 @@ export class StorageWriter {
       this.collecting = null;
       waiting?.reject(new StorageWriterFailedError(this.failedWith));
     }
-    if (this.collecting !== null) this.schedule();
+    if (this.collecting !== null) {
+      if (this.collecting.urgent) this.schedule();
+      else this.armWait();
+    }
     this.onBatch?.(error === undefined ? report : { ...report, error });
   }
 }
@@ -165,5 +212,5 @@ function newBatch(): Batch {
   // The callers hold `settled`; this keeps a batch nobody awaits from being an unhandled
   // rejection in flush() bookkeeping (each caller's own await still sees the error).
   settled.catch(() => undefined);
-  return { records: [], settled, resolve, reject };
+  return { records: [], urgent: false, settled, resolve, reject };
 }

@@ -19,9 +19,12 @@ class Recorder implements GroupPorts {
   readonly log: string[] = [];
   readonly disk: { durable: () => void; failed: (e: unknown) => void }[] = [];
   readonly fatals: unknown[] = [];
-  persist(_record: Persist, durable: () => void, failed: (e: unknown) => void): void {
-    this.log.push("persist");
+  persist(_record: Persist, durable: () => void, failed: (e: unknown) => void, mayWait: boolean): void {
+    this.log.push(mayWait ? "persist (may wait)" : "persist");
     this.disk.push({ durable, failed });
+  }
+  hurry(): void {
+    this.log.push("hurry");
   }
   send(to: string, m: PeerMessage): void {
     this.log.push(`send ${to} ${(m as { probe: number }).probe}`);
@@ -50,6 +53,22 @@ describe("group driver", () => {
     ports.disk[0]!.durable();
     expect(ports.log).toEqual(["persist", "answer 7", "send n2 1", "send n3 2", "answer 8"]);
     expect(driver.pendingPersists).toBe(0);
+  });
+
+  it("a persist nothing waits on is written with mayWait, and hurried when something does, or on settled()", async () => {
+    const ports = new Recorder();
+    const driver = new GroupDriver(ports);
+    driver.perform(ready({ persist, answersNow: [answer(1)] }), 0);
+    expect(ports.log).toEqual(["answer 1", "persist (may wait)"]);
+    driver.perform(ready({ answers: [answer(2)] }), 0);
+    expect(ports.log).toEqual(["answer 1", "persist (may wait)", "hurry"]);
+    ports.disk[0]!.durable();
+    expect(ports.log.at(-1)).toBe("answer 2");
+    driver.perform(ready({ persist }), 0);
+    const settled = driver.settled();
+    expect(ports.log.at(-1)).toBe("hurry");
+    ports.disk[1]!.durable();
+    await settled;
   });
 
   it("a persist reported out of order stops the node and releases nothing", () => {

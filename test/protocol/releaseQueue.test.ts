@@ -83,7 +83,36 @@ describe("release queue", () => {
     q.fail();
     expect(q.pendingPersists).toBe(0);
     expect(q.durable(a.persist!.ticket)).toEqual({ send: [], answers: [] });
-    expect(q.admit(ready({ send: [out(2)], answersNow: [answer(1)] }))).toEqual({ now: { send: [], answers: [] }, persist: null });
+    expect(q.admit(ready({ send: [out(2)], answersNow: [answer(1)] }))).toEqual({ now: { send: [], answers: [] }, persist: null, hurry: false });
+  });
+
+  it("a persist nothing waits on may wait; the first step that waits on it hurries it, once", () => {
+    const q = new ReleaseQueue();
+    // A learn: its answers and Chosen leave at once, nothing is held on its persist.
+    const learn = q.admit(ready({ persist, sendNow: [out(1)], answersNow: [answer(1)] }));
+    expect(learn.persist!.mayWait).toBe(true);
+    expect(learn.hurry).toBe(false);
+    // A step with nothing held does not hurry it; one whose answer waits on it does.
+    expect(q.admit(ready({ answersNow: [answer(2)] })).hurry).toBe(false);
+    expect(q.admit(ready({ answers: [answer(3)] })).hurry).toBe(true);
+    expect(q.admit(ready({ send: [out(4)] })).hurry).toBe(false); // hurried already
+    expect(q.durable(learn.persist!.ticket)).toEqual({ send: [out(4)], answers: [answer(3)] });
+  });
+
+  it("a persist something waits on does not wait, and takes the waiting ones before it along", () => {
+    const q = new ReleaseQueue();
+    const learn = q.admit(ready({ persist, answersNow: [answer(1)] }));
+    const accept = q.admit(ready({ persist, send: [out(2)] }));
+    expect(accept.persist!.mayWait).toBe(false);
+    // The accept's commit carries the learn: nothing is left to hurry.
+    expect(q.admit(ready({ answers: [answer(3)] })).hurry).toBe(false);
+    expect(q.hurryAll()).toBe(false);
+    q.durable(learn.persist!.ticket);
+    // A later waiting persist alone: hurryAll (an actor settling) reports it once.
+    q.durable(accept.persist!.ticket);
+    q.admit(ready({ persist }));
+    expect(q.hurryAll()).toBe(true);
+    expect(q.hurryAll()).toBe(false);
   });
 
   it("the reply-before-persist break lets sends out at once; answers still wait", () => {

@@ -155,9 +155,29 @@ interface GroupMembershipRun {
 /** A persist on its way to the simulated disk (one replica's writes complete in order). */
 interface DiskWrite {
   readonly persist: Persist;
-  readonly doneAt: number;
+  /** Lowered when a record that waits (`waiting`) is taken into an earlier commit. */
+  doneAt: number;
   /** The driver's callback: releases what waited on this persist. */
   readonly durable: () => void;
+  /**
+   * Written with mayWait and no commit has taken it yet: it lands with the next persist of the
+   * replica that does not wait, at a hurry, or on its own a little later (storage/writer.ts).
+   */
+  waiting: boolean;
+  /** The break `learn-without-sync`: reported durable at once, and lost by a crash soon after. */
+  readonly unsynced: boolean;
+}
+
+/**
+ * The break `learn-without-sync`: a record written without sync, applied to the disk image,
+ * but lost by a crash until `lostUntil` while the synced records after it (`after`) survive,
+ * as LevelDB loses the unsynced tail of a log it rotated away from.
+ */
+interface UnsyncedWrite {
+  readonly group: string;
+  readonly before: DurableGroup;
+  readonly after: Persist[];
+  readonly lostUntil: number;
 }
 
 /**
@@ -186,6 +206,8 @@ interface SimNode {
   readonly disks: Map<string, DurableGroup>;
   /** Groups whose disk image this crash lost (a failed checksum): they restart recovering. */
   readonly lost: Set<string>;
+  /** The break `learn-without-sync` only: unsynced records a crash would lose. */
+  unsynced: UnsyncedWrite[];
 }
 
 interface ClientRun {
@@ -244,6 +266,8 @@ class Simulation {
   private readonly clients: ClientRun[];
   private readonly faults: FaultPlan;
   private readonly tuning: { timing: Timing; limits: Limits };
+  /** The storage writer's mayWaitMs for this seed; 0: every persist starts a commit (the old way). */
+  private readonly mayWaitMs: number;
   private readonly breaks: ReadonlySet<BreakName>;
   private readonly replyBeforePersist: boolean;
   private readonly trace: ((line: string) => void) | undefined;
@@ -281,6 +305,8 @@ class Simulation {
       ? { ...planned, loseDiskChance: Math.max(planned.loseDiskChance, 0.5) }
       : planned;
     this.tuning = planTuning(this.streams.tuning);
+    // Drawn after the rest of the tuning, so a seed's other choices stay what they were.
+    this.mayWaitMs = this.breaks.has("learn-without-sync") ? 10 : this.streams.tuning.pick([0, 1, 10, 50]);
     this.groups = planGroups(this.streams.workload, this.nodeIds);
     const plans = planClients(this.streams.workload, this.groups, this.nodeIds);
     this.membership = planMembership(this.streams.membership, this.groups.map((g) => g.group), options.replicas, this.faults.faultPhaseMs, this.breaks, options.membershipStress === true);
@@ -301,7 +327,7 @@ class Simulation {
   run(): void {
     this.log(() => this.describeSetup());
     for (const id of this.allNodes) {
-      const node: SimNode = { id, up: false, epoch: 0, restarts: -1, replicas: new Map(), disks: new Map(), lost: new Set() };
+      const node: SimNode = { id, up: false, epoch: 0, restarts: -1, replicas: new Map(), disks: new Map(), lost: new Set(), unsynced: [] };
       // Spares hold nothing until a group moves to them.
       if (this.nodeIds.includes(id)) for (const g of this.groups) node.disks.set(g.group, emptyDurableGroup());
       this.nodes.set(id, node);
@@ -429,19 +455,48 @@ class Simulation {
     this.stats.counts[what] = (this.stats.counts[what] ?? 0) + 1;
   }
 
-  /** The oldest pending persist of a replica is durable: apply it, release what waited on it. */
+  /**
+   * The replica's pending persists due by now are durable, oldest first: apply each, release
+   * what waited on it. A write taken into an earlier commit left its old event behind: then
+   * nothing is due, and nothing happens.
+   */
   private diskDone(nodeId: NodeId, group: string, epoch: number, of: Replica): void {
     const node = this.nodes.get(nodeId)!;
     if (!node.up || node.epoch !== epoch) return; // the crash lost it
-    const replica = node.replicas.get(group);
-    if (replica !== of) return; // the copy was dropped (membership change): so is its disk
-    const write = replica.diskQueue.shift();
-    if (write === undefined || write.doneAt !== this.queue.now) {
-      throw new Error(`sim: disk queue of ${nodeId}/${group} out of order at t=${this.queue.now}`);
+    for (;;) {
+      const replica = node.replicas.get(group);
+      if (replica !== of) return; // the copy was dropped (membership change): so is its disk
+      const write = replica.diskQueue[0];
+      if (write === undefined || write.doneAt > this.queue.now) return;
+      replica.diskQueue.shift();
+      const disk = node.disks.get(group)!;
+      for (const u of node.unsynced) if (u.group === group && u.lostUntil > this.queue.now) u.after.push(write.persist);
+      if (write.unsynced) node.unsynced.push({ group, before: copyDisk(disk), after: [], lostUntil: this.queue.now + UNSYNCED_LOSS_MS });
+      applyPersist(disk, write.persist);
+      this.log(() => `disk ${nodeId}/${group} ${write.unsynced ? "wrote (no sync)" : "synced"} ${describePersist(write.persist)}`);
+      write.durable();
     }
-    applyPersist(node.disks.get(group)!, write.persist);
-    this.log(() => `disk ${nodeId}/${group} synced ${describePersist(write.persist)}`);
-    write.durable();
+  }
+
+  /** The break `learn-without-sync`: a crash loses the oldest unsynced record still at risk. */
+  private loseUnsynced(node: SimNode): void {
+    const now = this.queue.now;
+    node.unsynced = node.unsynced.filter((u) => u.lostUntil > now);
+    const lostGroups = new Set<string>();
+    for (const u of node.unsynced) {
+      if (lostGroups.has(u.group)) continue;
+      lostGroups.add(u.group);
+      const disk = node.disks.get(u.group);
+      if (disk === undefined) continue; // the copy was dropped since
+      // In place: the image object is the node's for good (its replicas' mirrors start from it).
+      const rebuilt = copyDisk(u.before);
+      for (const p of u.after) applyPersist(rebuilt, p);
+      disk.meta = rebuilt.meta;
+      disk.keys = rebuilt.keys;
+      disk.requests = rebuilt.requests;
+      this.log(() => `disk ${node.id}/${u.group} LOST an unsynced record (${u.after.length} synced after it kept)`);
+    }
+    node.unsynced = [];
   }
 
   // ---- the core ----------------------------------------------------------------------------
@@ -505,12 +560,38 @@ class Simulation {
    */
   private ports(node: SimNode, group: string, replica: () => Replica): GroupPorts {
     return {
-      persist: (persist, durable) => {
+      persist: (persist, durable, _failed, mayWait) => {
         const r = replica();
+        const now = this.queue.now;
+        const unsynced = mayWait && this.breaks.has("learn-without-sync");
         const tail = r.diskQueue[r.diskQueue.length - 1];
-        const start = Math.max(this.queue.now, tail?.doneAt ?? 0);
-        const doneAt = start + this.streams.disk.int(...this.faults.diskMs);
-        r.diskQueue.push({ persist, doneAt, durable });
+        if (unsynced) {
+          // Returns at once (no fsync), still in order behind what the replica wrote before.
+          const doneAt = Math.max(now, tail?.doneAt ?? 0);
+          r.diskQueue.push({ persist, doneAt, durable, waiting: false, unsynced: true });
+          this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch, replica: r });
+          return;
+        }
+        if (mayWait) this.count("persists that may wait");
+        if (mayWait && this.mayWaitMs > 0) {
+          // With the writes already waiting (one batch), or a new wait of up to mayWaitMs.
+          const doneAt = tail?.waiting === true ? tail.doneAt : this.commitStart(r) + this.streams.disk.int(1, this.mayWaitMs) + this.streams.disk.int(...this.faults.diskMs);
+          r.diskQueue.push({ persist, doneAt, durable, waiting: true, unsynced: false });
+          this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch, replica: r });
+          return;
+        }
+        const doneAt = this.commitStart(r) + this.streams.disk.int(...this.faults.diskMs);
+        r.diskQueue.push({ persist, doneAt, durable, waiting: false, unsynced: false });
+        // The commit takes every write still waiting before it.
+        this.commitWaiting(r, doneAt);
+        this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch, replica: r });
+      },
+      hurry: () => {
+        const r = replica();
+        if (!r.diskQueue.some((w) => w.waiting)) return;
+        this.count("hurried persists");
+        const doneAt = this.commitStart(r) + this.streams.disk.int(...this.faults.diskMs);
+        this.commitWaiting(r, doneAt);
         this.queue.schedule(doneAt, { kind: "diskDone", node: node.id, group, epoch: node.epoch, replica: r });
       },
       send: (to, msg) => {
@@ -555,6 +636,22 @@ class Simulation {
   }
 
   // ---- nodes: start, crash, restart -----------------------------------------------------------
+
+  /** When a new commit of the replica may start: after the last one not waiting (one batch in flight). */
+  private commitStart(r: Replica): number {
+    let last = 0;
+    for (const w of r.diskQueue) if (!w.waiting) last = w.doneAt;
+    return Math.max(this.queue.now, last);
+  }
+
+  /** The writes waiting in `r`'s queue go with a commit that lands at `doneAt`. */
+  private commitWaiting(r: Replica, doneAt: number): void {
+    for (const w of r.diskQueue) {
+      if (!w.waiting) continue;
+      w.waiting = false;
+      w.doneAt = Math.min(w.doneAt, doneAt);
+    }
+  }
 
   /** Starts (or restarts) a node from its disks: new incarnation, new seed, nothing volatile. */
   private start(node: SimNode): void {
@@ -802,6 +899,7 @@ class Simulation {
     node.up = false;
     node.epoch++;
     node.replicas = new Map(); // volatile state and unsynced persists: gone
+    this.loseUnsynced(node);
     this.stats.crashes++;
     this.maybeLoseDisk(node, prng);
     this.log(() => `CRASH ${node.id}`);
@@ -1227,6 +1325,13 @@ function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
  * untouched (entries and values are immutable and shared; structuredClone of every step's
  * state would make the simulation several times slower).
  */
+/** How long an unsynced record stays at risk (until LevelDB would flush the memtable it is in). */
+const UNSYNCED_LOSS_MS = 200;
+
+function copyDisk(disk: DurableGroup): DurableGroup {
+  return { meta: disk.meta, keys: new Map(disk.keys), requests: [...disk.requests] };
+}
+
 function copyForProbe(state: GroupState): GroupState {
   const p = state.proposer;
   const r = state.recovering;

@@ -89,6 +89,69 @@ describe("StorageWriter: group commit", () => {
     expect(writer.stats).toMatchObject({ batches: 2, records: 4, largestBatch: 3 });
   });
 
+  it("a record that may wait rides the next commit another record starts", async () => {
+    const storage = new GatedStorage();
+    const writer = new StorageWriter(storage, { mayWaitMs: 60_000 });
+    const learn = writer.persist(record("a", 1), true);
+    await nextTurn();
+    expect(storage.commits).toHaveLength(0);
+    expect(writer.stats.queued).toBe(1);
+    const accept = writer.persist(record("b", 1));
+    await nextTurn();
+    expect(storage.commits).toHaveLength(1);
+    expect(storage.commits[0]!.batch.map((p) => p.group)).toEqual(["a", "b"]);
+    storage.commits[0]!.resolve();
+    await Promise.all([learn, accept]);
+  });
+
+  it("a record that may wait goes after mayWaitMs on its own, or at once on hurry or flush", async () => {
+    const storage = new GatedStorage();
+    const writer = new StorageWriter(storage, { mayWaitMs: 5 });
+    const alone = writer.persist(record("a", 1), true);
+    await nextTurn();
+    expect(storage.commits).toHaveLength(0);
+    const deadline = Date.now() + 10_000;
+    while (storage.commits.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    expect(storage.commits).toHaveLength(1);
+    storage.commits[0]!.resolve();
+    await alone;
+
+    const slow = new StorageWriter(storage, { mayWaitMs: 60_000 });
+    const hurried = slow.persist(record("a", 2), true);
+    await nextTurn();
+    expect(storage.commits).toHaveLength(1);
+    slow.hurry();
+    await nextTurn();
+    expect(storage.commits).toHaveLength(2);
+    storage.commits[1]!.resolve();
+    await hurried;
+
+    const flushed = slow.persist(record("a", 3), true);
+    const flushing = slow.flush();
+    await nextTurn();
+    expect(storage.commits).toHaveLength(3);
+    storage.commits[2]!.resolve();
+    await Promise.all([flushed, flushing]);
+  });
+
+  it("records that may wait and arrive while a batch is in flight wait for their delay, not for its end", async () => {
+    const storage = new GatedStorage();
+    const writer = new StorageWriter(storage, { mayWaitMs: 60_000 });
+    const first = writer.persist(record("a", 1));
+    await nextTurn();
+    const learn = writer.persist(record("b", 1), true);
+    storage.commits[0]!.resolve();
+    await first;
+    await nextTurn();
+    expect(storage.commits).toHaveLength(1);
+    expect(await state(learn)).toBe("pending");
+    const closing = writer.close();
+    await nextTurn();
+    expect(storage.commits).toHaveLength(2);
+    storage.commits[1]!.resolve();
+    await Promise.all([learn, closing]);
+  });
+
   it("resolves each caller only when its own batch is durable", async () => {
     const storage = new GatedStorage();
     const writer = new StorageWriter(storage);
