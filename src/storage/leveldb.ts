@@ -244,7 +244,12 @@ export class LevelStorage implements Storage {
     const putInBatch = new Map<string, Uint8Array[]>();
     const resetGroups = new Set<string>();
     const marked = new Set<string>();
-    for (const p of batch) {
+    // A group's meta record is whole in every persist: only its last one in the batch is
+    // written (a learn riding with the next accept of its group would otherwise encode twice).
+    const lastOfGroup = new Map<string, number>();
+    batch.forEach((p, i) => lastOfGroup.set(p.group, i));
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
       const prefix = groupPrefix(p.group);
       let put = putInBatch.get(p.group);
       if (put === undefined) {
@@ -261,8 +266,10 @@ export class LevelStorage implements Storage {
         for (const key of put) ops.push({ type: "del", key });
         put.length = 0;
       }
-      const meta = metaKey(prefix);
-      ops.push({ type: "put", key: meta, value: encodeRecord(meta, p.meta) });
+      if (lastOfGroup.get(p.group) === i) {
+        const meta = metaKey(prefix);
+        ops.push({ type: "put", key: meta, value: encodeRecord(meta, p.meta) });
+      }
       // With every meta record, in the same batch (layout.ts, "The written mark").
       if (!marked.has(p.group)) {
         marked.add(p.group);
