@@ -6,7 +6,7 @@
 //
 //   npm run build && npm run bench:failover -- [--faults kill,pause,partition] [--keys hot,many]
 //       [--kinds queue,node,ts] [--faults-per-run 10] [--every 5000] [--clients 12]
-//       [--separate] [--root other/checkout] [--json bench/results/failover.json]
+//       [--separate] [--root other/checkout] [--json bench/results/failover.json] [--hedge-ms N]
 // `--faults partition` (root and iptables: bash infra/install-iptables.sh) runs each node with its
 // own nats-server in network namespaces and cuts one off from the others (see runPartition).
 // `--faults none` measures the same windows with no fault: the noise floor of this machine
@@ -16,7 +16,8 @@
 // cluster, so their numbers come from the same faults):
 //   queue  raw NATS requests (JSON) on `<prefix>.api`, 1 s per-operation timeout, no retries
 //   hedged raw NATS requests on `<prefix>.api` as docs/API.md advises any-language clients: a
-//          write carries a request id, and an attempt unanswered after HEDGE_MS gets a copy
+//          write carries a request id, and an attempt unanswered after 4x the client's usual
+//          latency (75-250 ms, the TypeScript client's rule; --hedge-ms N for a fixed delay) gets a copy
 //          (same id) on the queue subject, up to 3 in flight; the first decided answer wins
 //   node   raw NATS requests on one node's own subject `<prefix>.api.<node>` (clients spread
 //          evenly over the nodes), 1 s timeout, no retries
@@ -32,6 +33,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect as natsConnect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import type { PaxosStoreClient, connect as StoreConnect } from "../src/client/index.js";
+import { hedgeDelayMs } from "../src/client/retry.js";
 import { freePort, longestStretch, median, sleep, WINDOW_MS, worstStall } from "./stretch.js";
 import { VerifyCluster } from "../test/linearizability/cluster.js";
 import { cut, healAll, layout, networkProblem, setUpNetwork, tearDownNetwork } from "../test/linearizability/netns.js";
@@ -247,7 +249,13 @@ async function rawClient(nc: NatsConnection, subject: string, keys: readonly str
   }
 }
 
-const HEDGE_MS = 100;
+// How long an unanswered copy waits before the next: `--hedge-ms N` fixed, or by default the
+// TypeScript client's rule (4x this client's moving average latency, 75-250 ms: retry.ts), which
+// docs/API.md advises any-language clients.
+const HEDGE_ARG = arg("hedge-ms", "adaptive");
+const HEDGE_FIXED_MS = HEDGE_ARG === "adaptive" ? null : Number(HEDGE_ARG);
+if (HEDGE_FIXED_MS !== null && !(HEDGE_FIXED_MS > 0)) throw new Error(`--hedge-ms: a number of ms > 0, or adaptive (got ${HEDGE_ARG})`);
+const HEDGE_LABEL = HEDGE_FIXED_MS === null ? "hedged after 4x its latency (75-250 ms)" : `hedged after ${HEDGE_FIXED_MS} ms`;
 
 /** A raw client that hedges (docs/API.md, "When a node dies or hangs"): see the header. */
 async function hedgedClient(nc: NatsConnection, subject: string, keys: readonly string[], tally: Tally, running: () => boolean): Promise<void> {
@@ -256,9 +264,11 @@ async function hedgedClient(nc: NatsConnection, subject: string, keys: readonly 
   const h = natsHeaders();
   h.set("PaxosStore-Timeout-Ms", String(OP_TIMEOUT_MS - 100));
   let n = 0;
+  let latencyEwmaMs = 20;
   while (running()) {
     const op = nextOp(keys);
     const data = enc.encode(JSON.stringify(requestBody(op, ++n, versions, `hedged-${id}-${n}`)));
+    const hedgeMs = HEDGE_FIXED_MS ?? hedgeDelayMs(latencyEwmaMs);
     const done = traceOp(tally, id, op);
     const started = performance.now();
     const answer = await new Promise<Record<string, unknown> | string>((resolve) => {
@@ -277,12 +287,16 @@ async function hedgedClient(nc: NatsConnection, subject: string, keys: readonly 
         copies++;
         outstanding++;
         const budget = Math.max(1, OP_TIMEOUT_MS - (performance.now() - started));
-        if (copies < 3) hedge = setTimeout(send, HEDGE_MS);
+        if (copies < 3) hedge = setTimeout(send, hedgeMs);
+        const sentAt = performance.now();
         nc.request(subject, data, { timeout: budget, headers: h })
           .then((m) => {
             const a = JSON.parse(dec.decode(m.data)) as Record<string, unknown>;
             const code = (a.error as { code?: string } | undefined)?.code;
-            if (a.ok === true || (code !== "timeout" && code !== "unavailable")) return finish(a);
+            if (a.ok === true || (code !== "timeout" && code !== "unavailable")) {
+              if (!settled) latencyEwmaMs += (performance.now() - sentAt - latencyEwmaMs) / 16;
+              return finish(a);
+            }
             lastFailure = `error:${code}`;
           })
           .catch((e: Error & { isNoResponders?: () => boolean }) => {
@@ -572,7 +586,7 @@ async function runPartition(keysName: Keys, runKinds: Kind[]): Promise<RunResult
 
 const KIND_LABEL: Record<Kind, string> = {
   queue: "raw, queue subject",
-  hedged: "raw, queue subject, hedged after 100 ms",
+  hedged: `raw, queue subject, ${HEDGE_LABEL}`,
   node: "raw, each client on one node's subject",
   ts: "TypeScript client",
 };
