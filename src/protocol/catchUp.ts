@@ -47,17 +47,36 @@ export function progressJoin(state: GroupState, fx: Effects, now: number): void 
   if (peer !== undefined) requestCatchUp(state, fx, now, peer, chosenIndex(state) + 1, true);
 }
 
+/**
+ * When an unanswered catch-up request is asked again: after catchUpSpareMs while nothing came
+ * (a silent peer: dead, paused or cut off, as the one whose message showed us behind often is),
+ * after catchUpRetryMs while a copy is coming in chunks (a slow peer, whose copy would be lost).
+ */
+export function catchUpRetryAt(state: GroupState): number | null {
+  const cu = state.catchUp;
+  if (cu.asked === null) return null;
+  const t = state.config.timing;
+  return cu.askedAt + (cu.snapshot === null ? Math.min(t.catchUpSpareMs, t.catchUpRetryMs) : t.catchUpRetryMs);
+}
+
 /** Re-asks, rotating to the next peer, when a request went unanswered. */
 export function retryCatchUp(state: GroupState, fx: Effects, now: number): void {
   const cu = state.catchUp;
-  if (cu.asked === null || now - cu.askedAt < state.config.timing.catchUpRetryMs) return;
-  if (chosenIndex(state) >= cu.wanted && cu.snapshot === null) {
-    cu.asked = null; // caught up: nothing left to ask for
+  const at = catchUpRetryAt(state);
+  if (cu.asked === null || at === null || now < at) return;
+  if (chosenIndex(state) >= cu.wanted) {
+    // Caught up: nothing left to ask for, and a copy still coming is of an index we passed.
+    cu.asked = null;
     cu.ahead = null;
+    cu.snapshot = null;
     return;
   }
   const peers = catchUpPeers(state);
-  if (peers.length === 0) return;
+  if (peers.length === 0) {
+    // Nobody to ask now: look again a retry later, not at every tick from now on.
+    cu.askedAt = now;
+    return;
+  }
   // A node outside our configuration that is ahead (state.ts) first, then the ones we know in
   // turn. Once only: it too may have dropped the group since (a joiner's source that was told
   // of the reconfiguration is outside the configuration it joins), and a sticky `ahead` would

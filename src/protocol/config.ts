@@ -78,8 +78,14 @@ export interface Timing {
   readonly yieldMs: number;
   /** A read waiting on an accepted-but-undecided instance drives it after this long. */
   readonly readResolveMs: number;
-  /** An unanswered catch-up request is sent again (to another peer) after this long. */
+  /** A catch-up whose copy stopped coming is asked again (of another peer) after this long. */
   readonly catchUpRetryMs: number;
+  /**
+   * A catch-up request that got nothing yet is asked of the next peer after this long (at
+   * most catchUpRetryMs): the peer asked first may be the one that just died or was cut off
+   * (it sent the message that showed us behind), and a live one answers within a round trip.
+   */
+  readonly catchUpSpareMs: number;
   /** ReadProbes with no majority are sent again after this long. */
   readonly probeRetryMs: number;
   /**
@@ -150,6 +156,7 @@ export const DEFAULT_TIMING: Timing = {
   yieldMs: 100,
   readResolveMs: 50,
   catchUpRetryMs: 500,
+  catchUpSpareMs: 50,
   probeRetryMs: 250,
   probeSpareMs: 20,
   acceptSpareMs: 20,

@@ -14,7 +14,7 @@
 //   membership.ts  the group's configuration per instance, reconfiguration, joining and removed replicas
 
 import { onAccept, onPrepare } from "./acceptor.js";
-import { onCatchUpEntry, onCatchUpSnapshot, progressJoin, requestCatchUp, retryCatchUp, serveCatchUp } from "./catchUp.js";
+import { catchUpRetryAt, onCatchUpEntry, onCatchUpSnapshot, progressJoin, requestCatchUp, retryCatchUp, serveCatchUp } from "./catchUp.js";
 import type { GroupConfig } from "./config.js";
 import { emptyDurableGroup, type DurableGroup } from "./durable.js";
 import { Effects } from "./effects.js";
@@ -278,6 +278,7 @@ function wakeAt(state: GroupState): number | null {
   else if ((state.queue.length > 0 || p.settle || state.reconfigs.length > 0) && mayPropose(state)) consider(p.backoffUntil);
   // (The deliberate bug "wake-ignores-write-deadlines" proves the simulation sees a late wake.)
   if (!(state.config.breaks?.has("wake-ignores-write-deadlines") ?? false)) for (const w of state.queue) consider(w.deadline);
-  if (state.catchUp.asked !== null) consider(state.catchUp.askedAt + state.config.timing.catchUpRetryMs);
+  const catchUpAt = catchUpRetryAt(state);
+  if (catchUpAt !== null) consider(catchUpAt);
   return at;
 }

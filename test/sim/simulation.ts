@@ -1317,7 +1317,8 @@ function planTuning(prng: Prng): { timing: Timing; limits: Limits } {
     // crosses the window within one step.
     requestMemory: prng.chance(0.3) ? prng.pick([1, 2, 3, 4, 8, 16]) : DEFAULT_LIMITS.requestMemory,
   };
-  return { timing, limits };
+  // Drawn after the rest, so a seed's other choices stay what they were.
+  return { timing: { ...timing, catchUpSpareMs: prng.pick([1, 20, 50, 500]) }, limits };
 }
 
 /**
