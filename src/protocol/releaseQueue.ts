@@ -63,8 +63,6 @@ interface Waiting {
   readonly releases: Release[];
 }
 
-
-
 /** One replica's persists on their way to disk, and what waits on each. */
 export class ReleaseQueue {
   private readonly waiting: Waiting[] = [];
