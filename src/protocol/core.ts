@@ -86,7 +86,7 @@ export function restoreReplica(config: GroupConfig, stored: DurableGroup, option
     queue: [],
     reads: [],
     reconfigs: [],
-    catchUp: { asked: null, askedAt: 0, wanted: 0, snapshot: null, ahead: null },
+    catchUp: { asked: null, askedAt: 0, wanted: 0, snapshot: null, ahead: null, behind: null },
     probeBase,
     probeCounter: probeBase,
     readPeer: null,
@@ -154,6 +154,7 @@ function pump(state: GroupState, fx: Effects, now: number): void {
       const { from, msg } = fx.inbox.shift()!;
       deliver(state, fx, now, from, msg);
     }
+    answerBehind(state, fx, now);
     progressRecovery(state, fx, now);
     progressJoin(state, fx, now);
     progressReads(state, fx, now);
@@ -163,13 +164,33 @@ function pump(state: GroupState, fx: Effects, now: number): void {
   }
 }
 
+/**
+ * The Prepare or Accept that found this replica behind, once it has caught up to that instance:
+ * handled now, as a message the network delayed (which Paxos allows). Dropped once the
+ * instance is decided here: its proposer learns that from the others, as it did before.
+ */
+function answerBehind(state: GroupState, fx: Effects, now: number): void {
+  const b = state.catchUp.behind;
+  if (b === null) return;
+  const c = chosenIndex(state);
+  if (b.msg.index > c + 1) return;
+  state.catchUp.behind = null;
+  if (b.msg.index === c + 1) deliver(state, fx, now, b.from, b.msg);
+}
+
 function deliver(state: GroupState, fx: Effects, now: number, from: string, msg: PeerMessage): void {
   switch (msg.type) {
     case "prepare":
-      if (onPrepare(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1, aheadOfUs(state, from));
+      if (onPrepare(state, fx, now, from, msg) === "behind") {
+        state.catchUp.behind = { from, msg };
+        requestCatchUp(state, fx, now, from, msg.index - 1, aheadOfUs(state, from));
+      }
       return;
     case "accept":
-      if (onAccept(state, fx, now, from, msg) === "behind") requestCatchUp(state, fx, now, from, msg.index - 1, aheadOfUs(state, from));
+      if (onAccept(state, fx, now, from, msg) === "behind") {
+        state.catchUp.behind = { from, msg };
+        requestCatchUp(state, fx, now, from, msg.index - 1, aheadOfUs(state, from));
+      }
       return;
     case "promise":
       onPromise(state, fx, now, from, msg);

@@ -5,7 +5,7 @@
 import type { Ballot, NodeId } from "./ballot.js";
 import type { GroupConfig } from "./config.js";
 import type { CallId, Consistency } from "./io.js";
-import type { Accept, AcceptedValue, ChosenEntry, RequestRecord } from "./messages.js";
+import type { Accept, AcceptedValue, ChosenEntry, Prepare, RequestRecord } from "./messages.js";
 import type { Command, Configuration, Entry, ReadQuery, Value } from "./ops.js";
 
 /** A client write waiting at this replica for its command to be applied. */
@@ -109,6 +109,13 @@ export interface CatchUpState {
    * replicas we know may have dropped the group since (a copy from one of them cut off half-way).
    */
   ahead: NodeId | null;
+  /**
+   * The last Prepare or Accept that found this replica behind (it can vote only at its open
+   * instance): answered once the catch-up brings the replica to that instance. Without it the
+   * proposer heard nothing from this replica until its phase timed out (500 ms), which with a
+   * third replica down or cut off stalled the group (issue 10). Volatile: a delayed message.
+   */
+  behind: { readonly from: NodeId; readonly msg: Prepare | Accept } | null;
 }
 
 /** A reconfigure call waiting for the group to reach its epoch (membership.ts). */
