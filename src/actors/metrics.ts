@@ -116,11 +116,9 @@ export class NodeMetrics implements GroupMetrics {
     let prepare = false;
     let fast = false;
     for (const o of ready.send) if (o.msg.type === "prepare") prepare = true;
-    // Accepts leave at once (Ready.sendNow).
-    for (const o of ready.sendNow) {
-      const m = o.msg;
-      if (m.type === "accept" && m.ballot.round === FAST_ROUND && m.ballot.node === self) fast = true;
-    }
+    // A spare peer's late copy of an Accept is not a proposal (Ready.proposed).
+    const m = ready.proposed;
+    if (m !== null && m.type === "accept" && m.ballot.round === FAST_ROUND && m.ballot.node === self) fast = true;
     if (prepare) this.prepareProposals.inc();
     if (fast) this.fastProposals.inc();
   }

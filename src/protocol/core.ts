@@ -144,7 +144,7 @@ export function step(state: GroupState, now: number, input: Input): Ready {
       break;
   }
   pump(state, fx, now);
-  return { persist: fx.persist(state), send: fx.send, sendNow: fx.sendNow, answers: fx.answers, answersNow: fx.answersNow, wakeAt: wakeAt(state) };
+  return { persist: fx.persist(state), send: fx.send, sendNow: fx.sendNow, answers: fx.answers, answersNow: fx.answersNow, proposed: fx.proposed, wakeAt: wakeAt(state) };
 }
 
 /** Runs until quiet: self-addressed messages, a proposal that may start, reads that may finish. */

@@ -39,6 +39,8 @@ export class Effects {
    */
   chosenByDurableVotes = false;
   readonly inbox: { from: NodeId; msg: PeerMessage }[] = [];
+  /** The Accept this step proposed (`propose`), not a spare peer's late copy (see Ready.proposed). */
+  proposed: PeerMessage | null = null;
 
   constructor(private readonly self: NodeId) {}
 
@@ -56,6 +58,7 @@ export class Effects {
    * peers get it at once, before this step's persist (its safety: fastRound.ts, proposer.ts).
    */
   propose(replicas: readonly NodeId[], msg: PeerMessage): void {
+    this.proposed = msg;
     for (const to of replicas) {
       if (to === this.self) this.inbox.push({ from: this.self, msg });
       else this.sendNow.push({ to, msg });

@@ -94,6 +94,12 @@ export interface Ready {
    * accepted value, and Paxos decides it the same way again. Saves a write one fsync.
    */
   readonly answersNow: readonly Answer[];
+  /**
+   * The Accept of a proposal this step made (also in `sendNow` unless we are the only replica),
+   * or null. Not set by the late copy a spare peer gets (proposer.ts sendSpareAccepts): metrics
+   * count proposals, not messages.
+   */
+  readonly proposed: PeerMessage | null;
   /** When the core next needs a tick (caller's clock), or null when it waits for nothing. */
   readonly wakeAt: number | null;
 }

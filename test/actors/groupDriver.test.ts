@@ -12,7 +12,7 @@ const persist: Persist = { group: "g", meta: { chosen: null, promised: { round: 
 const msg = (index: number): PeerMessage => ({ type: "readProbe", group: "g", probe: index });
 
 function ready(parts: Partial<Ready>): Ready {
-  return { persist: null, send: [], sendNow: [], answers: [], answersNow: [], wakeAt: null, ...parts };
+  return { persist: null, send: [], sendNow: [], answers: [], answersNow: [], proposed: null, wakeAt: null, ...parts };
 }
 
 class Recorder implements GroupPorts {

@@ -62,6 +62,7 @@ class Replica {
         sendNow: [...merged.sendNow, ...back.sendNow],
         answers: [...merged.answers, ...back.answers],
         answersNow: [...merged.answersNow, ...back.answersNow],
+        proposed: back.proposed ?? merged.proposed,
         wakeAt: back.wakeAt,
       };
     }
@@ -353,6 +354,9 @@ describe("rules of docs/DESIGN.md, one test each", () => {
     const spares = spare.sendNow.filter((o) => o.msg.type === "accept");
     expect(spares.map((o) => o.to)).toEqual(["n3"]);
     expect(spares[0]!.msg).toEqual(acc);
+    // A proposal, then a late copy of it: metrics count the first only (Ready.proposed).
+    expect(first.proposed).toEqual(acc);
+    expect(spare.proposed).toBeNull();
     // n3 accepts: with our own durable accept, a majority: chosen, and the write answered.
     const chosen = owner.receive("n3", { type: "accepted", group: GROUP, index: acc.index, ballot: acc.ballot }, 25);
     expect(chosen.answersNow).toHaveLength(1);

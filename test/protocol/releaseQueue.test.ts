@@ -19,7 +19,7 @@ function answer(call: number): Answer {
 }
 
 function ready(parts: Partial<Ready>): Ready {
-  return { persist: null, send: [], sendNow: [], answers: [], answersNow: [], wakeAt: null, ...parts };
+  return { persist: null, send: [], sendNow: [], answers: [], answersNow: [], proposed: null, wakeAt: null, ...parts };
 }
 
 describe("release queue", () => {
