@@ -458,8 +458,10 @@ async function run(fault: Fault, keysName: Keys, runKinds: Kind[]): Promise<RunR
 // PARTITION_MS, then healed. Clients are spread evenly over the three servers; for each cut,
 // only the clients of the two servers on the majority side count, over the whole cycle (the
 // cut, the heal, and the cut-off node's return). Their NATS connections are to their own
-// server, so a queue-subject request is served by that server's node (NATS prefers a local
-// queue member), and the TypeScript client (one per server) routes by its own liveness view.
+// server; a queue-subject request still goes to a queue member on any server at random (a
+// NATS cluster prefers a local member only for messages that arrive over a route), so until
+// the dead route is noticed about one in three is handed to the cut-off node. The TypeScript
+// client (one per server) routes by its own liveness view.
 
 const PARTITION_MS = 3_000;
 const PARTITION_EVERY_MS = 6_000;
