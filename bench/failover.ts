@@ -18,7 +18,9 @@
 //   hedged raw NATS requests on `<prefix>.api` as docs/API.md advises any-language clients: a
 //          write carries a request id, and an attempt unanswered after 4x the client's usual
 //          latency (75-250 ms, the TypeScript client's rule; --hedge-ms N for a fixed delay) gets a copy
-//          (same id) on the queue subject, up to 3 in flight; the first decided answer wins
+//          (same id) on the queue subject, and so on every hedge delay until an answer, up to
+//          MAX_COPIES (each copy lands on a node NATS picks at random, so while a node is cut off
+//          or paused a copy is lost one time in three); the first decided answer wins
 //   node   raw NATS requests on one node's own subject `<prefix>.api.<node>` (clients spread
 //          evenly over the nodes), 1 s timeout, no retries
 //   ts     the TypeScript client (one shared client, timeoutMs 1000, its own retries)
@@ -258,6 +260,13 @@ if (HEDGE_FIXED_MS !== null && !(HEDGE_FIXED_MS > 0)) throw new Error(`--hedge-m
 const HEDGE_LABEL = HEDGE_FIXED_MS === null ? "hedged after 4x its latency (75-250 ms)" : `hedged after ${HEDGE_FIXED_MS} ms`;
 
 /** A raw client that hedges (docs/API.md, "When a node dies or hangs"): see the header. */
+// A hedged raw client's copies of one operation at most. Three lost all three one operation in
+// 27 while a cut-off node drew a third of the queue requests: 230 one-second timeouts in 10 cuts,
+// enough to leave every majority-side client waiting at once (2026-12-01 trace). Eight lose all
+// one in 6,561; copies go out only while the operation is unanswered, so they cost nothing when
+// the cluster answers within the hedge delay.
+const MAX_COPIES = 8;
+
 async function hedgedClient(nc: NatsConnection, subject: string, keys: readonly string[], tally: Tally, running: () => boolean): Promise<void> {
   const id = ++nextClientId;
   const versions = new Map<string, number>();
@@ -287,7 +296,7 @@ async function hedgedClient(nc: NatsConnection, subject: string, keys: readonly 
         copies++;
         outstanding++;
         const budget = Math.max(1, OP_TIMEOUT_MS - (performance.now() - started));
-        if (copies < 3) hedge = setTimeout(send, hedgeMs);
+        if (copies < MAX_COPIES && performance.now() + hedgeMs - started < OP_TIMEOUT_MS) hedge = setTimeout(send, hedgeMs);
         const sentAt = performance.now();
         nc.request(subject, data, { timeout: budget, headers: h })
           .then((m) => {
@@ -305,7 +314,7 @@ async function hedgedClient(nc: NatsConnection, subject: string, keys: readonly 
           .finally(() => {
             outstanding--;
             if (outstanding === 0 && !settled) {
-              if (copies < 3 && performance.now() - started < OP_TIMEOUT_MS) {
+              if (copies < MAX_COPIES && performance.now() - started < OP_TIMEOUT_MS) {
                 clearTimeout(hedge);
                 send();
               } else finish(lastFailure);
