@@ -114,6 +114,11 @@ export interface ApiHandlerOptions {
   fastRoundOwner?(group: string): NodeId | null;
   /** This node has been up long enough for its peers to trust it (default: always). */
   selfSettled?(): boolean;
+  /**
+   * This node has just come back from a cut or a pause of a second or more (transport.ts
+   * returningFromCut): the requests arriving now are mostly NATS's backlog (default: never).
+   */
+  returningFromCut?(): boolean;
   /** When a frame from the peer last arrived (Date.now() ms; 0: never). */
   lastHeard(node: NodeId): number;
   /** NATS said nobody serves the peer's api subject: it is down. */
@@ -138,7 +143,7 @@ export class ApiHandler {
   private subs: Subscription[] = [];
   private sweeper: NodeJS.Timeout | null = null;
   private accepting = false;
-  readonly stats = { requests: 0, badRequests: 0, forwarded: 0, relayed: 0, hedged: 0, badReplySubjects: 0 };
+  readonly stats = { requests: 0, badRequests: 0, forwarded: 0, relayed: 0, hedged: 0, badReplySubjects: 0, refusedBacklog: 0 };
 
   constructor(private readonly opts: ApiHandlerOptions) {}
 
@@ -185,6 +190,15 @@ export class ApiHandler {
     if (request.kind === "status") return this.reply(msg, encoding, { ok: true, ...this.opts.status() });
     if (request.kind === "write" && this.opts.writeAllowed !== undefined && !this.opts.writeAllowed(request.group, msg)) {
       return this.reply(msg, encoding, errorResponse(new BadRequestError("group", "the membership log is written only by the members op (paxosstore members)")));
+    }
+    // Just back from a cut or a pause: a burst of queue requests NATS held for this node meanwhile
+    // arrives now (250-330 in the failover bench), their clients long gone to other nodes.
+    // Forwarded or relayed, they flooded the live nodes for 100-300 ms after every heal; each is
+    // answered at once instead, as a node that cannot serve it yet, and its client (if it still
+    // waits) tries again. A stale read is served here as always: it costs nothing elsewhere.
+    if (viaQueue && !(request.kind === "read" && request.consistency === "stale") && this.opts.returningFromCut?.() === true) {
+      this.stats.refusedBacklog++;
+      return this.reply(msg, encoding, errorResponse(notReachableHere(request, "this node has just come back from a network cut or a pause and cannot serve this yet")));
     }
     const replicas = this.opts.replicasFor(request.group);
     if (!replicas.includes(this.opts.self)) {
@@ -533,14 +547,19 @@ export class ApiHandler {
  * an id the client chose may have been applied by an earlier attempt, so that is a `timeout`.
  */
 function noReplicaReachable(request: Exclude<ValidRequest, { kind: "status" }>): UnavailableError | TimeoutError {
+  return notReachableHere(request, "no replica of the group is reachable");
+}
+
+/**
+ * A request this node did nothing with: `unavailable` (a write: not applied), except a write
+ * with the client's own request id, which an earlier attempt elsewhere may have applied:
+ * `timeout` (docs/API.md, "Request ids: what is promised").
+ */
+function notReachableHere(request: Exclude<ValidRequest, { kind: "status" }>, why: string): UnavailableError | TimeoutError {
   if (request.kind === "write" && request.requestId !== null) {
-    return new TimeoutError(
-      "no replica of the group is reachable; an earlier attempt with this requestId may have been applied: retry with the same requestId",
-      { group: request.group, requestId: request.requestId },
-    );
+    return new TimeoutError(`${why}; an earlier attempt with this requestId may have been applied: retry with the same requestId`, { group: request.group, requestId: request.requestId });
   }
-  const message = request.kind === "write" ? "no replica of the group is reachable; the write was not applied" : "no replica of the group is reachable";
-  return new UnavailableError(message, { group: request.group });
+  return new UnavailableError(request.kind === "write" ? `${why}; the write was not applied` : why, { group: request.group });
 }
 
 /** The error code of an answer, null for an ok (or undecodable: passed on as it is). */

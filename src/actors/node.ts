@@ -241,6 +241,7 @@ export async function startNode(config: NodeConfig, options: StartNodeOptions = 
     writeAllowed: (group, msg) => group !== MEMBERS_GROUP || msg.headers?.get(MEMBERS_WRITE_HEADER) === "1",
     peerAlive: (node) => transport.isAlive(node),
     selfSettled: () => transport.selfSettled(),
+    returningFromCut: () => transport.returningFromCut(),
     fastRoundOwner: (group) => {
       const replica = registry.replicaOf(group);
       return replica === null ? null : fastRoundOwner(replica);

@@ -29,6 +29,12 @@
 // `rejoinMs` before they trust it, so it trusts them at once and counts itself unsettled for
 // as long (its minority-side clients' writes go to the groups' live owners, not into Prepares
 // that duel with them).
+// Back from a LONG silence (a cut or a pause of `staleCutMs` or more), the node also gets, in
+// the first few hundred ms, every request NATS held for it meanwhile (a route's TCP buffer, or
+// its own socket while paused): 250-330 in one burst in the failover bench, each given up by
+// its client long ago. Forwarded or relayed, that burst flooded the live nodes and stalled
+// their clients for 100-300 ms after every heal. For `staleBurstMs` after such a return
+// (returningFromCut) the api handler answers queue-subject requests at once instead.
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { NodeId } from "../protocol/ballot.js";
@@ -60,6 +66,10 @@ export interface TransportOptions {
   readonly silenceMs?: number;
   /** A peer back from silence or death is alive again after this long (default 1000). */
   readonly rejoinMs?: number;
+  /** A silence of every peer at least this long counts as a cut (default 1000: see returningFromCut). */
+  readonly staleCutMs?: number;
+  /** For this long after a cut the requests arriving are mostly stale (default 250). */
+  readonly staleBurstMs?: number;
   /** A validated message from a member, for one of its groups. */
   deliver(from: NodeId, msg: PeerMessage): void;
   onBadFrame?(reason: string): void;
@@ -82,6 +92,8 @@ export class Transport {
 
   /** When this node started, or came back from being cut off from a majority (Date.now()). */
   private backAt = Date.now();
+  /** Until when requests arriving are the backlog of a cut this node just came back from. */
+  private staleUntil = 0;
 
   constructor(private readonly opts: TransportOptions) {
     this.members = new Set(opts.members);
@@ -90,6 +102,15 @@ export class Transport {
   /** This node has been up for `rejoinMs`: its peers trust it with requests by now. */
   selfSettled(now = Date.now()): boolean {
     return now - this.backAt >= (this.opts.rejoinMs ?? 1_000);
+  }
+
+  /**
+   * This node came back, within the last `staleBurstMs`, from hearing no peer for `staleCutMs`
+   * or more (cut off, or paused): what reaches it now is mostly what NATS held for it during
+   * the silence, whose clients gave up long ago. Routing only, like the rest of this view.
+   */
+  returningFromCut(now = Date.now()): boolean {
+    return now < this.staleUntil;
   }
 
   start(): void {
@@ -185,12 +206,22 @@ export class Transport {
       // it is unsettled from now on, and every peer heard again while it comes back (within a
       // silence of its return) is trusted at once. A peer never heard since this node started
       // was up while this node was not: trusted at once too.
-      if (before !== undefined && this.heardFromFew(now)) this.backAt = now;
+      if (before !== undefined && this.heardFromFew(now)) {
+        this.backAt = now;
+        if (now - this.lastHeardFromAny() >= (this.opts.staleCutMs ?? 1_000)) this.staleUntil = now + (this.opts.staleBurstMs ?? 250);
+      }
       const selfReturning = now - this.backAt < (this.opts.silenceMs ?? 250);
       this.backSince.set(frame.from, before === undefined || selfReturning ? now - rejoinMs : now);
     }
     this.lastHeard.set(frame.from, now);
     for (const msg of frame.messages) this.opts.deliver(frame.from, msg);
+  }
+
+  /** When any peer was last heard from (-Infinity: none ever). */
+  private lastHeardFromAny(): number {
+    let latest = -Infinity;
+    for (const [peer, at] of this.lastHeard) if (peer !== this.opts.self && at > latest) latest = at;
+    return latest;
   }
 
   /** Fewer than a majority of the members (this node included) were heard within a silence. */

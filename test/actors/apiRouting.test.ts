@@ -5,7 +5,10 @@
 //     owner, however long ago it was heard within the silence limit;
 //   - `PaxosStore-Direct: 1` is proposed here, never relayed;
 //   - a read through the queue subject at a node that has just started (or come back from a
-//     cut) goes to a live peer replica; once settled, the node serves it itself.
+//     cut) goes to a live peer replica; once settled, the node serves it itself;
+//   - just back from a cut of a second or more, queue-subject requests (NATS's backlog for the
+//     node) are answered at once, neither forwarded nor relayed nor proposed; stale reads and
+//     requests on the node's own subject are served as always.
 // The real ApiHandler on a real nats-server; the node behind it is a stub (its peers' liveness
 // is set by the test, its groups answer at once), and the peers n1 and n3 are plain NATS
 // subscribers that record what reaches them.
@@ -38,6 +41,7 @@ const local: GroupMsg[] = [];
 const heardAgoMs = new Map<string, number>();
 const alive = new Set<string>();
 let settled = true;
+let returning = false;
 
 beforeAll(async () => {
   nats = await startNatsServer();
@@ -63,6 +67,7 @@ beforeAll(async () => {
     peerAlive: (n) => alive.has(n),
     fastRoundOwner: () => "n1",
     selfSettled: () => settled,
+    returningFromCut: () => returning,
     lastHeard: (n) => Date.now() - (heardAgoMs.get(n) ?? 1e9),
     markDown: (n) => alive.delete(n),
     dispatch: (_group, msg) => {
@@ -90,6 +95,7 @@ beforeEach(() => {
   heardAgoMs.clear();
   alive.clear();
   settled = true;
+  returning = false;
 });
 
 async function request(subject: string, body: Record<string, unknown>, direct?: string): Promise<Record<string, unknown>> {
@@ -171,5 +177,41 @@ describe("a read through the queue subject", () => {
     expect(a.ok).toBe(true);
     expect(seen).toEqual([]);
     expect(local.map((m) => m.type)).toEqual(["read"]);
+  });
+});
+
+describe("just back from a cut (returningFromCut)", () => {
+  beforeEach(() => {
+    settled = false;
+    returning = true;
+    alive.add("n1").add("n3");
+    heardAgoMs.set("n1", 10).set("n3", 10);
+  });
+
+  it("answers a queue-subject write at once: `unavailable` without a request id, `timeout` with one (an earlier attempt may have been applied)", async () => {
+    const plain = await request(subjects.api, { op: "put", key: "k", value: "v" });
+    expect(plain).toMatchObject({ ok: false, error: { code: "unavailable" } });
+    const withId = await request(subjects.api, put);
+    expect(withId).toMatchObject({ ok: false, error: { code: "timeout", details: { requestId: "route-1" } } });
+    const txn = await request(subjects.api, { op: "txn", group: "k", compares: [], success: [{ op: "put", key: "k", value: "v" }] });
+    expect(txn).toMatchObject({ ok: false, error: { code: "unavailable" } });
+    expect(seen).toEqual([]); // not relayed
+    expect(local).toEqual([]); // not proposed
+  });
+
+  it("answers a linearizable read at once, and serves a stale read as always", async () => {
+    const a = await request(subjects.api, { op: "get", key: "k" });
+    expect(a).toMatchObject({ ok: false, error: { code: "unavailable" } });
+    expect(seen).toEqual([]); // not forwarded
+    const stale = await request(subjects.api, { op: "get", key: "k", consistency: "stale" });
+    expect(stale.ok).toBe(true); // (unsettled: forwarded to a live peer, as before a cut)
+  });
+
+  it("serves requests on its own subject as always (a client that routes by itself chose it)", async () => {
+    const a = await request(subjects.apiNode("n2"), put);
+    expect(a).toMatchObject({ ok: true, from: "n1" }); // relayed to the live owner, as when settled
+    returning = false;
+    const b = await request(subjects.api, { op: "get", key: "k" });
+    expect(b).toMatchObject({ ok: true, from: "n1" }); // unsettled still: forwarded to a live peer
   });
 });

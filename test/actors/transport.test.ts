@@ -116,4 +116,29 @@ describe("transport liveness", () => {
     expect(transport.isAlive("n3")).toBe(false);
     expect(transport.selfSettled()).toBe(true);
   });
+  it("back from hearing no peer for a second or more, requests are NATS's backlog for staleBurstMs; a shorter silence, a silent peer or a start is not that", () => {
+    const { transport, frameFrom } = transportOf("n1");
+    frameFrom("n2");
+    expect(transport.returningFromCut()).toBe(false); // a start: no backlog (a new connection)
+    frameFrom("n3");
+    steady(frameFrom, REJOIN_MS, "n2", "n3");
+    vi.advanceTimersByTime(SILENCE_MS + 200); // nobody heard for 500 ms: cut off, but briefly
+    frameFrom("n2");
+    expect(transport.selfSettled()).toBe(false);
+    expect(transport.returningFromCut()).toBe(false);
+    steady(frameFrom, REJOIN_MS, "n2", "n3");
+    steady(frameFrom, 1_500, "n2"); // n3 silent, n2 up: n1 is not the one cut off
+    frameFrom("n3");
+    expect(transport.returningFromCut()).toBe(false);
+    steady(frameFrom, REJOIN_MS, "n2", "n3");
+    vi.advanceTimersByTime(1_000); // nobody heard for a second: cut off (or paused)
+    frameFrom("n3");
+    expect(transport.returningFromCut()).toBe(true);
+    vi.advanceTimersByTime(249);
+    frameFrom("n2");
+    expect(transport.returningFromCut()).toBe(true);
+    vi.advanceTimersByTime(1);
+    expect(transport.returningFromCut()).toBe(false);
+    expect(transport.selfSettled()).toBe(false); // still unsettled: that lasts rejoinMs
+  });
 });
