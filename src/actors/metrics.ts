@@ -28,7 +28,7 @@ export const NO_GROUP_METRICS: GroupMetrics = { groupLoaded() {}, groupPassivate
 export interface MetricSources {
   groupsActive(): number;
   transport(): { framesOut: number; messagesOut: number; framesIn: number; messagesIn: number; badFrames: number };
-  api(): { requests: number; badRequests: number; forwarded: number; relayed: number; hedged: number };
+  api(): { requests: number; badRequests: number; forwarded: number; relayed: number; hedged: number; refusedBacklog: number };
   writerQueued(): number;
 }
 
@@ -82,6 +82,7 @@ export class NodeMetrics implements GroupMetrics {
     counter("paxosstore_bad_frames_total", "Peer frames dropped: undecodable, invalid, from a non-member or another cluster", () => sources.transport().badFrames);
     counter("paxosstore_bad_requests_total", "Client requests refused as malformed", () => sources.api().badRequests);
     counter("paxosstore_forwards_total", "Requests relayed to another node (a write to the group's live fast-round owner or preferred replica, a read at a node that has just started, or a group this node holds no replica of)", () => sources.api().forwarded + sources.api().relayed);
+    counter("paxosstore_backlog_refused_total", "Queue-subject requests answered at once, unserved, in the 250 ms after this node came back from a cut or pause of a second or more (NATS's backlog for it)", () => sources.api().refusedBacklog);
     counter("paxosstore_relay_hedges_total", "Relayed writes whose target stayed silent for the hedge delay, so that a second copy went to the next replica", () => sources.api().hedged);
   }
 
