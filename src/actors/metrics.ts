@@ -119,7 +119,7 @@ export class NodeMetrics implements GroupMetrics {
     for (const o of ready.send) if (o.msg.type === "prepare") prepare = true;
     // A spare peer's late copy of an Accept is not a proposal (Ready.proposed).
     const m = ready.proposed;
-    if (m !== null && m.type === "accept" && m.ballot.round === FAST_ROUND && m.ballot.node === self) fast = true;
+    if (m !== null && m.ballot.round === FAST_ROUND && m.ballot.node === self) fast = true;
     if (prepare) this.prepareProposals.inc();
     if (fast) this.fastProposals.inc();
   }

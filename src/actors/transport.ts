@@ -29,11 +29,11 @@
 // `rejoinMs` before they trust it, so it trusts them at once and counts itself unsettled for
 // as long (its minority-side clients' writes go to the groups' live owners, not into Prepares
 // that duel with them).
-// Back from a LONG silence (a cut or a pause of `staleCutMs` or more), the node also gets, in
+// Back from a LONG silence (a cut or a pause of STALE_CUT_MS or more), the node also gets, in
 // the first few hundred ms, every request NATS held for it meanwhile (a route's TCP buffer, or
 // its own socket while paused): 250-330 in one burst in the failover bench, each given up by
 // its client long ago. Forwarded or relayed, that burst flooded the live nodes and stalled
-// their clients for 100-300 ms after every heal. For `staleBurstMs` after such a return
+// their clients for 100-300 ms after every heal. For STALE_BURST_MS after such a return
 // (returningFromCut) the api handler answers queue-subject requests at once instead.
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -66,14 +66,15 @@ export interface TransportOptions {
   readonly silenceMs?: number;
   /** A peer back from silence or death is alive again after this long (default 1000). */
   readonly rejoinMs?: number;
-  /** A silence of every peer at least this long counts as a cut (default 1000: see returningFromCut). */
-  readonly staleCutMs?: number;
-  /** For this long after a cut the requests arriving are mostly stale (default 250). */
-  readonly staleBurstMs?: number;
   /** A validated message from a member, for one of its groups. */
   deliver(from: NodeId, msg: PeerMessage): void;
   onBadFrame?(reason: string): void;
 }
+
+/** A silence of every peer at least this long was a cut or a pause, not a stall (returningFromCut). */
+const STALE_CUT_MS = 1_000;
+/** For this long after such a silence, what arrives is mostly NATS's backlog (returningFromCut). */
+const STALE_BURST_MS = 250;
 
 export class Transport {
   readonly stats: TransportStats = { framesOut: 0, messagesOut: 0, framesIn: 0, messagesIn: 0, badFrames: 0, lastBadReason: null };
@@ -105,7 +106,7 @@ export class Transport {
   }
 
   /**
-   * This node came back, within the last `staleBurstMs`, from hearing no peer for `staleCutMs`
+   * This node came back, within the last STALE_BURST_MS, from hearing no peer for STALE_CUT_MS
    * or more (cut off, or paused): what reaches it now is mostly what NATS held for it during
    * the silence, whose clients gave up long ago. Routing only, like the rest of this view.
    */
@@ -208,7 +209,7 @@ export class Transport {
       // was up while this node was not: trusted at once too.
       if (before !== undefined && this.heardFromFew(now)) {
         this.backAt = now;
-        if (now - this.lastHeardFromAny() >= (this.opts.staleCutMs ?? 1_000)) this.staleUntil = now + (this.opts.staleBurstMs ?? 250);
+        if (now - this.lastHeardFromAny() >= STALE_CUT_MS) this.staleUntil = now + STALE_BURST_MS;
       }
       const selfReturning = now - this.backAt < (this.opts.silenceMs ?? 250);
       this.backSince.set(frame.from, before === undefined || selfReturning ? now - rejoinMs : now);

@@ -10,7 +10,7 @@
 import type { NodeId } from "./ballot.js";
 import type { Persist } from "./durable.js";
 import type { Answer, ErrorCode, CallId } from "./io.js";
-import type { Outbound, PeerMessage, RequestRecord } from "./messages.js";
+import type { Accept, Outbound, PeerMessage, RequestRecord } from "./messages.js";
 import type { Configuration, Entry, ReadResult, WriteResult } from "./ops.js";
 import type { DurableMeta } from "./durable.js";
 import type { GroupState } from "./state.js";
@@ -40,7 +40,7 @@ export class Effects {
   chosenByDurableVotes = false;
   readonly inbox: { from: NodeId; msg: PeerMessage }[] = [];
   /** The Accept this step proposed (`propose`), not a spare peer's late copy (see Ready.proposed). */
-  proposed: PeerMessage | null = null;
+  proposed: Accept | null = null;
 
   constructor(private readonly self: NodeId) {}
 
@@ -57,7 +57,7 @@ export class Effects {
    * A proposal (Accept) to every replica: our own acceptor takes it in this step (inbox); the
    * peers get it at once, before this step's persist (its safety: fastRound.ts, proposer.ts).
    */
-  propose(replicas: readonly NodeId[], msg: PeerMessage): void {
+  propose(replicas: readonly NodeId[], msg: Accept): void {
     this.proposed = msg;
     for (const to of replicas) {
       if (to === this.self) this.inbox.push({ from: this.self, msg });

@@ -7,7 +7,7 @@
 // persist may repeat a Promise/Accepted whose persist is still on its way to disk).
 
 import type { NodeId } from "./ballot.js";
-import type { Outbound, PeerMessage } from "./messages.js";
+import type { Accept, Outbound, PeerMessage } from "./messages.js";
 import type { Persist } from "./durable.js";
 import type { Command, Configuration, ReadQuery, ReadResult, WriteResult } from "./ops.js";
 
@@ -99,7 +99,7 @@ export interface Ready {
    * or null. Not set by the late copy a spare peer gets (proposer.ts sendSpareAccepts): metrics
    * count proposals, not messages.
    */
-  readonly proposed: PeerMessage | null;
+  readonly proposed: Accept | null;
   /** When the core next needs a tick (caller's clock), or null when it waits for nothing. */
   readonly wakeAt: number | null;
 }

@@ -116,7 +116,7 @@ describe("transport liveness", () => {
     expect(transport.isAlive("n3")).toBe(false);
     expect(transport.selfSettled()).toBe(true);
   });
-  it("back from hearing no peer for a second or more, requests are NATS's backlog for staleBurstMs; a shorter silence, a silent peer or a start is not that", () => {
+  it("back from hearing no peer for a second or more, requests are NATS's backlog for 250 ms (STALE_BURST_MS); a shorter silence, a silent peer or a start is not that", () => {
     const { transport, frameFrom } = transportOf("n1");
     frameFrom("n2");
     expect(transport.returningFromCut()).toBe(false); // a start: no backlog (a new connection)
