@@ -55,6 +55,7 @@ interface Options {
   metricsPortBase: number;
   nodeEnv: Record<string, string>;
   cpuProfDir: string | null;
+  nodeFlags: string[];
 }
 
 function usage(): never {
@@ -74,7 +75,8 @@ function usage(): never {
   --nats-port N         local cluster's nats-server port (default 14280)
   --metrics-port N      local cluster: node i gets N+i (default 19460)
   --node-env K=V,...    extra PAXOSSTORE_* settings for locally started nodes
-  --cpu-prof DIR        local nodes run with node --cpu-prof; profiles land in DIR at the end`);
+  --cpu-prof DIR        local nodes run with node --cpu-prof; profiles land in DIR at the end
+  --node-flags "F ..."  extra node (V8) flags for locally started nodes, e.g. "--max-semi-space-size=16"`);
   process.exit(0);
 }
 
@@ -82,7 +84,7 @@ function parseOptions(argv: string[]): Options {
   const o: Options = {
     servers: null, cluster: "bench", members: ["n1", "n2", "n3"], phases: [...ALL_PHASES],
     durationS: 10, warmupS: 2, keys: 10_000, keyBytes: 16, valueBytes: 100, conc: 64,
-    hotClients: 12, hotKeys: 8, json: null, metricsUrls: [], natsPort: 14280, metricsPortBase: 19460, nodeEnv: {}, cpuProfDir: null,
+    hotClients: 12, hotKeys: 8, json: null, metricsUrls: [], natsPort: 14280, metricsPortBase: 19460, nodeEnv: {}, cpuProfDir: null, nodeFlags: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -117,6 +119,7 @@ function parseOptions(argv: string[]): Options {
       case "--hot-keys": o.hotKeys = Math.max(1, Math.floor(num())); break;
       case "--json": o.json = v(); break;
       case "--cpu-prof": o.cpuProfDir = v(); break;
+      case "--node-flags": o.nodeFlags = v().split(/\s+/).filter((f) => f !== ""); break;
       case "--metrics-urls": o.metricsUrls = v().split(",").filter((u) => u !== ""); break;
       case "--nats-port": o.natsPort = num(); break;
       case "--metrics-port": o.metricsPortBase = num(); break;
@@ -444,7 +447,7 @@ async function main(): Promise<void> {
   let local: LocalCluster | null = null;
   if (o.servers === null) {
     console.log(`bench: starting nats-server on port ${o.natsPort} and nodes ${o.members.join(",")} (built dist/; run npm run build first)`);
-    local = await startLocalCluster({ ...o, nodeFlags: o.cpuProfDir === null ? [] : ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir] });
+    local = await startLocalCluster({ ...o, nodeFlags: [...o.nodeFlags, ...(o.cpuProfDir === null ? [] : ["--cpu-prof", "--cpu-prof-dir", o.cpuProfDir])] });
   }
   const stopLocal = async (): Promise<void> => {
     const l = local;
