@@ -52,15 +52,34 @@ export const MARKS_RANGE: { gte: Uint8Array; lt: Uint8Array } = { gte: Uint8Arra
 
 /** The written mark of a group (see the top of this file). */
 export function writtenMarkKey(prefix: Uint8Array): Uint8Array {
-  return concat(Uint8Array.of(MARKS_BYTE), prefix);
+  const key = new Uint8Array(1 + prefix.length);
+  key[0] = MARKS_BYTE;
+  key.set(prefix, 1);
+  return key;
 }
 
+// The key builders below run for every record of every commit: each makes its key in one
+// allocation, writing the UTF-8 bytes in place (encodeInto) instead of encoding to a buffer of
+// their own and copying (a separate buffer per string is a malloc outside V8's heap).
+
 export function groupPrefix(group: string): Uint8Array {
-  const name = utf8.encode(group);
-  const prefix = new Uint8Array(4 + name.length);
-  new DataView(prefix.buffer).setUint32(0, name.length);
-  prefix.set(name, 4);
+  const length = Buffer.byteLength(group, "utf8");
+  const prefix = new Uint8Array(4 + length);
+  prefix[0] = length >>> 24;
+  prefix[1] = (length >>> 16) & 0xff;
+  prefix[2] = (length >>> 8) & 0xff;
+  prefix[3] = length & 0xff;
+  utf8.encodeInto(group, prefix.subarray(4));
   return prefix;
+}
+
+/** P(g) ++ kind ++ utf8(name), in one allocation. */
+function kindKey(prefix: Uint8Array, kind: number, name: string): Uint8Array {
+  const key = new Uint8Array(prefix.length + 1 + Buffer.byteLength(name, "utf8"));
+  key.set(prefix, 0);
+  key[prefix.length] = kind;
+  utf8.encodeInto(name, key.subarray(prefix.length + 1));
+  return key;
 }
 
 /** The bounds of one group's records, for an iterator: gte .. lt. */
@@ -69,15 +88,15 @@ export function groupRange(prefix: Uint8Array): { gte: Uint8Array; lt: Uint8Arra
 }
 
 export function metaKey(prefix: Uint8Array): Uint8Array {
-  return concat(prefix, Uint8Array.of(RecordKind.Meta));
+  return kindKey(prefix, RecordKind.Meta, "");
 }
 
 export function dataKey(prefix: Uint8Array, key: string): Uint8Array {
-  return concat(prefix, Uint8Array.of(RecordKind.Data), utf8.encode(key));
+  return kindKey(prefix, RecordKind.Data, key);
 }
 
 export function requestKey(prefix: Uint8Array, requestId: string): Uint8Array {
-  return concat(prefix, Uint8Array.of(RecordKind.Request), utf8.encode(requestId));
+  return kindKey(prefix, RecordKind.Request, requestId);
 }
 
 /** A key split into its group, its kind and the name after the kind byte (if any). */

@@ -23,14 +23,19 @@ const HEADER_BYTES = 5;
 // instead of pinning the whole record buffer.
 const packr = new Packr({ useRecords: false, copyBuffers: true });
 
+const FORMAT_BYTE = Uint8Array.of(RECORD_FORMAT);
+
 export function encodeRecord(key: Uint8Array, payload: unknown): Uint8Array {
   const body = packr.pack(payload);
-  const value = new Uint8Array(HEADER_BYTES + body.length);
+  // allocUnsafe: a slice of Node's shared pool for small records (no malloc of its own); every
+  // byte is written below.
+  const value = Buffer.allocUnsafe(HEADER_BYTES + body.length);
   value[0] = RECORD_FORMAT;
   value.set(body, HEADER_BYTES);
-  const crc = crc32(body, crc32(value.subarray(0, 1), crc32(key)));
-  new DataView(value.buffer).setUint32(1, crc);
-  return value;
+  const crc = crc32(body, crc32(FORMAT_BYTE, crc32(key)));
+  value.writeUInt32BE(crc, 1);
+  // A plain Uint8Array view of it: callers and tests compare records as Uint8Array.
+  return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
 }
 
 /** Checks the frame and decodes the payload; throws StorageCorruptError on any mismatch. */

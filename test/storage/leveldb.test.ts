@@ -182,6 +182,25 @@ describe("LevelStorage on disk", () => {
       expect(sortedEntries((await storage.loadGroup("g"))!)).toEqual([["k", entry(3)]]);
     });
 
+    it("writes the mark again after a drop in the same process (a group's mark is written once per life)", async () => {
+      const mark = writtenMarkKey(groupPrefix("g"));
+      await storage.commit([persist("g", { keys: [["k", entry(1)]] })]);
+      expect(await storage.loadGroup("g")).not.toBeNull();
+      // Known marked now: these commits skip the mark.
+      await storage.commit([persist("g", { meta: meta(2), keys: [["k", entry(2)]] })]);
+      await storage.dropGroup("g");
+      await storage.commit([persist("g", { meta: meta(3), keys: [["k", entry(3)]] })]);
+      await storage.close();
+      await withRawDb(dir, async (db) => {
+        expect(await db.get(mark)).toBeDefined();
+        // A lost meta record must still be found by the mark.
+        await db.del(metaKey(groupPrefix("g")));
+      });
+      storage = new LevelStorage(dir);
+      await storage.open();
+      await expect(storage.loadGroup("g")).rejects.toThrow(/no meta record/);
+    });
+
     it("lists groups without the marks", async () => {
       await storage.commit([persist("a", { keys: [["k", entry(1)]] }), persist("b", { keys: [["k", entry(1)]] })]);
       const listed: string[] = [];
