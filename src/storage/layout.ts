@@ -18,8 +18,9 @@
 // after every group and listGroups stops before it.
 //
 // The written mark (layout version 2) makes "this group was never written here" a point read.
-// Every commit writes it with the group's meta record, in the same atomic batch, in a key range
-// of its own (0xFE sorts after every group and before the format key). Loading a group reads the
+// It is written with the group's meta record, in the same atomic batch, by every commit until
+// the process knows it is on disk (leveldb.ts, markedGroups), in a key range of its own (0xFE
+// sorts after every group and before the format key). A meta record is never stored without it. Loading a group reads the
 // mark and the meta record with two synchronous point reads (~5 us) instead of opening an
 // iterator over the group's range (~60-180 us of CPU through the engine's worker threads): a
 // group with neither was never written; a mark without a meta record is a lost meta record,
