@@ -57,7 +57,7 @@ import { replicasFor } from "../protocol/placement.js";
 import { DEFAULT_CLUSTER, nameProblem, subjectsFor, type Subjects } from "../protocol/subjects.js";
 import { found, notFound, scanPage, type Entry, type GetResponse, type ScanPage } from "./results.js";
 import { Refusals } from "./refusals.js";
-import { attemptBudgetMs, backoffMs, hedgeDelayMs, isRetryable, nodeDeadlineMs, SUSPECT_MS, TRIAL_MS } from "./retry.js";
+import { attemptBudgetMs, backoffMs, hedgeDelayMs, isRetryable, nodeDeadlineMs, retryWorthStarting, SUSPECT_MS, TRIAL_MS } from "./retry.js";
 
 /** The header that bounds a call on the node, in milliseconds (read by src/actors/apiHandler.ts). */
 export { DIRECT_HEADER, DIRECT_HEDGE, TIMEOUT_HEADER } from "../protocol/codec.js";
@@ -576,7 +576,7 @@ export class PaxosStoreClient {
       const left = deadline - Date.now();
       if (left <= 0 || attempt >= (route.attemptsMax ?? Infinity)) break;
       const wait = redirect !== null ? 0 : backoffMs(attempt, targets.length, Math.random());
-      if (wait >= left) break;
+      if (!retryWorthStarting(wait, left)) break;
       if (wait > 0) await sleep(wait);
       if (this.closed) {
         if (isWrite && uncertain) throw new TimeoutError(`timeout: the client was closed; an earlier attempt may have been applied: retry with the same requestId (${requestId ?? "none"}) to find out`);

@@ -41,6 +41,16 @@ export function attemptBudgetMs(remainingMs: number, callTimeoutMs: number, othe
   return Math.min(remaining, Math.max(ATTEMPT_MS_MIN, Math.ceil(callTimeoutMs / 2)));
 }
 
+/**
+ * Whether to retry after waiting `waitMs`, with `leftMs` of the call's deadline left: only if the
+ * retry still gets ATTEMPT_MS_MIN. A shorter attempt mostly ends unanswered on a loaded machine,
+ * and an unanswered write attempt would turn the definite refusals so far (`unavailable`: not
+ * applied) into an unknown outcome (`timeout`). The first attempt always goes.
+ */
+export function retryWorthStarting(waitMs: number, leftMs: number): boolean {
+  return waitMs + ATTEMPT_MS_MIN <= leftMs;
+}
+
 /** The deadline the node is given for an attempt of `budgetMs`: a little less, so it answers first. */
 export function nodeDeadlineMs(budgetMs: number): number {
   const margin = Math.min(250, Math.floor(budgetMs / 5));

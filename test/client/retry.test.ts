@@ -6,7 +6,7 @@ import { connect as natsConnect, headers as natsHeaders, type Msg, type NatsConn
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { decodeRequest, encodeResponse } from "../../src/protocol/codec.js";
 import { ConflictError, NotReplicaError, TimeoutError, UnavailableError, BadRequestError, connect, replicasFor, type PaxosStoreClient } from "../../src/client/index.js";
-import { attemptBudgetMs, backoffMs, BACKOFF_MS_MAX, nodeDeadlineMs, isRetryable, SUSPECT_MS } from "../../src/client/retry.js";
+import { ATTEMPT_MS_MIN, attemptBudgetMs, backoffMs, BACKOFF_MS_MAX, nodeDeadlineMs, isRetryable, retryWorthStarting, SUSPECT_MS } from "../../src/client/retry.js";
 import { errorResponse, type ApiResponse } from "../../src/protocol/api.js";
 import { startNatsServer, type NatsServer } from "../helpers/natsServer.js";
 
@@ -99,6 +99,13 @@ describe("the policy", () => {
     expect(backoffMs(4, 3, 0)).toBe(2 * third);
     for (let a = 3; a < 40; a++) expect(backoffMs(a, 3, 0.999)).toBeLessThanOrEqual(BACKOFF_MS_MAX);
     expect(backoffMs(20, 3, 0)).toBeGreaterThanOrEqual(BACKOFF_MS_MAX / 2);
+  });
+  it("a retry goes only while it can still get ATTEMPT_MS_MIN (a last sliver would end unanswered: `timeout` for a refused write)", () => {
+    expect(retryWorthStarting(0, ATTEMPT_MS_MIN)).toBe(true);
+    expect(retryWorthStarting(0, ATTEMPT_MS_MIN - 1)).toBe(false);
+    expect(retryWorthStarting(100, ATTEMPT_MS_MIN + 99)).toBe(false);
+    expect(retryWorthStarting(100, 1_000)).toBe(true);
+    expect(retryWorthStarting(0, 20)).toBe(false);
   });
 });
 
