@@ -366,9 +366,10 @@ export class LevelStorage implements Storage {
   }
 
   dropGroup(group: string): Promise<void> {
-    this.markedGroups.delete(group);
     const done = this.commitTail.then(async () => {
       this.assertOpen();
+      // Here, not at the call: a commit queued before the drop runs first and may note the group
+      // again; every commit after it writes the mark anew.
       this.markedGroups.delete(group);
       const prefix = groupPrefix(group);
       try {
